@@ -1,0 +1,35 @@
+# Two commands on a fresh machine: `make demo` and `make test`. Each installs what it needs
+# (Node 24, npm dependencies, the test bed's components, cached outside the repo by version).
+SHELL := /bin/bash
+NODE_ENV_SH := . scripts/node-env.sh
+
+.PHONY: setup demo test test-unit lint build testbed-build bench clean
+
+node_modules/.install-stamp: package.json package-lock.json
+	@$(NODE_ENV_SH) && npm ci --no-audit --no-fund --loglevel=error && touch $@
+
+setup: node_modules/.install-stamp
+
+testbed-build: setup
+	@$(NODE_ENV_SH) && npm run --silent testbed -- build
+
+demo: setup
+	@$(NODE_ENV_SH) && npm run --silent demo
+
+test: setup
+	@$(NODE_ENV_SH) && npm test
+
+test-unit: setup
+	@$(NODE_ENV_SH) && npm run test:unit
+
+lint: setup
+	@$(NODE_ENV_SH) && npm run lint
+
+build: setup
+	@$(NODE_ENV_SH) && npm run build
+
+bench: setup
+	@$(NODE_ENV_SH) && npm run bench
+
+clean:
+	rm -rf dist node_modules

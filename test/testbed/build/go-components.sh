@@ -1,0 +1,87 @@
+#!/usr/bin/env bash
+# Builds the Go parts of the test bed from the Go module proxy, cached by version:
+#   k8s   kube-apiserver, kube-controller-manager, kube-scheduler, kubectl (version stamped)
+#   etcd  etcd server
+#   kwok  kwok (fake kubelet) and its stage configs
+#   helm  helm 3
+# Usage: go-components.sh [k8s|etcd|kwok|helm]...   (no argument: all). Idempotent.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source=versions.env
+. "$here/versions.env"
+CACHE=${LIVY_TESTBED_CACHE:-$HOME/.cache/livy-operator-testbed}
+export CGO_ENABLED=0 GOFLAGS=-buildvcs=false
+mkdir -p "$CACHE"
+
+log() { printf '[testbed-build] %s\n' "$*" >&2; }
+fail() { printf '[testbed-build] FAILED: %s\n' "$*" >&2; exit 1; }
+command -v go >/dev/null || fail "go is not installed: the control plane, kwok and helm are built with Go >= 1.24 (set LIVY_TESTBED_SKIP=1 to skip the test bed)"
+
+build_k8s() {
+  local out="$CACHE/k8s-v$K8S_VERSION"
+  [ -f "$out/.complete" ] && { log "k8s v$K8S_VERSION cached at $out"; return; }
+  log "building kube-apiserver, kube-controller-manager, kube-scheduler, kubectl v$K8S_VERSION (cold: 10-25 min)"
+  local mod; mod=$(cd /tmp && go mod download -json "k8s.io/kubernetes@v$K8S_VERSION" | sed -n 's/.*"GoMod": "\(.*\)".*/\1/p')
+  [ -f "$mod" ] || fail "k8s: cannot download k8s.io/kubernetes@v$K8S_VERSION from the Go module proxy"
+  local minor=${K8S_VERSION#*.}; minor=${minor%%.*}
+  local w="$CACHE/src/k8s-v$K8S_VERSION"; rm -rf "$w"; mkdir -p "$w"
+  {
+    echo "module livy-operator.testbed/k8s"
+    echo "go 1.24.0"
+    echo "require k8s.io/kubernetes v$K8S_VERSION"
+    echo "replace ("
+    # every staging module k8s.io/X => ./staging/... becomes its published v0.MINOR.PATCH
+    sed -n 's#^\s*\(k8s\.io/[a-z0-9-]*\) => \./staging/.*#\1#p' "$mod" | while read -r m; do
+      echo "  $m => $m v0.${K8S_VERSION#*.}"
+    done
+    echo ")"
+  } > "$w/go.mod"
+  local cmds="k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager k8s.io/kubernetes/cmd/kube-scheduler k8s.io/kubernetes/cmd/kubectl"
+  (cd "$w" && for c in $cmds; do go get "$c@v$K8S_VERSION"; done) || fail "k8s: go get failed (see above)"
+  local ld="-s -w"
+  for p in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
+    ld="$ld -X $p.gitVersion=v$K8S_VERSION -X $p.gitMajor=1 -X $p.gitMinor=$minor -X $p.gitTreeState=clean -X $p.gitCommit=0000000000000000000000000000000000000000 -X $p.buildDate=1970-01-01T00:00:00Z"
+  done
+  mkdir -p "$out/bin"
+  # one go build for all four: they share most packages, so they compile once
+  (cd "$w" && go build -trimpath -ldflags "$ld" -o "$out/bin/" $cmds) || fail "k8s: go build failed (see above)"
+  "$out/bin/kubectl" version --client | grep -q "v$K8S_VERSION" || fail "k8s: kubectl does not report v$K8S_VERSION"
+  touch "$out/.complete"; log "k8s v$K8S_VERSION built into $out/bin"
+}
+
+build_etcd() {
+  local out="$CACHE/etcd-v$ETCD_VERSION"
+  [ -f "$out/.complete" ] && { log "etcd v$ETCD_VERSION cached at $out"; return; }
+  log "building etcd v$ETCD_VERSION"
+  local w="$CACHE/src/etcd-v$ETCD_VERSION"; rm -rf "$w"; mkdir -p "$w"
+  printf 'module livy-operator.testbed/etcd\ngo 1.24.0\n' > "$w/go.mod"
+  (cd "$w" && go get "go.etcd.io/etcd/server/v3@v$ETCD_VERSION") || fail "etcd: go get failed"
+  mkdir -p "$out/bin"
+  (cd "$w" && go build -trimpath -ldflags "-s -w" -o "$out/bin/etcd" go.etcd.io/etcd/server/v3) || fail "etcd: go build failed"
+  "$out/bin/etcd" --version | grep -q "$ETCD_VERSION" || fail "etcd: binary does not report $ETCD_VERSION"
+  touch "$out/.complete"; log "etcd built into $out/bin"
+}
+
+build_kwok() {
+  local out="$CACHE/kwok-v$KWOK_VERSION"
+  [ -f "$out/.complete" ] && { log "kwok v$KWOK_VERSION cached at $out"; return; }
+  log "building kwok v$KWOK_VERSION"
+  mkdir -p "$out/bin" "$out/stages"
+  GOBIN="$out/bin" go install -trimpath -ldflags "-s -w -X sigs.k8s.io/kwok/pkg/consts.Version=v$KWOK_VERSION" "sigs.k8s.io/kwok/cmd/kwok@v$KWOK_VERSION" || fail "kwok: go install failed"
+  local dir; dir=$(cd /tmp && go mod download -json "sigs.k8s.io/kwok@v$KWOK_VERSION" | sed -n 's/.*"Dir": "\(.*\)".*/\1/p')
+  cp -r "$dir/kustomize/stage/." "$out/stages/" && chmod -R u+w "$out/stages"
+  touch "$out/.complete"; log "kwok built into $out/bin"
+}
+
+build_helm() {
+  local out="$CACHE/helm-v$HELM_VERSION"
+  [ -f "$out/.complete" ] && { log "helm v$HELM_VERSION cached at $out"; return; }
+  log "building helm v$HELM_VERSION"
+  mkdir -p "$out/bin"
+  GOBIN="$out/bin" go install -trimpath -ldflags "-s -w -X helm.sh/helm/v3/internal/version.version=v$HELM_VERSION" "helm.sh/helm/v3/cmd/helm@v$HELM_VERSION" || fail "helm: go install failed"
+  "$out/bin/helm" version --short | grep -q "v$HELM_VERSION" || fail "helm: binary does not report v$HELM_VERSION"
+  touch "$out/.complete"; log "helm built into $out/bin"
+}
+
+targets=("$@"); [ ${#targets[@]} -gt 0 ] || targets=(etcd kwok helm k8s)
+for t in "${targets[@]}"; do "build_$t"; done
