@@ -1,0 +1,49 @@
+#!/usr/bin/env node
+// npm run testbed -- build|up|down|status|env
+import { build, defaultStateDir, down, envLines, readState, status, up } from "./testbed.ts";
+
+const usage = "usage: npm run testbed -- build|up|down|status|env [--state-dir DIR]";
+const args = process.argv.slice(2);
+const cmd = args[0];
+const dirFlag = args.indexOf("--state-dir");
+const stateDir = dirFlag >= 0 && args[dirFlag + 1] ? args[dirFlag + 1] : defaultStateDir();
+
+async function main(): Promise<number> {
+  switch (cmd) {
+    case "build":
+      await build();
+      return 0;
+    case "up": {
+      const state = await up(stateDir);
+      process.stdout.write(`${envLines(state)}\n`);
+      process.stderr.write(`[testbed] use it with: eval "$(npm run --silent testbed -- env)"\n`);
+      return 0;
+    }
+    case "down":
+      await down(stateDir);
+      return 0;
+    case "status":
+      process.stdout.write(`${status(stateDir)}\n`);
+      return 0;
+    case "env": {
+      const state = readState(stateDir);
+      if (!state) {
+        process.stderr.write("[testbed] the test bed is down: npm run testbed -- up\n");
+        return 1;
+      }
+      process.stdout.write(`${envLines(state)}\n`);
+      return 0;
+    }
+    default:
+      process.stderr.write(`${usage}\n`);
+      return 2;
+  }
+}
+
+main().then(
+  (code) => process.exit(code),
+  (err: unknown) => {
+    process.stderr.write(`[testbed] ${err instanceof Error ? err.message : String(err)}\n`);
+    process.exit(1);
+  },
+);

@@ -1,0 +1,53 @@
+import { readFileSync } from "node:fs";
+import { homedir } from "node:os";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+
+export const TESTBED_DIR = dirname(fileURLToPath(import.meta.url));
+export const REPO_ROOT = join(TESTBED_DIR, "..", "..");
+
+/** Versions of every component, from build/versions.env (the one place they are written). */
+export function versions(): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const line of readFileSync(join(TESTBED_DIR, "build", "versions.env"), "utf8").split("\n")) {
+    const m = /^([A-Z0-9_]+)=(.*)$/.exec(line.trim());
+    if (m?.[1] && m[2] !== undefined) out[m[1]] = m[2];
+  }
+  return out;
+}
+
+export function cacheDir(): string {
+  return process.env.LIVY_TESTBED_CACHE ?? join(homedir(), ".cache", "livy-operator-testbed");
+}
+
+export interface GoBinaries {
+  etcd: string;
+  kubeApiserver: string;
+  kubeControllerManager: string;
+  kubeScheduler: string;
+  kubectl: string;
+  kwok: string;
+  kwokStages: string;
+  helm: string;
+  binDirs: string[];
+}
+
+export function goBinaries(): GoBinaries {
+  const v = versions();
+  const c = cacheDir();
+  const k8s = join(c, `k8s-v${v.K8S_VERSION}`, "bin");
+  const etcd = join(c, `etcd-v${v.ETCD_VERSION}`, "bin");
+  const kwok = join(c, `kwok-v${v.KWOK_VERSION}`);
+  const helm = join(c, `helm-v${v.HELM_VERSION}`, "bin");
+  return {
+    etcd: join(etcd, "etcd"),
+    kubeApiserver: join(k8s, "kube-apiserver"),
+    kubeControllerManager: join(k8s, "kube-controller-manager"),
+    kubeScheduler: join(k8s, "kube-scheduler"),
+    kubectl: join(k8s, "kubectl"),
+    kwok: join(kwok, "bin", "kwok"),
+    kwokStages: join(kwok, "stages"),
+    helm: join(helm, "helm"),
+    binDirs: [k8s, helm, join(kwok, "bin"), etcd],
+  };
+}

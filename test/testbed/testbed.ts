@@ -1,0 +1,186 @@
+import { spawn } from "node:child_process";
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import type { TestbedInfo } from "./context.ts";
+import { startControlPlane } from "./controlplane.ts";
+import { cacheDir, goBinaries, REPO_ROOT, TESTBED_DIR } from "./paths.ts";
+import { freePort, isAlive, type RunningProcess, startProcess, stopProcess, waitUntil } from "./process.ts";
+
+export interface TestbedState extends TestbedInfo {
+  processes: RunningProcess[];
+  apiserverUrl: string;
+  startedAt: string;
+}
+
+const log = (msg: string) => process.stderr.write(`[testbed] ${msg}\n`);
+
+export function defaultStateDir(): string {
+  return join(cacheDir(), "run");
+}
+
+export function skipLivy(): boolean {
+  return process.env.LIVY_TESTBED_SKIP_LIVY === "1";
+}
+
+function runBuild(script: string, args: string[]): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const child = spawn("bash", [join(TESTBED_DIR, "build", script), ...args], { stdio: ["ignore", 2, 2] });
+    child.on("error", reject);
+    child.on("exit", (code) =>
+      code === 0
+        ? resolve()
+        : reject(new Error(`test bed build ${script} ${args.join(" ")} failed (exit ${code})`)),
+    );
+  });
+}
+
+/** Builds what is missing from the cache (Go components and Livy/Spark in parallel); cached parts are instant. */
+export async function build(): Promise<void> {
+  const started = Date.now();
+  const tasks: Promise<unknown>[] = [runBuild("go-components.sh", [])];
+  if (!skipLivy()) {
+    const { ensureLivyInstall } = await import("./livy.ts");
+    tasks.push(ensureLivyInstall());
+  }
+  const results = await Promise.allSettled(tasks);
+  const failures = results.flatMap((r) => (r.status === "rejected" ? [String(r.reason)] : []));
+  if (failures.length) throw new Error(`the test bed could not be built:\n  ${failures.join("\n  ")}`);
+  log(`components ready in ${((Date.now() - started) / 1000).toFixed(1)} s`);
+}
+
+function saveState(stateDir: string, state: Partial<TestbedState>): void {
+  writeFileSync(join(stateDir, "state.json"), `${JSON.stringify(state, null, 2)}\n`);
+}
+
+export function readState(stateDir = defaultStateDir()): TestbedState | null {
+  const file = join(stateDir, "state.json");
+  if (!existsSync(file)) return null;
+  return JSON.parse(readFileSync(file, "utf8")) as TestbedState;
+}
+
+/**
+ * Brings the whole test bed up in `stateDir`: control plane with a fake node, real Livy, the Livy stand-in.
+ * Whatever started before a failure is stopped again, and the error names the component.
+ */
+export async function up(stateDir = defaultStateDir()): Promise<TestbedState> {
+  const existing = readState(stateDir);
+  if (existing && existing.processes.every((p) => isAlive(p.pid))) {
+    log(`already up (${stateDir})`);
+    return existing;
+  }
+  if (existing) await down(stateDir);
+  await build();
+  rmSync(stateDir, { recursive: true, force: true });
+  mkdirSync(join(stateDir, "logs"), { recursive: true });
+  const started = Date.now();
+  const bins = goBinaries();
+  const processes: RunningProcess[] = [];
+  const partial: Partial<TestbedState> = { stateDir, processes, startedAt: new Date().toISOString() };
+  const record = (p: RunningProcess) => {
+    processes.push(p);
+    saveState(stateDir, partial);
+  };
+  try {
+    // Livy's JVM start and the control plane's overlap: both take seconds on 2 cores.
+    const livyPromise = skipLivy() ? Promise.resolve(null) : startLivy(stateDir, record);
+    const standinPromise = startStandin(stateDir, record);
+    const cp = await startControlPlane(bins, stateDir, record);
+    const [livy, standinUrl] = await Promise.all([livyPromise, standinPromise]);
+    const state: TestbedState = {
+      stateDir,
+      kubeconfig: cp.kubeconfig,
+      apiserverUrl: cp.apiserverUrl,
+      binDirs: bins.binDirs,
+      livyUrl: livy?.url ?? null,
+      python: livy?.python ?? null,
+      sparkHome: livy?.sparkHome ?? null,
+      standinUrl,
+      processes,
+      startedAt: partial.startedAt ?? new Date().toISOString(),
+    };
+    saveState(stateDir, state);
+    log(`up in ${((Date.now() - started) / 1000).toFixed(1)} s (${stateDir})`);
+    return state;
+  } catch (err) {
+    log(`start failed, stopping what was started: ${err instanceof Error ? err.message : String(err)}`);
+    await Promise.all(processes.map((p) => stopProcess(p.pid)));
+    throw err;
+  }
+}
+
+async function startLivy(
+  stateDir: string,
+  record: (p: RunningProcess) => void,
+): Promise<{ url: string; python: string; sparkHome: string }> {
+  const { ensureLivyInstall, livyServerCommand, waitForLivy } = await import("./livy.ts");
+  const install = await ensureLivyInstall();
+  const port = await freePort();
+  const workDir = join(stateDir, "livy");
+  mkdirSync(workDir, { recursive: true });
+  const cmd = livyServerCommand(install, { port, workDir });
+  const proc = startProcess({ name: "livy", ...cmd }, stateDir);
+  record(proc);
+  const url = `http://127.0.0.1:${port}`;
+  try {
+    await waitForLivy(url, 120_000);
+  } catch (err) {
+    const { tail } = await import("./process.ts");
+    throw new Error(`livy: ${err instanceof Error ? err.message : String(err)}\n${await tail(proc.log)}`);
+  }
+  return { url, python: install.python, sparkHome: install.sparkHome };
+}
+
+async function startStandin(stateDir: string, record: (p: RunningProcess) => void): Promise<string> {
+  const port = await freePort();
+  const proc = startProcess(
+    {
+      name: "livy-standin",
+      command: process.execPath,
+      args: [join(REPO_ROOT, "test", "standin", "main.ts"), "--host", "127.0.0.1", "--port", String(port)],
+    },
+    stateDir,
+  );
+  record(proc);
+  const url = `http://127.0.0.1:${port}`;
+  await waitUntil(
+    "livy-standin",
+    async () => {
+      const res = await fetch(`${url}/version`, { signal: AbortSignal.timeout(1_000) });
+      await res.body?.cancel();
+      return res.ok;
+    },
+    { timeoutMs: 20_000, proc },
+  );
+  return url;
+}
+
+/** Stops every process this test bed started and removes its state. */
+export async function down(stateDir = defaultStateDir()): Promise<void> {
+  const state = readState(stateDir);
+  if (state) {
+    // Reverse order: clients of the API server go before it, etcd last.
+    for (const p of [...state.processes].reverse()) await stopProcess(p.pid);
+  }
+  rmSync(stateDir, { recursive: true, force: true });
+}
+
+export function status(stateDir = defaultStateDir()): string {
+  const state = readState(stateDir);
+  if (!state) return "down";
+  return state.processes
+    .map((p) => `${p.name.padEnd(24)} pid ${p.pid} ${isAlive(p.pid) ? "running" : "DEAD"}`)
+    .join("\n");
+}
+
+export function envLines(state: TestbedState): string {
+  const q = (s: string) => `'${s.replaceAll("'", "'\\''")}'`;
+  const lines = [
+    `export KUBECONFIG=${q(state.kubeconfig)}`,
+    `export PATH=${q(state.binDirs.join(":"))}:"$PATH"`,
+    `export LIVY_STANDIN_URL=${q(state.standinUrl)}`,
+  ];
+  if (state.livyUrl) lines.push(`export LIVY_URL=${q(state.livyUrl)}`);
+  if (state.sparkHome) lines.push(`export SPARK_HOME=${q(state.sparkHome)}`);
+  if (state.python) lines.push(`export LIVY_TESTBED_PYTHON=${q(state.python)}`);
+  return lines.join("\n");
+}
