@@ -1,0 +1,250 @@
+import {
+  KubeApiError,
+  type KubeClient,
+  type KubeList,
+  type KubeObject,
+  type Query,
+  type WatchEvent,
+} from "./client.ts";
+
+export interface InformerHandlers<T> {
+  onAdd?(obj: T): void;
+  onUpdate?(oldObj: T, newObj: T): void;
+  onDelete?(obj: T): void;
+}
+
+export interface InformerOptions {
+  /** Collection path, e.g. /apis/apps/v1/deployments or /apis/apps/v1/namespaces/ns/deployments. */
+  path: string;
+  labelSelector?: string;
+  /** A watch that delivers nothing (not even a bookmark) this long is taken as stalled and restarted. */
+  stallTimeoutMs?: number;
+  /** Called with a reason each time the list/watch is restarted after a failure or a stall. */
+  onRestart?(reason: string): void;
+  onError?(err: unknown): void;
+  /** Backoff between failed attempts. */
+  minBackoffMs?: number;
+  maxBackoffMs?: number;
+}
+
+export function objectKey(obj: KubeObject): string {
+  const m = obj.metadata ?? {};
+  return m.namespace ? `${m.namespace}/${m.name}` : (m.name ?? "");
+}
+
+/** Compares resourceVersions as etcd revisions; null when either is not a plain integer. */
+export function compareResourceVersions(a?: string, b?: string): number | null {
+  if (!a || !b || !/^\d+$/.test(a) || !/^\d+$/.test(b)) return null;
+  const x = BigInt(a);
+  const y = BigInt(b);
+  return x < y ? -1 : x > y ? 1 : 0;
+}
+
+/**
+ * A list-watch cache that never gives up: client-node's informer stops for good on any error but 410, so
+ * this one restarts itself with backoff on every failure (reset, 403, 5xx, a watch that stalls silently),
+ * relists on 410 Gone, and reports each restart. Handlers only see objects; they must only enqueue keys.
+ */
+export class Informer<T extends KubeObject> {
+  private readonly cache = new Map<string, T>();
+  private readonly handlers: InformerHandlers<T>[] = [];
+  private resourceVersion = "";
+  private abort: AbortController | null = null;
+  private stopped = false;
+  private synced = false;
+  private lastEventAt = Date.now();
+  private watchdog: NodeJS.Timeout | null = null;
+  private failures = 0;
+  private loop: Promise<void> | null = null;
+  private syncWaiters: Array<() => void> = [];
+  private readonly opts: Required<Omit<InformerOptions, "labelSelector" | "onRestart" | "onError">> &
+    InformerOptions;
+
+  private readonly client: KubeClient;
+
+  constructor(client: KubeClient, opts: InformerOptions) {
+    this.client = client;
+    this.opts = { stallTimeoutMs: 120_000, minBackoffMs: 200, maxBackoffMs: 30_000, ...opts };
+  }
+
+  addHandlers(h: InformerHandlers<T>): void {
+    this.handlers.push(h);
+  }
+
+  get hasSynced(): boolean {
+    return this.synced;
+  }
+
+  get(key: string): T | undefined {
+    return this.cache.get(key);
+  }
+
+  list(): T[] {
+    return [...this.cache.values()];
+  }
+
+  keys(): string[] {
+    return [...this.cache.keys()];
+  }
+
+  get size(): number {
+    return this.cache.size;
+  }
+
+  /**
+   * Puts an object the caller just wrote (the API server's answer) into the cache, unless the cache already
+   * holds a newer version: so the next pass does not act on a copy older than its own write.
+   */
+  setIfNewer(obj: T): void {
+    const key = objectKey(obj);
+    const cur = this.cache.get(key);
+    const cmp = compareResourceVersions(obj.metadata?.resourceVersion, cur?.metadata?.resourceVersion);
+    if (!cur || (cmp !== null && cmp > 0)) this.cache.set(key, obj);
+  }
+
+  start(): void {
+    if (this.loop) return;
+    this.stopped = false;
+    this.watchdog = setInterval(
+      () => {
+        if (this.abort && Date.now() - this.lastEventAt > this.opts.stallTimeoutMs) {
+          this.opts.onRestart?.("stalled");
+          this.abort.abort(new Error("watch stalled"));
+        }
+      },
+      Math.min(5_000, this.opts.stallTimeoutMs / 2),
+    );
+    this.watchdog.unref();
+    this.loop = this.run();
+  }
+
+  waitForSync(signal?: AbortSignal): Promise<void> {
+    if (this.synced) return Promise.resolve();
+    return new Promise((resolve, reject) => {
+      this.syncWaiters.push(resolve);
+      signal?.addEventListener("abort", () => reject(signal.reason), { once: true });
+    });
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    if (this.watchdog) clearInterval(this.watchdog);
+    this.abort?.abort(new Error("informer stopped"));
+    await this.loop;
+    this.loop = null;
+  }
+
+  private async run(): Promise<void> {
+    let needList = true;
+    while (!this.stopped) {
+      try {
+        if (needList) {
+          await this.relist();
+          needList = false;
+        }
+        await this.watchOnce();
+        // a server-side timeout ends a healthy watch: resume from the last resourceVersion
+        this.failures = 0;
+      } catch (err) {
+        if (this.stopped) break;
+        const gone = err instanceof KubeApiError && err.isGone;
+        const stalled = err instanceof Error && err.message === "watch stalled";
+        needList = true;
+        if (gone) {
+          this.opts.onRestart?.("expired");
+          this.resourceVersion = "";
+          continue;
+        }
+        if (!stalled) {
+          this.opts.onRestart?.("error");
+          this.opts.onError?.(err);
+        }
+        this.failures++;
+        const base = Math.min(this.opts.maxBackoffMs, this.opts.minBackoffMs * 2 ** (this.failures - 1));
+        await sleep(base / 2 + Math.random() * (base / 2));
+      }
+    }
+  }
+
+  private async relist(): Promise<void> {
+    const fresh = new Map<string, T>();
+    let cont: string | undefined;
+    let rv = "";
+    do {
+      const q: Query = { limit: 500, continue: cont, labelSelector: this.opts.labelSelector };
+      const page = await this.client.get<KubeList<T>>(this.opts.path, { query: q, timeoutMs: 60_000 });
+      for (const item of page.items) fresh.set(objectKey(item), item);
+      cont = page.metadata.continue || undefined;
+      rv = page.metadata.resourceVersion;
+    } while (cont);
+    const old = new Map(this.cache);
+    this.cache.clear();
+    for (const [k, v] of fresh) this.cache.set(k, v);
+    this.resourceVersion = rv;
+    this.lastEventAt = Date.now();
+    for (const [k, v] of fresh) {
+      const prev = old.get(k);
+      if (!prev) this.emit("add", v);
+      else if (prev.metadata?.resourceVersion !== v.metadata?.resourceVersion) this.emit("update", v, prev);
+      else this.emit("update", v, prev); // a relist re-delivers every key, like a resync
+    }
+    for (const [k, v] of old) if (!fresh.has(k)) this.emit("delete", v);
+    if (!this.synced) {
+      this.synced = true;
+      for (const w of this.syncWaiters.splice(0)) w();
+    }
+  }
+
+  private async watchOnce(): Promise<void> {
+    this.abort = new AbortController();
+    this.lastEventAt = Date.now();
+    const signal = this.abort.signal;
+    const query: Query = {
+      resourceVersion: this.resourceVersion,
+      allowWatchBookmarks: true,
+      timeoutSeconds: 240 + Math.floor(Math.random() * 120),
+      labelSelector: this.opts.labelSelector,
+    };
+    await this.client.watch<T>(this.opts.path, query, (e) => this.onEvent(e), signal);
+    if (signal.aborted && !this.stopped) throw signal.reason;
+  }
+
+  private onEvent(e: WatchEvent<T>): void {
+    this.lastEventAt = Date.now();
+    if (e.type === "ERROR") {
+      const status = e.object as unknown as { code?: number; reason?: string; message?: string };
+      throw new KubeApiError(status.code ?? 500, status.reason ?? "", status.message ?? "watch error");
+    }
+    const rv = e.object.metadata?.resourceVersion;
+    if (rv) this.resourceVersion = rv;
+    if (e.type === "BOOKMARK") return;
+    const key = objectKey(e.object);
+    const prev = this.cache.get(key);
+    if (e.type === "DELETED") {
+      this.cache.delete(key);
+      this.emit("delete", e.object);
+      return;
+    }
+    // keep a newer copy the reconciler stored itself (setIfNewer) until the watch catches up
+    const cmp = compareResourceVersions(rv, prev?.metadata?.resourceVersion);
+    if (!(prev && cmp !== null && cmp < 0)) this.cache.set(key, e.object);
+    if (prev) this.emit("update", e.object, prev);
+    else this.emit("add", e.object);
+  }
+
+  private emit(kind: "add" | "update" | "delete", obj: T, prev?: T): void {
+    for (const h of this.handlers) {
+      try {
+        if (kind === "add") h.onAdd?.(obj);
+        else if (kind === "update") h.onUpdate?.(prev ?? obj, obj);
+        else h.onDelete?.(obj);
+      } catch (err) {
+        this.opts.onError?.(err);
+      }
+    }
+  }
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms).unref());
+}

@@ -1,0 +1,160 @@
+import { hostname } from "node:os";
+import { Command, Option } from "commander";
+import { z } from "zod";
+
+const quantity = z.union([
+  z.string().regex(/^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+|[numkMGTPE]i?|Ki|Mi|Gi|Ti|Pi|Ei)?$/),
+  z.number(),
+]);
+const resources = z
+  .object({
+    requests: z.record(z.string(), quantity).optional(),
+    limits: z.record(z.string(), quantity).optional(),
+  })
+  .strict();
+
+/** The operator's configuration: flags first, then LIVY_OPERATOR_* environment variables, then defaults. */
+export const OperatorConfigSchema = z
+  .object({
+    kubeconfig: z.string().optional(),
+    namespaces: z
+      .array(z.string().regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/, "not a namespace name"))
+      .default([]),
+    defaultImage: z.string().min(1).default("ghcr.io/livy-operator/livy-server:0.9.0-incubating-spark-3.5.7"),
+    defaultImagePullPolicy: z.enum(["Always", "IfNotPresent", "Never"]).default("IfNotPresent"),
+    defaultResources: resources.default({
+      requests: { cpu: "500m", memory: "1Gi" },
+      limits: { memory: "2Gi" },
+    }),
+    serverUrlTemplate: z
+      .string()
+      .refine((t) => /^https?:\/\//.test(t.replaceAll(/\{[a-z]+\}/g, "x")), "must be an http(s) URL template")
+      .refine(
+        (t) =>
+          [...t.matchAll(/\{([a-z]+)\}/g)].every((m) =>
+            ["name", "namespace", "service", "port"].includes(m[1] ?? ""),
+          ),
+        {
+          message: "placeholders are {name}, {namespace}, {service} and {port}",
+        },
+      )
+      .default("http://{service}.{namespace}.svc:{port}"),
+    concurrency: z.number().int().min(1).max(256).default(16),
+    sessionPollIntervalMs: z.number().int().min(100).max(300_000).default(5_000),
+    livyRequestTimeoutMs: z.number().int().min(100).max(120_000).default(5_000),
+    leaderElect: z.boolean().default(false),
+    leaderElectionNamespace: z.string().default("default"),
+    leaderElectionId: z.string().default("livy-operator-leader"),
+    identity: z.string().default(`${hostname()}-${process.pid}`),
+    logLevel: z.enum(["trace", "debug", "info", "warn", "error", "fatal"]).default("info"),
+    httpPort: z.number().int().min(0).max(65535).default(8080),
+    httpHost: z.string().default("0.0.0.0"),
+  })
+  .strict();
+
+export type OperatorConfig = z.infer<typeof OperatorConfigSchema>;
+
+const num = (v: string) => {
+  const n = Number(v);
+  return Number.isFinite(n) ? n : Number.NaN;
+};
+const bool = (v: string) => ["1", "true", "yes", "on"].includes(v.toLowerCase());
+const list = (v: string) =>
+  v
+    .split(",")
+    .map((s) => s.trim())
+    .filter(Boolean);
+const json = (v: string): unknown => {
+  try {
+    return JSON.parse(v);
+  } catch {
+    return v;
+  }
+};
+
+type Parser = (v: string) => unknown;
+/** flag name, env suffix, config key, parser */
+const FIELDS: Array<[string, keyof OperatorConfig, Parser, string]> = [
+  [
+    "kubeconfig",
+    "kubeconfig",
+    String,
+    "path to a kubeconfig (default: $KUBECONFIG, ~/.kube/config, in-cluster)",
+  ],
+  ["namespaces", "namespaces", list, "comma-separated namespaces to watch (default: all)"],
+  ["default-image", "defaultImage", String, "Livy server image when a LivySession sets none"],
+  ["default-image-pull-policy", "defaultImagePullPolicy", String, "Always | IfNotPresent | Never"],
+  ["default-resources", "defaultResources", json, 'JSON {"requests":{...},"limits":{...}} for Livy servers'],
+  [
+    "server-url-template",
+    "serverUrlTemplate",
+    String,
+    "URL of a session's Livy server: {name} {namespace} {service} {port}",
+  ],
+  ["concurrency", "concurrency", num, "LivySessions reconciled at once"],
+  [
+    "session-poll-interval-ms",
+    "sessionPollIntervalMs",
+    num,
+    "how often a Ready session's Livy state is checked",
+  ],
+  ["livy-request-timeout-ms", "livyRequestTimeoutMs", num, "timeout of each request to a Livy server"],
+  ["leader-elect", "leaderElect", bool, "elect a leader with a Lease (needed with replicas > 1)"],
+  ["leader-election-namespace", "leaderElectionNamespace", String, "namespace of the leader Lease"],
+  ["leader-election-id", "leaderElectionId", String, "name of the leader Lease"],
+  ["identity", "identity", String, "this replica's identity in the Lease (default: hostname-pid)"],
+  ["log-level", "logLevel", String, "trace | debug | info | warn | error"],
+  ["http-port", "httpPort", num, "port of /healthz, /readyz and /metrics"],
+  ["http-host", "httpHost", String, "address of /healthz, /readyz and /metrics"],
+];
+
+function envName(flag: string): string {
+  return `LIVY_OPERATOR_${flag.toUpperCase().replaceAll("-", "_")}`;
+}
+
+export class ConfigError extends Error {
+  override name = "ConfigError";
+}
+
+/** Reads argv and env into a validated config, or throws ConfigError naming each bad setting. */
+export function loadConfig(argv: string[], env: NodeJS.ProcessEnv = process.env): OperatorConfig {
+  const cmd = new Command("livy-operator")
+    .description("Kubernetes operator for interactive Apache Livy sessions (LivySession, livy.dev/v1alpha1)")
+    .exitOverride()
+    .allowExcessArguments(false);
+  for (const [flag, , , help] of FIELDS) {
+    cmd.addOption(new Option(`--${flag} <value>`, `${help} [env ${envName(flag)}]`));
+  }
+  cmd.parse(argv, { from: "user" });
+  const flags = cmd.opts<Record<string, string | undefined>>();
+  const raw: Record<string, unknown> = {};
+  for (const [flag, key, parse] of FIELDS) {
+    const camel = flag.replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
+    const v = flags[camel] ?? env[envName(flag)];
+    if (v !== undefined && v !== "") raw[key] = parse(v);
+  }
+  const parsed = OperatorConfigSchema.safeParse(raw);
+  if (!parsed.success) {
+    const problems = parsed.error.issues.map((i) => {
+      const key = String(i.path[0] ?? "");
+      const field = FIELDS.find((f) => f[1] === key);
+      const where = field ? `--${field[0]} / ${envName(field[0])}` : key;
+      return `  ${where}: ${i.message}`;
+    });
+    throw new ConfigError(`invalid configuration:\n${problems.join("\n")}`);
+  }
+  return parsed.data;
+}
+
+/** The URL of a session's Livy server, from the configured template. */
+export function serverUrl(
+  template: string,
+  v: { name: string; namespace: string; service: string; port: number },
+): string {
+  return template
+    .replaceAll("{name}", v.name)
+    .replaceAll("{namespace}", v.namespace)
+    .replaceAll("{service}", v.service)
+    .replaceAll("{port}", String(v.port))
+    .replace(/\/$/, "");
+}

@@ -1,0 +1,145 @@
+/**
+ * A work queue keyed by namespace/name with the semantics of client-go's workqueue:
+ * - a key is never processed by two workers at once;
+ * - adds while a key is queued collapse into one entry, adds while it is processed make it run once more
+ *   after the current pass (the dirty and processing sets);
+ * - failures requeue with per-key exponential backoff, reset by `forget` after a success;
+ * - `addAfter` schedules a key (timers such as the idle deadline), keeping only the earliest pending time.
+ */
+export interface QueueHooks {
+  onDepth?(depth: number): void;
+  onAdd?(): void;
+  onRetry?(): void;
+  /** Seconds the key waited in the queue before a worker took it. */
+  onQueueLatency?(seconds: number): void;
+}
+
+export interface BackoffOptions {
+  baseMs: number;
+  maxMs: number;
+}
+
+export class WorkQueue {
+  private readonly queue: string[] = [];
+  private readonly dirty = new Set<string>();
+  private readonly processing = new Set<string>();
+  private readonly addedAt = new Map<string, number>();
+  private readonly failures = new Map<string, number>();
+  private readonly timers = new Map<string, { at: number; timer: NodeJS.Timeout }>();
+  private readonly waiters: Array<(key: string | undefined) => void> = [];
+  private shuttingDown = false;
+  private readonly hooks: QueueHooks;
+  private readonly backoff: BackoffOptions;
+
+  constructor(opts: { hooks?: QueueHooks; backoff?: Partial<BackoffOptions> } = {}) {
+    this.hooks = opts.hooks ?? {};
+    this.backoff = { baseMs: opts.backoff?.baseMs ?? 50, maxMs: opts.backoff?.maxMs ?? 300_000 };
+  }
+
+  get length(): number {
+    return this.queue.length;
+  }
+
+  add(key: string): void {
+    if (this.shuttingDown || this.dirty.has(key)) return;
+    this.hooks.onAdd?.();
+    this.dirty.add(key);
+    if (this.processing.has(key)) return;
+    this.addedAt.set(key, performance.now());
+    const waiter = this.waiters.shift();
+    if (waiter) {
+      this.dirty.delete(key);
+      this.processing.add(key);
+      this.reportLatency(key);
+      waiter(key);
+      return;
+    }
+    this.queue.push(key);
+    this.hooks.onDepth?.(this.queue.length);
+  }
+
+  /** Schedules `key` after `ms`; an earlier pending schedule wins, a later one replaces nothing. */
+  addAfter(key: string, ms: number): void {
+    if (this.shuttingDown) return;
+    if (ms <= 0) {
+      this.add(key);
+      return;
+    }
+    const at = Date.now() + ms;
+    const existing = this.timers.get(key);
+    if (existing && existing.at <= at) return;
+    if (existing) clearTimeout(existing.timer);
+    const timer = setTimeout(() => {
+      this.timers.delete(key);
+      this.add(key);
+    }, ms);
+    timer.unref();
+    this.timers.set(key, { at, timer });
+  }
+
+  /** Requeues after a failure with exponential backoff per key; returns the delay chosen. */
+  addRateLimited(key: string): number {
+    const n = this.failures.get(key) ?? 0;
+    this.failures.set(key, n + 1);
+    this.hooks.onRetry?.();
+    const delay = Math.min(this.backoff.maxMs, this.backoff.baseMs * 2 ** n);
+    this.addAfter(key, delay);
+    return delay;
+  }
+
+  /** Clears the failure count of `key` (after a successful pass). */
+  forget(key: string): void {
+    this.failures.delete(key);
+  }
+
+  numRequeues(key: string): number {
+    return this.failures.get(key) ?? 0;
+  }
+
+  /** Cancels a pending timer (the object is gone). */
+  cancelTimer(key: string): void {
+    const t = this.timers.get(key);
+    if (t) clearTimeout(t.timer);
+    this.timers.delete(key);
+  }
+
+  /** Next key to process, or undefined when the queue shuts down. */
+  get(): Promise<string | undefined> {
+    if (this.shuttingDown) return Promise.resolve(undefined);
+    const key = this.queue.shift();
+    if (key !== undefined) {
+      this.dirty.delete(key);
+      this.processing.add(key);
+      this.reportLatency(key);
+      this.hooks.onDepth?.(this.queue.length);
+      return Promise.resolve(key);
+    }
+    return new Promise((resolve) => this.waiters.push(resolve));
+  }
+
+  /** Marks `key` processed; if it was added meanwhile it goes back into the queue. */
+  done(key: string): void {
+    this.processing.delete(key);
+    if (this.dirty.has(key)) {
+      this.dirty.delete(key);
+      this.add(key);
+    }
+  }
+
+  isProcessing(key: string): boolean {
+    return this.processing.has(key);
+  }
+
+  shutdown(): void {
+    this.shuttingDown = true;
+    for (const t of this.timers.values()) clearTimeout(t.timer);
+    this.timers.clear();
+    for (const w of this.waiters.splice(0)) w(undefined);
+  }
+
+  private reportLatency(key: string): void {
+    const t = this.addedAt.get(key);
+    this.addedAt.delete(key);
+    if (t !== undefined) this.hooks.onQueueLatency?.((performance.now() - t) / 1000);
+  }
+}
