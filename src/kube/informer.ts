@@ -16,6 +16,8 @@ export interface InformerHandlers<T> {
 export interface InformerOptions {
   /** Collection path, e.g. /apis/apps/v1/deployments or /apis/apps/v1/namespaces/ns/deployments. */
   path: string;
+  /** The namespace the path is limited to, if any. */
+  namespace?: string;
   labelSelector?: string;
   /** A watch that delivers nothing (not even a bookmark) this long is taken as stalled and restarted. */
   stallTimeoutMs?: number;
@@ -57,7 +59,9 @@ export class Informer<T extends KubeObject> {
   private failures = 0;
   private loop: Promise<void> | null = null;
   private syncWaiters: Array<() => void> = [];
-  private readonly opts: Required<Omit<InformerOptions, "labelSelector" | "onRestart" | "onError">> &
+  private readonly opts: Required<
+    Omit<InformerOptions, "labelSelector" | "namespace" | "onRestart" | "onError">
+  > &
     InformerOptions;
 
   private readonly client: KubeClient;
@@ -69,6 +73,10 @@ export class Informer<T extends KubeObject> {
 
   addHandlers(h: InformerHandlers<T>): void {
     this.handlers.push(h);
+  }
+
+  get namespace(): string | undefined {
+    return this.opts.namespace;
   }
 
   get hasSynced(): boolean {

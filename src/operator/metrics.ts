@@ -6,6 +6,8 @@ import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom
  */
 export function createMetrics(controller = "livysession") {
   const registry = new Registry();
+  /** Counts LivySessions by phase at scrape time (the controller sets it to read its cache). */
+  let phaseSource: () => Iterable<string> = () => [];
   collectDefaultMetrics({ register: registry });
   const labels = { controller };
   const m = {
@@ -77,6 +79,10 @@ export function createMetrics(controller = "livysession") {
       help: "LivySessions known to the operator, by phase.",
       labelNames: ["phase"],
       registers: [registry],
+      collect() {
+        this.reset();
+        for (const phase of phaseSource()) this.inc({ phase });
+      },
     }),
     demandToReady: new Histogram({
       name: "livy_operator_demand_to_ready_seconds",
@@ -102,7 +108,12 @@ export function createMetrics(controller = "livysession") {
     }),
   };
   m.maxWorkers.set(labels, 0);
-  return m;
+  return {
+    ...m,
+    setPhaseSource(fn: () => Iterable<string>) {
+      phaseSource = fn;
+    },
+  };
 }
 
 export type Metrics = ReturnType<typeof createMetrics>;

@@ -200,7 +200,7 @@ export async function startControlPlane(
           `--cluster-signing-cert-file=${pki.caCert}`,
           `--cluster-signing-key-file=${pki.caKey}`,
           "--leader-elect=false",
-          "--controllers=*,-nodeipam,-nodelifecycle,-persistentvolume-binder,-attachdetach,-persistentvolume-expander,-cloud-node-lifecycle,-ttl",
+          "--controllers=*,-nodeipam,-persistentvolume-binder,-attachdetach,-persistentvolume-expander,-cloud-node-lifecycle,-ttl",
           "--profiling=false",
         ],
       },
@@ -256,7 +256,7 @@ export async function startControlPlane(
   );
   await kubectl(bins, kubeconfig, ["apply", "-f", "-"], fakeNodeManifest(FAKE_NODE));
   await waitUntil(
-    "kwok (fake node Ready)",
+    "kwok (fake node Ready, not-ready taint removed by the node lifecycle controller)",
     async () =>
       (
         await kubectl(bins, kubeconfig, [
@@ -264,7 +264,7 @@ export async function startControlPlane(
           "node",
           FAKE_NODE,
           "-o",
-          "jsonpath={.status.conditions[?(@.type=='Ready')].status}",
+          "jsonpath={.status.conditions[?(@.type=='Ready')].status} {.spec.taints}",
         ])
       ).trim() === "True",
     { timeoutMs: 60_000, proc: kwok, intervalMs: 300 },

@@ -1,7 +1,7 @@
 import { spawn } from "node:child_process";
-import { closeSync, openSync } from "node:fs";
+import { closeSync, mkdirSync, openSync } from "node:fs";
 import { createServer } from "node:net";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 
 export interface ProcessSpec {
@@ -25,6 +25,7 @@ export interface RunningProcess {
  */
 export function startProcess(spec: ProcessSpec, stateDir: string): RunningProcess {
   const log = join(stateDir, "logs", `${spec.name}.log`);
+  mkdirSync(dirname(log), { recursive: true });
   const fd = openSync(log, "a");
   const child = spawn(spec.command, spec.args, {
     cwd: spec.cwd ?? stateDir,

@@ -1,0 +1,247 @@
+import { randomUUID } from "node:crypto";
+import type { Logger } from "pino";
+import type { LivySession } from "../api/index.ts";
+import {
+  CORE,
+  KubeApiError,
+  type KubeClient,
+  type KubeObject,
+  type ResourceType,
+  resourcePath,
+} from "../kube/client.ts";
+import { Informer } from "../kube/informer.ts";
+import { LivyClient } from "../livy/client.ts";
+import type { OperatorConfig } from "./config.ts";
+import { EventRecorder } from "./events.ts";
+import type { Metrics } from "./metrics.ts";
+import { MANAGED_SELECTOR, SESSION_LABEL } from "./objects.ts";
+import type { DeploymentLike, PodLike } from "./observe.ts";
+import { WorkQueue } from "./queue.ts";
+import { type Caches, LIVYSESSIONS, Reconciler } from "./reconciler.ts";
+
+/** Caches over one or several namespaces, seen as one (the reconciler does not care which). */
+class MultiCache<T extends KubeObject> {
+  readonly parts: Informer<T>[];
+  constructor(parts: Informer<T>[]) {
+    this.parts = parts;
+  }
+  private partFor(key: string): Informer<T> | undefined {
+    if (this.parts.length === 1) return this.parts[0];
+    const ns = key.split("/")[0];
+    return this.parts.find((p) => p.namespace === ns);
+  }
+  get(key: string): T | undefined {
+    return this.partFor(key)?.get(key);
+  }
+  list(): T[] {
+    return this.parts.flatMap((p) => p.list());
+  }
+  setIfNewer(obj: T): void {
+    this.partFor(`${obj.metadata?.namespace}/`)?.setIfNewer(obj);
+  }
+  get hasSynced(): boolean {
+    return this.parts.every((p) => p.hasSynced);
+  }
+}
+
+export interface Controller {
+  start(): Promise<void>;
+  stop(): Promise<void>;
+  readonly synced: boolean;
+  readonly queue: WorkQueue;
+  readonly caches: Caches;
+}
+
+/**
+ * Wires informers (LivySessions and the objects they own), the work queue and the workers. Informer
+ * callbacks only enqueue keys; workers run the reconciler, one pass per key at a time.
+ */
+export function createController(opts: {
+  kube: KubeClient;
+  config: OperatorConfig;
+  metrics: Metrics;
+  log: Logger;
+}): Controller {
+  const { kube, config, metrics, log } = opts;
+  const name = "livysession";
+  const queue = new WorkQueue({
+    hooks: {
+      onDepth: (d) => metrics.queueDepth.set({ name }, d),
+      onAdd: () => metrics.queueAdds.inc({ name }),
+      onRetry: () => metrics.queueRetries.inc({ name }),
+      onQueueLatency: (s) => metrics.queueLatency.observe({ name }, s),
+    },
+  });
+  const namespaces: Array<string | undefined> = config.namespaces.length ? config.namespaces : [undefined];
+  const informers: Informer<KubeObject>[] = [];
+  function cacheOf<T extends KubeObject>(
+    rt: ResourceType,
+    resource: string,
+    selector?: string,
+  ): MultiCache<T> {
+    const parts = namespaces.map((ns) => {
+      const inf = new Informer<T>(kube, {
+        path: resourcePath(rt, ns),
+        namespace: ns,
+        labelSelector: selector,
+        onRestart: (reason) => {
+          metrics.watchRestarts.inc({ resource, reason });
+          log.warn({ resource, namespace: ns, reason }, "list/watch restarted");
+        },
+        onError: (err) => log.warn({ resource, err: String(err) }, "list/watch failed"),
+      });
+      informers.push(inf as unknown as Informer<KubeObject>);
+      return inf;
+    });
+    return new MultiCache<T>(parts);
+  }
+  const sessions = cacheOf<LivySession>(LIVYSESSIONS, "livysessions");
+  const deployments = cacheOf<KubeObject & DeploymentLike>(CORE.deployments, "deployments", MANAGED_SELECTOR);
+  const services = cacheOf<KubeObject>(CORE.services, "services", MANAGED_SELECTOR);
+  const configMaps = cacheOf<KubeObject>(CORE.configMaps, "configmaps", MANAGED_SELECTOR);
+  const pods = cacheOf<KubeObject & PodLike>(CORE.pods, "pods", MANAGED_SELECTOR);
+  const caches = { sessions, deployments, services, configMaps, pods } as unknown as Caches;
+
+  const keyOf = (o: KubeObject) => `${o.metadata?.namespace}/${o.metadata?.name}`;
+  for (const inf of sessions.parts) {
+    inf.addHandlers({
+      onAdd: (o) => queue.add(keyOf(o)),
+      onUpdate: (prev, o) => {
+        // Our own status writes change neither generation, metadata nor deletion: skip those echoes.
+        const m0 = prev.metadata ?? {};
+        const m1 = o.metadata ?? {};
+        const relisted = m0.resourceVersion === m1.resourceVersion;
+        const changed =
+          m0.generation !== m1.generation ||
+          m0.deletionTimestamp !== m1.deletionTimestamp ||
+          JSON.stringify(m0.annotations ?? {}) !== JSON.stringify(m1.annotations ?? {}) ||
+          JSON.stringify(m0.finalizers ?? []) !== JSON.stringify(m1.finalizers ?? []);
+        if (relisted || changed) queue.add(keyOf(o));
+      },
+      onDelete: (o) => {
+        queue.cancelTimer(keyOf(o));
+        queue.forget(keyOf(o));
+      },
+    });
+  }
+  const toOwner = (o: KubeObject) => {
+    const owner = o.metadata?.labels?.[SESSION_LABEL];
+    if (owner && o.metadata?.namespace) queue.add(`${o.metadata.namespace}/${owner}`);
+  };
+  for (const c of [deployments, services, configMaps, pods] as MultiCache<KubeObject>[]) {
+    for (const inf of c.parts)
+      inf.addHandlers({ onAdd: toOwner, onUpdate: (_, o) => toOwner(o), onDelete: toOwner });
+  }
+
+  metrics.setPhaseSource(() => sessions.list().map((s) => s.status?.phase ?? "Pending"));
+
+  const livyClients = new Map<string, LivyClient>();
+  const events = new EventRecorder(kube, log);
+  const reconciler = new Reconciler({
+    kube,
+    caches,
+    config,
+    metrics,
+    events,
+    livy(url) {
+      let c = livyClients.get(url);
+      if (!c) {
+        c = new LivyClient({ baseUrl: url, timeoutMs: config.livyRequestTimeoutMs, connections: 4 });
+        livyClients.set(url, c);
+      }
+      return c;
+    },
+  });
+
+  let running: Promise<void>[] = [];
+  let stopping = false;
+  const labels = { controller: name };
+
+  async function worker(): Promise<void> {
+    for (;;) {
+      const key = await queue.get();
+      if (key === undefined) return;
+      const rid = randomUUID().slice(0, 8);
+      const klog = log.child({ namespace: key.split("/")[0], name: key.split("/")[1], reconcileID: rid });
+      const end = metrics.reconcileTime.startTimer(labels);
+      metrics.activeWorkers.inc(labels);
+      try {
+        const res = await reconciler.reconcile(key, klog);
+        queue.forget(key);
+        if (res.requeueAfterMs !== undefined) {
+          queue.addAfter(key, res.requeueAfterMs);
+          metrics.reconcileTotal.inc({ ...labels, result: "requeue_after" });
+        } else {
+          metrics.reconcileTotal.inc({ ...labels, result: "success" });
+        }
+      } catch (err) {
+        const conflict = err instanceof KubeApiError && err.isConflict;
+        const delay = queue.addRateLimited(key);
+        if (conflict) {
+          // an older copy: the watch brings the new one, the retry acts on it
+          metrics.reconcileTotal.inc({ ...labels, result: "requeue" });
+          klog.debug({ delay }, "conflict, retrying");
+        } else {
+          metrics.reconcileTotal.inc({ ...labels, result: "error" });
+          metrics.reconcileErrors.inc(labels);
+          klog.error(
+            {
+              err: err instanceof Error ? { message: err.message, stack: err.stack } : String(err),
+              retryInMs: delay,
+            },
+            "reconcile failed",
+          );
+        }
+      } finally {
+        end();
+        metrics.activeWorkers.dec(labels);
+        queue.done(key);
+      }
+    }
+  }
+
+  return {
+    queue,
+    caches,
+    get synced() {
+      return informers.every((i) => i.hasSynced);
+    },
+    async start() {
+      metrics.maxWorkers.set(labels, config.concurrency);
+      for (const inf of informers) inf.start();
+      await Promise.all(informers.map((i) => i.waitForSync()));
+      log.info(
+        {
+          sessions: sessions.list().length,
+          namespaces: config.namespaces.length ? config.namespaces : "all",
+        },
+        "caches synced, starting workers",
+      );
+      if (stopping) return;
+      running = Array.from({ length: config.concurrency }, () => worker());
+    },
+    async stop() {
+      stopping = true;
+      queue.shutdown();
+      await Promise.all(running);
+      await Promise.all(informers.map((i) => i.stop()));
+      await Promise.all([...livyClients.values()].map((c) => c.close()));
+    },
+  };
+}
+
+/** Checks that the CRD is served before anything starts, with a message that says what to do. */
+export async function checkCrdInstalled(kube: KubeClient): Promise<void> {
+  try {
+    await kube.get(`/apis/${LIVYSESSIONS.group}/${LIVYSESSIONS.version}`);
+  } catch (err) {
+    if (err instanceof KubeApiError && err.isNotFound) {
+      throw new Error(
+        `the LivySession CRD (livysessions.${LIVYSESSIONS.group}) is not installed in ${kube.server}: kubectl apply -f crds/ (or install the Helm chart)`,
+      );
+    }
+    throw new Error(
+      `cannot reach the Kubernetes API at ${kube.server}: ${err instanceof Error ? err.message : String(err)}`,
+    );
+  }
+}

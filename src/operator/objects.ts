@@ -1,0 +1,260 @@
+import { createHash } from "node:crypto";
+
+/**
+ * The objects the operator owns for one LivySession, built from its spec and the operator's defaults.
+ * Pure: the reconciler applies what these return by server-side apply, and only when the spec hash on the
+ * live object differs, so a steady state costs no writes.
+ */
+
+export const LIVY_PORT = 8998;
+export const FIELD_MANAGER = "livy-operator";
+export const SPEC_HASH_ANNOTATION = "livy.dev/spec-hash";
+export const MANAGED_BY = "livy-operator";
+/** Labels and selectors the operator's caches filter on. */
+export const MANAGED_SELECTOR = `app.kubernetes.io/managed-by=${MANAGED_BY}`;
+export const SESSION_LABEL = "livy.dev/session";
+
+/** The Livy image's layout (deploy/livy-image/). */
+const LIVY_HOME = "/opt/livy";
+const LIVY_UID = 185;
+
+export interface OwnerRef {
+  apiVersion: string;
+  kind: string;
+  name: string;
+  namespace: string;
+  uid: string;
+}
+
+export interface ServerInput {
+  image?: string;
+  imagePullPolicy?: "Always" | "IfNotPresent" | "Never";
+  resources?: { requests?: Record<string, string | number>; limits?: Record<string, string | number> };
+  env?: Array<{ name: string; value?: string }>;
+  livyConf?: Record<string, string>;
+  serviceAccountName?: string;
+  nodeSelector?: Record<string, string>;
+  tolerations?: Array<Record<string, unknown>>;
+  podLabels?: Record<string, string>;
+  podAnnotations?: Record<string, string>;
+}
+
+export interface ObjectDefaults {
+  image: string;
+  imagePullPolicy: "Always" | "IfNotPresent" | "Never";
+  resources: { requests?: Record<string, string | number>; limits?: Record<string, string | number> };
+}
+
+export function serverName(sessionName: string): string {
+  return `livy-${sessionName}`;
+}
+
+export function labelsFor(sessionName: string): Record<string, string> {
+  return {
+    "app.kubernetes.io/name": "livy",
+    "app.kubernetes.io/instance": sessionName,
+    "app.kubernetes.io/component": "livy-server",
+    "app.kubernetes.io/managed-by": MANAGED_BY,
+    [SESSION_LABEL]: sessionName,
+  };
+}
+
+function ownerReference(owner: OwnerRef) {
+  return {
+    apiVersion: owner.apiVersion,
+    kind: owner.kind,
+    name: owner.name,
+    uid: owner.uid,
+    controller: true,
+    blockOwnerDeletion: true,
+  };
+}
+
+export function hashOf(value: unknown): string {
+  return createHash("sha256").update(stableJson(value)).digest("hex").slice(0, 16);
+}
+
+function stableJson(v: unknown): string {
+  if (Array.isArray(v)) return `[${v.map(stableJson).join(",")}]`;
+  if (v && typeof v === "object") {
+    return `{${Object.keys(v)
+      .sort()
+      .map((k) => `${JSON.stringify(k)}:${stableJson((v as Record<string, unknown>)[k])}`)
+      .join(",")}}`;
+  }
+  return JSON.stringify(v) ?? "null";
+}
+
+/** livy.conf: the operator's settings first, then the user's livyConf (which may override them). */
+export function livyConf(user: Record<string, string> | undefined): Record<string, string> {
+  return {
+    "livy.server.host": "0.0.0.0",
+    "livy.server.port": String(LIVY_PORT),
+    "livy.spark.master": "local[*]",
+    "livy.spark.deploy-mode": "client",
+    // The operator owns idleness (spec.idleTimeout); Livy's own timeout would kill sessions behind its back.
+    "livy.server.session.timeout-check": "false",
+    // Clients always send X-Requested-By, so CSRF protection costs them nothing.
+    "livy.server.csrf-protection.enabled": "true",
+    "livy.repl.enable-hive-context": "false",
+    ...user,
+  };
+}
+
+function renderConf(conf: Record<string, string>): string {
+  return `${Object.entries(conf)
+    .map(([k, v]) => `${k} = ${v}`)
+    .join("\n")}\n`;
+}
+
+const LOG4J = `log4j.rootCategory=INFO, console
+log4j.appender.console=org.apache.log4j.ConsoleAppender
+log4j.appender.console.target=System.err
+log4j.appender.console.layout=org.apache.log4j.PatternLayout
+log4j.appender.console.layout.ConversionPattern=%d{yy/MM/dd HH:mm:ss} %p %c{1}: %m%n
+log4j.logger.org.eclipse.jetty=WARN
+`;
+
+export function desiredConfigMap(owner: OwnerRef, server: ServerInput | undefined) {
+  const data = { "livy.conf": renderConf(livyConf(server?.livyConf)), "log4j.properties": LOG4J };
+  return withHash({
+    apiVersion: "v1",
+    kind: "ConfigMap",
+    metadata: {
+      name: serverName(owner.name),
+      namespace: owner.namespace,
+      labels: labelsFor(owner.name),
+      annotations: {} as Record<string, string>,
+      ownerReferences: [ownerReference(owner)],
+    },
+    data,
+  });
+}
+
+export function desiredService(owner: OwnerRef) {
+  return withHash({
+    apiVersion: "v1",
+    kind: "Service",
+    metadata: {
+      name: serverName(owner.name),
+      namespace: owner.namespace,
+      labels: labelsFor(owner.name),
+      annotations: {} as Record<string, string>,
+      ownerReferences: [ownerReference(owner)],
+    },
+    spec: {
+      type: "ClusterIP",
+      selector: { [SESSION_LABEL]: owner.name },
+      ports: [{ name: "http", port: LIVY_PORT, targetPort: "http", protocol: "TCP" }],
+    },
+  });
+}
+
+export function desiredDeployment(
+  owner: OwnerRef,
+  server: ServerInput | undefined,
+  defaults: ObjectDefaults,
+  configHash: string,
+) {
+  const labels = labelsFor(owner.name);
+  const usesServiceAccount = Boolean(server?.serviceAccountName);
+  return withHash({
+    apiVersion: "apps/v1",
+    kind: "Deployment",
+    metadata: {
+      name: serverName(owner.name),
+      namespace: owner.namespace,
+      labels,
+      annotations: {} as Record<string, string>,
+      ownerReferences: [ownerReference(owner)],
+    },
+    spec: {
+      replicas: 1,
+      // never two Livy servers for one session, not even during a rollout
+      strategy: { type: "Recreate" },
+      revisionHistoryLimit: 1,
+      selector: { matchLabels: { [SESSION_LABEL]: owner.name } },
+      template: {
+        metadata: {
+          labels: { ...server?.podLabels, ...labels },
+          annotations: { ...server?.podAnnotations, "livy.dev/config-hash": configHash },
+        },
+        spec: {
+          ...(usesServiceAccount
+            ? { serviceAccountName: server?.serviceAccountName }
+            : { automountServiceAccountToken: false }),
+          enableServiceLinks: false,
+          securityContext: {
+            runAsNonRoot: true,
+            runAsUser: LIVY_UID,
+            runAsGroup: LIVY_UID,
+            fsGroup: LIVY_UID,
+            seccompProfile: { type: "RuntimeDefault" },
+          },
+          containers: [
+            {
+              name: "livy",
+              image: server?.image ?? defaults.image,
+              imagePullPolicy: server?.imagePullPolicy ?? defaults.imagePullPolicy,
+              ports: [{ name: "http", containerPort: LIVY_PORT, protocol: "TCP" }],
+              env: [
+                { name: "LIVY_CONF_DIR", value: `${LIVY_HOME}/conf` },
+                { name: "LIVY_LOG_DIR", value: `${LIVY_HOME}/logs` },
+                { name: "SPARK_LOCAL_DIRS", value: "/tmp/spark" },
+                ...(server?.env ?? []),
+              ],
+              resources: server?.resources ?? defaults.resources,
+              readinessProbe: {
+                httpGet: { path: "/version", port: "http" },
+                periodSeconds: 2,
+                failureThreshold: 3,
+              },
+              livenessProbe: {
+                httpGet: { path: "/version", port: "http" },
+                initialDelaySeconds: 30,
+                periodSeconds: 10,
+                failureThreshold: 6,
+              },
+              securityContext: {
+                allowPrivilegeEscalation: false,
+                readOnlyRootFilesystem: true,
+                capabilities: { drop: ["ALL"] },
+              },
+              volumeMounts: [
+                { name: "conf", mountPath: `${LIVY_HOME}/conf`, readOnly: true },
+                { name: "logs", mountPath: `${LIVY_HOME}/logs` },
+                { name: "tmp", mountPath: "/tmp" },
+                { name: "work", mountPath: "/opt/spark/work-dir" },
+              ],
+            },
+          ],
+          volumes: [
+            { name: "conf", configMap: { name: serverName(owner.name) } },
+            { name: "logs", emptyDir: {} },
+            { name: "tmp", emptyDir: {} },
+            { name: "work", emptyDir: {} },
+          ],
+          ...(server?.nodeSelector ? { nodeSelector: server.nodeSelector } : {}),
+          ...(server?.tolerations ? { tolerations: server.tolerations } : {}),
+          terminationGracePeriodSeconds: 30,
+        },
+      },
+    },
+  });
+}
+
+function withHash<T extends { metadata: { annotations: Record<string, string> } }>(obj: T): T {
+  obj.metadata.annotations[SPEC_HASH_ANNOTATION] = hashOf(obj);
+  return obj;
+}
+
+/** True when the live object was applied from the same desired state. */
+export function upToDate(
+  live: { metadata?: { annotations?: Record<string, string> } } | undefined,
+  desired: { metadata: { annotations: Record<string, string> } },
+): boolean {
+  return (
+    live !== undefined &&
+    live.metadata?.annotations?.[SPEC_HASH_ANNOTATION] === desired.metadata.annotations[SPEC_HASH_ANNOTATION]
+  );
+}

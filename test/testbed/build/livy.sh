@@ -1,0 +1,93 @@
+#!/usr/bin/env bash
+# Builds Apache Livy and the Spark it runs on from package registries, cached by version:
+#   spark  python venv spark-venv-$SPARK_VERSION: pyspark (its package dir is SPARK_HOME) + the PyPI livy client
+#   livy   LIVY_HOME livy-$LIVY_VERSION laid out from Maven Central jars (livy-assembly is not published)
+# Usage: livy.sh [spark|livy]...   (no argument: both). Idempotent.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source=versions.env
+. "$here/versions.env"
+CACHE=${LIVY_TESTBED_CACHE:-$HOME/.cache/livy-operator-testbed}
+mkdir -p "$CACHE"
+
+log() { printf '[testbed-build] %s\n' "$*" >&2; }
+fail() { printf '[testbed-build] FAILED: %s\n' "$*" >&2; exit 1; }
+
+build_spark() {
+  local out="$CACHE/spark-venv-$SPARK_VERSION"
+  [ -f "$out/.complete" ] && { log "spark $SPARK_VERSION cached at $out"; return; }
+  command -v python3 >/dev/null || fail "spark: python3 is not installed (pyspark $SPARK_VERSION needs Python 3.8-3.11)"
+  command -v java >/dev/null || fail "spark: java is not installed (Spark 3.5 needs Java 8, 11 or 17)"
+  log "installing pyspark==$SPARK_VERSION and livy==$PYLIVY_VERSION into $out (cold: 1-5 min, ~320 MB download)"
+  rm -rf "$out"
+  python3 -m venv "$out" || fail "spark: python3 -m venv failed"
+  "$out/bin/pip" install --quiet --no-cache-dir "pyspark==$SPARK_VERSION" "livy==$PYLIVY_VERSION" \
+    || fail "spark: pip install pyspark==$SPARK_VERSION livy==$PYLIVY_VERSION failed (see above)"
+  local home; home=$("$out/bin/python" -c 'import os, pyspark; print(os.path.dirname(pyspark.__file__))')
+  ln -sfn "$home" "$out/spark-home"
+  chmod +x "$home"/bin/* 2>/dev/null || true
+  "$home/bin/spark-submit" --version 2>&1 | grep -q "version $SPARK_VERSION" \
+    || fail "spark: $home/bin/spark-submit --version does not report $SPARK_VERSION"
+  # a real job in local mode: proves java, py4j and the python workers fit together
+  local n; n=$(SPARK_HOME="$home" SPARK_LOCAL_IP=127.0.0.1 PYSPARK_PYTHON="$out/bin/python" "$out/bin/python" -c '
+from pyspark.sql import SparkSession
+s = SparkSession.builder.master("local[1]").config("spark.ui.enabled", "false").getOrCreate()
+s.sparkContext.setLogLevel("ERROR")
+print(s.sparkContext.parallelize(range(100)).map(lambda x: x * 2).count())
+s.stop()' 2>"$out/verify.log" | tail -1) || true
+  [ "$n" = 100 ] || fail "spark: a local pyspark job did not run (see $out/verify.log)"
+  "$out/bin/python" -c "import livy, livy.session" || fail "spark: the PyPI livy client does not import"
+  touch "$out/.complete"; log "spark $SPARK_VERSION installed into $out (SPARK_HOME=$out/spark-home)"
+}
+
+# Livy 0.8 and 0.9 are not on Maven Central (livy-server, livy-rsc and livy-api stop at 0.7.1-incubating and
+# no livy-repl_* artifact is served at all), so LIVY_HOME is built from Livy's source by Livy's own Maven
+# reactor (its dependencies come from Maven Central) and laid out by its assembly module: jars/, rsc-jars/,
+# repl_2.12-jars/, conf/, bin/. LIVY_SOURCE names the source: a git directory holding the tag
+# v$LIVY_VERSION (a clone or mirror of apache/incubator-livy) or an unpacked source tree of that version.
+build_livy() {
+  local out="$CACHE/livy-$LIVY_VERSION"
+  [ -f "$out/.complete" ] && { log "livy $LIVY_VERSION cached at $out"; return; }
+  command -v mvn >/dev/null || fail "livy: mvn is not installed (Maven >= 3.6 builds Livy)"
+  command -v java >/dev/null || fail "livy: java is not installed (Java 17 builds and runs Livy 0.9)"
+  [ -n "${LIVY_SOURCE:-}" ] || fail "livy: Livy $LIVY_VERSION is not served by Maven Central (nothing after 0.7.1-incubating, no livy-repl at all); set LIVY_SOURCE to a git directory of apache/incubator-livy that has the tag v$LIVY_VERSION, or to its source tree"
+  local w="$CACHE/src/livy-$LIVY_VERSION"; rm -rf "$w"; mkdir -p "$w"
+  if git --git-dir="$LIVY_SOURCE" rev-parse -q --verify "refs/tags/v$LIVY_VERSION" >/dev/null 2>&1; then
+    git --git-dir="$LIVY_SOURCE" archive "v$LIVY_VERSION" | tar -x -C "$w" || fail "livy: git archive v$LIVY_VERSION from $LIVY_SOURCE failed"
+  elif [ -d "$LIVY_SOURCE/.git" ] && git -C "$LIVY_SOURCE" rev-parse -q --verify "refs/tags/v$LIVY_VERSION" >/dev/null 2>&1; then
+    git -C "$LIVY_SOURCE" archive "v$LIVY_VERSION" | tar -x -C "$w" || fail "livy: git archive v$LIVY_VERSION from $LIVY_SOURCE failed"
+  elif [ -f "$LIVY_SOURCE/pom.xml" ]; then
+    cp -r "$LIVY_SOURCE/." "$w/"
+  else
+    fail "livy: LIVY_SOURCE=$LIVY_SOURCE is neither a git directory with the tag v$LIVY_VERSION nor a source tree"
+  fi
+  grep -q "<version>$LIVY_VERSION</version>" "$w/pom.xml" || fail "livy: the source in $LIVY_SOURCE is not version $LIVY_VERSION"
+  log "building Livy $LIVY_VERSION (Spark 3 / Scala 2.12 profiles) from source with Maven (cold: 10-20 min)"
+  # -pl assembly -am: only rsc, repl_2.12, server and what they need (no thrift server, no integration tests)
+  (cd "$w" && mvn -B -ntp -Pspark3 -Pscala-2.12 -pl assembly -am package \
+    -DskipTests -Dmaven.javadoc.skip=true -Drat.skip=true -Dscalastyle.skip=true -Dcheckstyle.skip=true \
+    >"$w/build.log" 2>&1) || { tail -40 "$w/build.log" >&2; fail "livy: mvn package failed (log: $w/build.log)"; }
+  local zip; zip=$(ls "$w"/assembly/target/apache-livy-*-bin.zip 2>/dev/null | head -1)
+  [ -f "$zip" ] || fail "livy: the assembly zip is missing under $w/assembly/target"
+  rm -rf "$out"; mkdir -p "$out"
+  local tmp="$w/unpacked"; rm -rf "$tmp"; mkdir -p "$tmp"
+  (cd "$tmp" && jar xf "$zip") || fail "livy: cannot unpack $zip"
+  cp -r "$tmp"/apache-livy-*/. "$out/"
+  chmod +x "$out"/bin/* 2>/dev/null || true
+  verify_livy_layout "$out"
+  touch "$out/.complete"; log "livy $LIVY_VERSION laid out in $out"
+}
+
+verify_livy_layout() {
+  local out=$1 d
+  for d in jars rsc-jars repl_2.12-jars conf; do
+    [ -d "$out/$d" ] && [ -n "$(ls -A "$out/$d")" ] || fail "livy: $out/$d is missing or empty"
+  done
+  ls "$out/jars/livy-server-$LIVY_VERSION.jar" "$out/rsc-jars/livy-rsc-$LIVY_VERSION.jar" \
+    "$out/repl_2.12-jars/livy-repl_2.12-$LIVY_VERSION.jar" >/dev/null 2>&1 || fail "livy: a Livy jar is missing in $out"
+  local bad; bad=$(cd "$out" && ls jars rsc-jars repl_2.12-jars | grep -E '_2\.1[13]' | grep -v '_2\.12' || true)
+  [ -z "$bad" ] || fail "livy: jars for another Scala than 2.12 slipped in: $bad"
+}
+
+targets=("$@"); [ ${#targets[@]} -gt 0 ] || targets=(spark livy)
+for t in "${targets[@]}"; do "build_$t"; done
