@@ -64,8 +64,15 @@ build_livy() {
   grep -q "<version>$LIVY_VERSION</version>" "$w/pom.xml" || fail "livy: the source in $LIVY_SOURCE is not version $LIVY_VERSION"
   log "building Livy $LIVY_VERSION (Spark 3 / Scala 2.12 profiles) from source with Maven (cold: 10-20 min)"
   # -pl assembly -am: only rsc, repl_2.12, server and what they need (no thrift server, no integration tests)
-  (cd "$w" && mvn -B -ntp -Pspark3 -Pscala-2.12 -pl assembly -am package \
+  # Livy's POM also names the Apache release and snapshot repositories, which are not reachable here: send
+  # every repository to Maven Central, and skip the remote-resources step that wants a SNAPSHOT bundle
+  # (it only adds the incubator DISCLAIMER to the jars).
+  cat >"$w/settings.xml" <<'XML'
+<settings><mirrors><mirror><id>central-only</id><mirrorOf>*</mirrorOf><url>https://repo.maven.apache.org/maven2</url></mirror></mirrors></settings>
+XML
+  (cd "$w" && mvn -B -ntp -s settings.xml -Pspark3 -Pscala-2.12 -pl assembly -am package \
     -DskipTests -Dmaven.javadoc.skip=true -Drat.skip=true -Dscalastyle.skip=true -Dcheckstyle.skip=true \
+    -Dremoteresources.skip=true -Djacoco.skip=true \
     >"$w/build.log" 2>&1) || { tail -40 "$w/build.log" >&2; fail "livy: mvn package failed (log: $w/build.log)"; }
   local zip; zip=$(ls "$w"/assembly/target/apache-livy-*-bin.zip 2>/dev/null | head -1)
   [ -f "$zip" ] || fail "livy: the assembly zip is missing under $w/assembly/target"

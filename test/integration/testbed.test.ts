@@ -1,0 +1,153 @@
+import { execFile } from "node:child_process";
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { promisify } from "node:util";
+import { AppsV1Api, CoreV1Api } from "@kubernetes/client-node";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { loadKubeConfig } from "../../src/kube/client.ts";
+import { testbed } from "../testbed/context.ts";
+
+const run = promisify(execFile);
+
+async function until<T>(
+  what: string,
+  fn: () => Promise<T | undefined | false>,
+  timeoutMs = 60_000,
+): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  while (Date.now() < deadline) {
+    try {
+      const v = await fn();
+      if (v) return v;
+    } catch (err) {
+      last = err;
+    }
+    await new Promise((r) => setTimeout(r, 250));
+  }
+  throw new Error(`timed out waiting for ${what}${last ? `: ${String(last)}` : ""}`);
+}
+
+describe("the test bed's control plane", () => {
+  const ns = `tb-${Date.now().toString(36)}`;
+  let core: CoreV1Api;
+  let apps: AppsV1Api;
+  const env = () => ({
+    ...process.env,
+    KUBECONFIG: testbed().kubeconfig,
+    PATH: `${testbed().binDirs.join(":")}:${process.env.PATH}`,
+  });
+
+  beforeAll(async () => {
+    const kc = loadKubeConfig(testbed().kubeconfig);
+    core = kc.makeApiClient(CoreV1Api);
+    apps = kc.makeApiClient(AppsV1Api);
+    await core.createNamespace({ body: { metadata: { name: ns } } });
+  });
+  afterAll(async () => {
+    await core.deleteNamespace({ name: ns }).catch(() => undefined);
+  });
+
+  it("runs a Deployment created with @kubernetes/client-node: ReplicaSet, Pod Running and Ready on the kwok node", async () => {
+    await apps.createNamespacedDeployment({
+      namespace: ns,
+      body: {
+        metadata: { name: "web" },
+        spec: {
+          replicas: 1,
+          selector: { matchLabels: { app: "web" } },
+          template: {
+            metadata: { labels: { app: "web" } },
+            spec: { containers: [{ name: "web", image: "nginx:1.27" }] },
+          },
+        },
+      },
+    });
+    const rs = await until("a ReplicaSet", async () => {
+      const l = await apps.listNamespacedReplicaSet({ namespace: ns });
+      return l.items.find((r) =>
+        r.metadata?.ownerReferences?.some((o) => o.kind === "Deployment" && o.name === "web"),
+      );
+    });
+    const pod = await until("a Ready pod", async () => {
+      const l = await core.listNamespacedPod({ namespace: ns, labelSelector: "app=web" });
+      return l.items.find(
+        (p) =>
+          p.status?.phase === "Running" &&
+          p.status.conditions?.some((c) => c.type === "Ready" && c.status === "True"),
+      );
+    });
+    expect(pod.spec?.nodeName).toBe("kwok-node-0");
+    expect(pod.metadata?.ownerReferences?.[0]?.name).toBe(rs.metadata?.name);
+    const dep = await until("Deployment available", async () => {
+      const d = await apps.readNamespacedDeployment({ name: "web", namespace: ns });
+      return (d.status?.availableReplicas ?? 0) >= 1 && d;
+    });
+    expect(dep.status?.readyReplicas).toBe(1);
+  });
+
+  it("garbage-collects what the Deployment owned when it is deleted", async () => {
+    await apps.deleteNamespacedDeployment({ name: "web", namespace: ns, propagationPolicy: "Background" });
+    await until("ReplicaSets and Pods collected", async () => {
+      const [rs, pods] = await Promise.all([
+        apps.listNamespacedReplicaSet({ namespace: ns }),
+        core.listNamespacedPod({ namespace: ns }),
+      ]);
+      return rs.items.length === 0 && pods.items.length === 0;
+    });
+  });
+
+  it("answers kubectl, reporting the version stamped into the binaries", async () => {
+    const { stdout } = await run("kubectl", ["version", "-o", "json"], { env: env() });
+    const v = JSON.parse(stdout) as {
+      clientVersion: { gitVersion: string };
+      serverVersion: { gitVersion: string };
+    };
+    expect(v.serverVersion.gitVersion).toMatch(/^v1\.(3[4-9])\.\d+$/);
+    expect(v.clientVersion.gitVersion).toBe(v.serverVersion.gitVersion);
+    const nodes = await run("kubectl", ["get", "nodes", "-o", "name"], { env: env() });
+    expect(nodes.stdout.trim()).toBe("node/kwok-node-0");
+  });
+
+  it("enforces RBAC: an unprivileged service account is forbidden", async () => {
+    await core.createNamespacedServiceAccount({ namespace: ns, body: { metadata: { name: "nobody" } } });
+    const { stdout } = await run(
+      "kubectl",
+      ["auth", "can-i", "list", "pods", "-n", ns, `--as=system:serviceaccount:${ns}:nobody`],
+      {
+        env: env(),
+      },
+    ).catch((e: { stdout: string }) => e);
+    expect(stdout.trim()).toBe("no");
+  });
+
+  it("installs a Helm chart with helm 3 and checks kubeVersion against the stamped server version", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "chart-"));
+    await run("helm", ["create", join(dir, "hello")], { env: env() });
+    writeFileSync(
+      join(dir, "hello", "Chart.yaml"),
+      "apiVersion: v2\nname: hello\nversion: 0.1.0\nkubeVersion: '>=1.34.0-0'\n",
+    );
+    const { stdout } = await run(
+      "helm",
+      [
+        "install",
+        "hello",
+        join(dir, "hello"),
+        "-n",
+        ns,
+        "--wait",
+        "--timeout",
+        "90s",
+        "--set",
+        "image.tag=1.27",
+      ],
+      { env: env() },
+    );
+    expect(stdout).toContain("STATUS: deployed");
+    const list = await run("helm", ["list", "-n", ns, "-o", "json"], { env: env() });
+    expect(JSON.parse(list.stdout)).toMatchObject([{ name: "hello", status: "deployed" }]);
+    await run("helm", ["uninstall", "hello", "-n", ns, "--wait"], { env: env() });
+  });
+});

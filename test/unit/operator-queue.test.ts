@@ -1,0 +1,67 @@
+import { describe, expect, it } from "vitest";
+import { WorkQueue } from "../../src/operator/queue.ts";
+
+describe("WorkQueue", () => {
+  it("collapses adds of a queued key into one entry", async () => {
+    const q = new WorkQueue();
+    q.add("ns/a");
+    q.add("ns/a");
+    q.add("ns/b");
+    expect(q.length).toBe(2);
+    expect(await q.get()).toBe("ns/a");
+    expect(await q.get()).toBe("ns/b");
+  });
+
+  it("never hands out a key being processed; an add during processing makes one more pass after done", async () => {
+    const q = new WorkQueue();
+    q.add("ns/a");
+    const k = await q.get();
+    expect(k).toBe("ns/a");
+    q.add("ns/a");
+    q.add("ns/a");
+    expect(q.length).toBe(0);
+    expect(q.isProcessing("ns/a")).toBe(true);
+    q.done("ns/a");
+    expect(q.length).toBe(1);
+    expect(await q.get()).toBe("ns/a");
+    q.done("ns/a");
+    expect(q.length).toBe(0);
+  });
+
+  it("wakes a waiting worker on add", async () => {
+    const q = new WorkQueue();
+    const pending = q.get();
+    q.add("ns/x");
+    expect(await pending).toBe("ns/x");
+  });
+
+  it("backs off exponentially per key and forgets on success", () => {
+    const q = new WorkQueue({ backoff: { baseMs: 10, maxMs: 100 } });
+    expect([q.addRateLimited("k"), q.addRateLimited("k"), q.addRateLimited("k")]).toEqual([10, 20, 40]);
+    expect(q.addRateLimited("k")).toBe(80);
+    expect(q.addRateLimited("k")).toBe(100);
+    expect(q.addRateLimited("other")).toBe(10);
+    q.forget("k");
+    expect(q.numRequeues("k")).toBe(0);
+    expect(q.addRateLimited("k")).toBe(10);
+    q.shutdown();
+  });
+
+  it("addAfter keeps the earliest pending time", async () => {
+    const q = new WorkQueue();
+    q.addAfter("k", 10_000);
+    q.addAfter("k", 20);
+    q.addAfter("k", 5_000);
+    const t = performance.now();
+    expect(await q.get()).toBe("k");
+    expect(performance.now() - t).toBeLessThan(2_000);
+    q.shutdown();
+  });
+
+  it("shutdown releases waiting workers", async () => {
+    const q = new WorkQueue();
+    const pending = q.get();
+    q.shutdown();
+    expect(await pending).toBeUndefined();
+  });
+});
