@@ -1,0 +1,541 @@
+import type { V1ObjectMeta } from "@kubernetes/client-node";
+import { z } from "zod";
+import { PHASES, REASON_PATTERN } from "./conditions.ts";
+import { DURATION_MAX_LENGTH, DURATION_PATTERN, durationNanos } from "./duration.ts";
+import {
+  annotate,
+  celEscape,
+  codePoints,
+  DNS1123_LABEL,
+  DNS1123_SUBDOMAIN,
+  int,
+  LABEL_VALUE,
+  listMap,
+  map,
+  NO_WHITESPACE,
+  QUALIFIED_NAME,
+  QUALIFIED_NAME_LONG_PREFIX,
+  qualifiedNameKey,
+  quantity,
+  str,
+  withRules,
+} from "./schema-kit.ts";
+
+export const GROUP = "livy.dev";
+export const VERSION = "v1alpha1";
+export const API_VERSION = `${GROUP}/${VERSION}`;
+export const KIND = "LivySession";
+export const LIST_KIND = "LivySessionList";
+export const PLURAL = "livysessions";
+export const SINGULAR = "livysession";
+export const SHORT_NAMES = ["lvs"] as const;
+export const CATEGORIES = ["livy"] as const;
+
+/** Holds the LivySession until its Livy session is deleted, so no Spark driver outlives its server. */
+export const FINALIZER = "livy.dev/finalizer";
+/** Set (to any new value, conventionally an RFC 3339 time) by `livyctl wake` and the client's ensureReady(). */
+export const ANNOTATION_DEMANDED_AT = "livy.dev/demanded-at";
+
+export const LABEL_NAME = "app.kubernetes.io/name";
+export const LABEL_INSTANCE = "app.kubernetes.io/instance";
+export const LABEL_MANAGED_BY = "app.kubernetes.io/managed-by";
+export const LABEL_SESSION = "livy.dev/session";
+export const LABEL_NAME_VALUE = "livy";
+export const MANAGED_BY = "livy-operator";
+
+/** The operator's labels on every object it owns for the LivySession `name`; the selector uses them. */
+export function labelsFor(name: string): Record<string, string> {
+  return {
+    [LABEL_NAME]: LABEL_NAME_VALUE,
+    [LABEL_INSTANCE]: name,
+    [LABEL_MANAGED_BY]: MANAGED_BY,
+    [LABEL_SESSION]: name,
+  };
+}
+
+export const SERVER_NAME_PREFIX = "livy-";
+/** The Deployment, Service and ConfigMap of a LivySession are named livy-<name>. */
+export function serverName(name: string): string {
+  return `${SERVER_NAME_PREFIX}${name}`;
+}
+/** livy-<name> must be a DNS-1035 label (Service names are) of at most 63 characters. */
+export const MAX_NAME_LENGTH = 63 - SERVER_NAME_PREFIX.length;
+
+/** Pod label keys the operator owns: a user's podLabels may not override them (the selector relies on them). */
+export const RESERVED_POD_LABELS = [LABEL_NAME, LABEL_INSTANCE, LABEL_MANAGED_BY, LABEL_SESSION] as const;
+/** livy.conf keys the operator sets: the Service, probes and operator reach Livy on this host and port. */
+export const RESERVED_LIVY_CONF = ["livy.server.host", "livy.server.port"] as const;
+
+export const SESSION_KINDS = ["spark", "pyspark", "sparkr", "sql"] as const;
+export const FAILURE_POLICIES = ["FailFast", "Recover"] as const;
+
+export const IDLE_TIMEOUT_MAX = "168h";
+export const STARTUP_TIMEOUT_MAX = "1h";
+
+const describe = <S extends z.ZodType>(schema: S, description: string): S =>
+  annotate(schema, { description });
+
+// ---------------------------------------------------------------- durations
+
+const durationRe = `'${celEscape(DURATION_PATTERN)}'`;
+
+function durationField(opts: { allowZero: boolean; max: string; description: string }) {
+  const maxNs = durationNanos(opts.max) ?? 0n;
+  const lower = opts.allowZero ? "" : "duration(self) > duration('0s') && ";
+  const what = opts.allowZero ? `between 0 and ${opts.max}` : `greater than 0 and at most ${opts.max}`;
+  return withRules(
+    str({ min: 1, max: DURATION_MAX_LENGTH, pattern: DURATION_PATTERN, description: opts.description }),
+    [
+      {
+        // Guarded by the pattern so a malformed value reports only the pattern error, not a CEL evaluation error.
+        rule: `!self.matches(${durationRe}) || (${lower}duration(self) <= duration('${opts.max}'))`,
+        message: `must be a duration ${what}`,
+        check: (v) => {
+          const ns = durationNanos(v);
+          return ns === null || ((opts.allowZero || ns > 0n) && ns <= maxNs);
+        },
+      },
+    ],
+  );
+}
+
+// ---------------------------------------------------------------- server
+
+const ENV_NAME = "^[-._a-zA-Z][-._a-zA-Z0-9]*$";
+const LIVY_CONF_KEY = "^livy\\.[A-Za-z0-9][-A-Za-z0-9_.]*$";
+const ONE_LINE = "^[^\\r\\n]*$";
+
+const envVar = z.object({
+  name: str({ min: 1, max: 256, pattern: ENV_NAME, description: "Environment variable name." }),
+  value: str({
+    max: 32768,
+    description: "Value (no secrets here: they would be visible in the Deployment).",
+  }).optional(),
+});
+
+const labelValue = str({ max: 63, pattern: LABEL_VALUE });
+
+const resourceMap = (what: string) =>
+  map(quantity(), {
+    maxProperties: 16,
+    keys: [qualifiedNameKey("resource names")],
+    description: `${what} per resource name (cpu, memory, ephemeral-storage, ...), as Kubernetes quantities.`,
+  });
+
+const resources = describe(
+  z.object({
+    requests: resourceMap("Requests").optional(),
+    limits: resourceMap("Limits").optional(),
+  }),
+  "Compute resources of the Livy server container (in local mode the Spark driver runs in it too).",
+);
+
+const longPrefixRe = `'${celEscape(QUALIFIED_NAME_LONG_PREFIX)}'`;
+const longPrefix = new RegExp(QUALIFIED_NAME_LONG_PREFIX);
+
+const toleration = withRules(
+  z.object({
+    key: str({
+      max: 317,
+      pattern: QUALIFIED_NAME,
+      description: "Taint key; omit to match all keys.",
+    }).optional(),
+    operator: z.enum(["Exists", "Equal"]).optional().meta({ description: "Exists or Equal (the default)." }),
+    value: str({ max: 63, pattern: LABEL_VALUE, description: "Taint value for operator Equal." }).optional(),
+    effect: z
+      .enum(["NoSchedule", "PreferNoSchedule", "NoExecute"])
+      .optional()
+      .meta({ description: "Taint effect to match; omit to match all effects." }),
+    tolerationSeconds: int({
+      min: 0,
+      max: 31_536_000,
+      description: "With effect NoExecute: how long the pod stays bound after the taint appears.",
+    }).optional(),
+  }),
+  [
+    {
+      rule: `!has(self.key) || !self.key.matches(${longPrefixRe})`,
+      message: "key prefix must be at most 253 characters",
+      fieldPath: ".key",
+      check: (t) => t.key === undefined || !longPrefix.test(t.key),
+    },
+    {
+      rule: "has(self.key) || (has(self.operator) && self.operator == 'Exists')",
+      message: "a toleration without key must use operator Exists",
+      fieldPath: ".operator",
+      check: (t) => t.key !== undefined || t.operator === "Exists",
+    },
+    {
+      rule: "!has(self.operator) || self.operator != 'Exists' || !has(self.value) || self.value == ''",
+      message: "value must be empty when operator is Exists",
+      fieldPath: ".value",
+      check: (t) => t.operator !== "Exists" || t.value === undefined || t.value === "",
+    },
+    {
+      rule: "!has(self.tolerationSeconds) || (has(self.effect) && self.effect == 'NoExecute')",
+      message: "tolerationSeconds requires effect NoExecute",
+      fieldPath: ".tolerationSeconds",
+      check: (t) => t.tolerationSeconds === undefined || t.effect === "NoExecute",
+    },
+  ],
+);
+
+const livyConfKeyRe = new RegExp(LIVY_CONF_KEY);
+
+export const serverSchema = describe(
+  z.object({
+    image: str({
+      max: 1024,
+      pattern: NO_WHITESPACE,
+      description: "Livy server image; defaults to the operator's configured image.",
+    }).optional(),
+    imagePullPolicy: z
+      .enum(["Always", "IfNotPresent", "Never"])
+      .optional()
+      .meta({ description: "Image pull policy of the Livy container." }),
+    resources: resources.optional(),
+    env: listMap(envVar, ["name"], 64, "Extra environment variables of the Livy container.").optional(),
+    livyConf: map(str({ max: 4096, pattern: ONE_LINE }), {
+      maxProperties: 64,
+      keys: [
+        {
+          cel: `k.matches('${celEscape(LIVY_CONF_KEY)}')`,
+          check: (k) => livyConfKeyRe.test(k),
+          message: "keys must start with 'livy.' followed by letters, digits, '-', '_' or '.'",
+        },
+        {
+          cel: `!(k in [${RESERVED_LIVY_CONF.map((k) => `'${k}'`).join(", ")}])`,
+          check: (k) => !(RESERVED_LIVY_CONF as readonly string[]).includes(k),
+          message: `${RESERVED_LIVY_CONF.join(" and ")} are set by the operator`,
+        },
+      ],
+      description:
+        "Entries of livy.conf (keys start with 'livy.'; values are single lines). The operator sets livy.server.host and livy.server.port.",
+    }).optional(),
+    serviceAccountName: str({
+      max: 253,
+      pattern: DNS1123_SUBDOMAIN,
+      description: "Service account of the Livy pod.",
+    }).optional(),
+    nodeSelector: map(labelValue, {
+      maxProperties: 32,
+      keys: [qualifiedNameKey("nodeSelector keys")],
+      description: "Node labels the Livy pod must be scheduled on.",
+    }).optional(),
+    tolerations: describe(z.array(toleration).max(32), "Tolerations of the Livy pod.").optional(),
+    podLabels: map(labelValue, {
+      maxProperties: 32,
+      keys: [
+        qualifiedNameKey("podLabels keys"),
+        {
+          cel: `!(k in [${RESERVED_POD_LABELS.map((k) => `'${k}'`).join(", ")}])`,
+          check: (k) => !(RESERVED_POD_LABELS as readonly string[]).includes(k),
+          message: `${RESERVED_POD_LABELS.join(", ")} are set by the operator`,
+        },
+      ],
+      description: "Extra labels of the Livy pod.",
+    }).optional(),
+    podAnnotations: map(str({ max: 8192 }), {
+      maxProperties: 32,
+      keys: [qualifiedNameKey("podAnnotations keys")],
+      description: "Extra annotations of the Livy pod.",
+    }).optional(),
+  }),
+  "The Livy server deployed for this session; unset fields take the operator's defaults.",
+);
+
+// ---------------------------------------------------------------- session (POST /sessions)
+
+const noWhitespace = new RegExp(NO_WHITESPACE);
+
+/** Spark's byte-size strings: 512m, 1g, 2048 (MiB), 4gb. */
+const MEMORY = "^[0-9]{1,9}([kKmMgGtTpP][bB]?|[bB])?$";
+const uriList = (what: string) =>
+  describe(z.array(str({ min: 1, max: 4096, pattern: NO_WHITESPACE })).max(64), what).optional();
+
+export const sessionSchema = describe(
+  z.object({
+    conf: map(str({ max: 8192 }), {
+      maxProperties: 128,
+      keys: [
+        {
+          cel: `size(k) <= 256 && k.matches('${celEscape(NO_WHITESPACE)}')`,
+          check: (k) => codePoints(k) <= 256 && noWhitespace.test(k),
+          message: "keys must be non-empty, at most 256 characters, without whitespace",
+        },
+      ],
+      description: "Spark configuration of the session (spark.* keys).",
+    }).optional(),
+    driverMemory: str({
+      max: 16,
+      pattern: MEMORY,
+      description: "Spark driver memory, e.g. 512m or 2g.",
+    }).optional(),
+    driverCores: int({ min: 1, max: 512, description: "Spark driver cores." }).optional(),
+    executorMemory: str({
+      max: 16,
+      pattern: MEMORY,
+      description: "Memory per Spark executor, e.g. 1g.",
+    }).optional(),
+    executorCores: int({ min: 1, max: 512, description: "Cores per Spark executor." }).optional(),
+    numExecutors: int({ min: 1, max: 10_000, description: "Number of Spark executors." }).optional(),
+    jars: uriList("Jars on the session's classpath."),
+    pyFiles: uriList("Python files on the session's PYTHONPATH."),
+    files: uriList("Files placed in the session's working directory."),
+    archives: uriList("Archives extracted into the session's working directory."),
+    queue: str({ min: 1, max: 253, pattern: NO_WHITESPACE, description: "YARN queue." }).optional(),
+    proxyUser: str({
+      min: 1,
+      max: 253,
+      pattern: NO_WHITESPACE,
+      description: "User to impersonate.",
+    }).optional(),
+    name: str({ min: 1, max: 128, pattern: NO_WHITESPACE, description: "Livy session name." }).optional(),
+    heartbeatTimeoutInSecond: int({
+      min: 0,
+      max: 604_800,
+      description: "Livy kills the session when no client heartbeat came for this long; 0 disables it.",
+    }).optional(),
+  }),
+  "The body of Livy's POST /sessions (besides kind, which is spec.kind).",
+);
+
+export const authSchema = describe(
+  z.object({
+    type: z.enum(["Basic", "Bearer"]).meta({ description: "Basic or Bearer authentication to Livy." }),
+    secretName: str({
+      min: 1,
+      max: 253,
+      pattern: DNS1123_SUBDOMAIN,
+      description:
+        "Secret in the LivySession's namespace: keys username and password (Basic) or token (Bearer). Never copied into status.",
+    }),
+  }),
+  "Authentication to the Livy server, for the operator and for clients resolving this LivySession.",
+);
+
+// ---------------------------------------------------------------- spec
+
+export const specSchema = withRules(
+  z.object({
+    kind: withRules(z.enum(SESSION_KINDS), [
+      {
+        rule: "self == oldSelf",
+        message: "kind is immutable: delete and recreate the LivySession to change it",
+        check: "transition",
+      },
+    ])
+      .default("pyspark")
+      .meta({ description: "Livy session kind: spark, pyspark, sparkr or sql. Immutable." }),
+    suspend: z
+      .boolean()
+      .default(false)
+      .meta({ description: "True: declared but nothing deployed, even when demanded, until it is false." }),
+    idleTimeout: durationField({
+      allowZero: true,
+      max: IDLE_TIMEOUT_MAX,
+      description: `Tear the server down after this long without statements ("15m", "1h30m"); "0" never does. At most ${IDLE_TIMEOUT_MAX}.`,
+    }).default("15m"),
+    startupTimeout: durationField({
+      allowZero: false,
+      max: STARTUP_TIMEOUT_MAX,
+      description: `Not Ready this long after a start began: Failed (FailFast) or restarted (Recover). At most ${STARTUP_TIMEOUT_MAX}.`,
+    }).default("5m"),
+    failurePolicy: z.enum(FAILURE_POLICIES).default("FailFast").meta({
+      description:
+        "FailFast: report Failed at once with a precise reason. Recover: recreate the server or Livy session with exponential backoff.",
+    }),
+    maxRestarts: int({
+      min: 0,
+      max: 1000,
+      description:
+        "With failurePolicy Recover: give up (Failed, RestartLimitReached) after this many restarts; unset: never.",
+    }).optional(),
+    server: serverSchema.optional(),
+    session: sessionSchema.optional(),
+    auth: authSchema.optional(),
+  }),
+  [
+    {
+      rule: "!has(self.maxRestarts) || self.failurePolicy == 'Recover'",
+      message: "maxRestarts applies only with failurePolicy Recover",
+      fieldPath: ".maxRestarts",
+      reason: "FieldValueForbidden",
+      check: (s) => s.maxRestarts === undefined || s.failurePolicy === "Recover",
+    },
+  ],
+);
+
+// ---------------------------------------------------------------- status
+
+const TIMESTAMP =
+  "^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\\.[0-9]{1,9})?(Z|[+-][0-9]{2}:[0-9]{2})$";
+const timestamp = (description: string) => str({ max: 64, pattern: TIMESTAMP, description });
+
+/** metav1.Condition, with its validation. */
+export const conditionSchema = z.object({
+  type: str({
+    min: 1,
+    max: 316,
+    pattern: QUALIFIED_NAME,
+    description: "ServerReady, SessionReady, Ready or Idle.",
+  }),
+  status: z.enum(["True", "False", "Unknown"]),
+  observedGeneration: int({ min: 0, max: Number.MAX_SAFE_INTEGER }).optional(),
+  lastTransitionTime: timestamp("When status last changed."),
+  reason: str({
+    min: 1,
+    max: 1024,
+    pattern: REASON_PATTERN,
+    description: "CamelCase cause; see the README.",
+  }),
+  message: str({ max: 32768, description: "Human-readable details." }),
+});
+
+export const statusSchema = z.object({
+  observedGeneration: int({
+    min: 0,
+    max: Number.MAX_SAFE_INTEGER,
+    description: "The metadata.generation this status was computed from.",
+  }).optional(),
+  phase: z
+    .enum(PHASES)
+    .optional()
+    .meta({ description: "Summary for kubectl, derived from the conditions; do not branch on it." }),
+  conditions: listMap(conditionSchema, ["type"], 16, "ServerReady, SessionReady, Ready and Idle.").optional(),
+  serverURL: str({ max: 2048, description: "Base URL of the Livy server while one is deployed." }).optional(),
+  sessionURL: str({
+    max: 2048,
+    description: "URL of the Livy session: POST statements to <sessionURL>/statements.",
+  }).optional(),
+  livySessionId: int({
+    min: 0,
+    max: 2_147_483_647,
+    description: "Livy's id of the current session.",
+  }).optional(),
+  livySessionState: str({
+    max: 64,
+    description:
+      "Livy's state of the session: not_started, starting, idle, busy, shutting_down, error, dead, killed, success.",
+  }).optional(),
+  lastActivityTime: timestamp(
+    "Latest statement start or completion (or busy state) seen; idleTimeout counts from here.",
+  ).optional(),
+  readyTime: timestamp("When Ready last became True.").optional(),
+  idleSince: timestamp("When the server was torn down for idleness (Idle=True).").optional(),
+  startTime: timestamp(
+    "When the current start attempt began (or, during Recover's backoff, when the next one may begin); startupTimeout counts from here.",
+  ).optional(),
+  demandedAt: str({
+    max: 64,
+    description: "The livy.dev/demanded-at annotation value last served; a different value is a new demand.",
+  }).optional(),
+  restarts: int({
+    min: 0,
+    max: 2_147_483_647,
+    description: "Restarts made by failurePolicy Recover.",
+  }).optional(),
+  message: str({ max: 32768, description: "Human-readable summary of the current state." }).optional(),
+});
+
+// ---------------------------------------------------------------- the resource
+
+const nameRe = new RegExp(DNS1123_LABEL);
+
+/**
+ * The whole object. `metadata` is checked only for what the CRD's root rules check (the name); the rest of
+ * it is the API server's business and passes through untouched.
+ */
+export const livySessionSchema = withRules(
+  z.object({
+    apiVersion: z.literal(API_VERSION),
+    kind: z.literal(KIND),
+    metadata: z.object({ name: z.string() }).loose(),
+    spec: specSchema.prefault({}),
+    status: statusSchema.optional(),
+  }),
+  [
+    {
+      rule: `self.metadata.name.matches('${celEscape(DNS1123_LABEL)}')`,
+      message:
+        "metadata.name must be a DNS-1123 label (lower-case letters, digits and '-', starting and ending alphanumeric): it names the Deployment and Service livy-<name>",
+      fieldPath: ".metadata.name",
+      check: (o) => nameRe.test(o.metadata.name),
+    },
+    {
+      rule: `size(self.metadata.name) <= ${MAX_NAME_LENGTH}`,
+      message: `metadata.name must be at most ${MAX_NAME_LENGTH} characters: the Service livy-<name> must fit in 63`,
+      fieldPath: ".metadata.name",
+      check: (o) => codePoints(o.metadata.name) <= MAX_NAME_LENGTH,
+    },
+  ],
+);
+
+export type LivySessionSpec = z.output<typeof specSchema>;
+/** A spec as written in a manifest: defaulted fields may be omitted. */
+export type LivySessionSpecInput = z.input<typeof specSchema>;
+export type LivySessionStatus = z.output<typeof statusSchema>;
+export type Condition = z.output<typeof conditionSchema>;
+export type ServerSpec = z.output<typeof serverSchema>;
+export type SessionSpec = z.output<typeof sessionSchema>;
+export type AuthSpec = z.output<typeof authSchema>;
+export type SessionKind = (typeof SESSION_KINDS)[number];
+export type FailurePolicy = (typeof FAILURE_POLICIES)[number];
+
+/**
+ * A LivySession as read from the cluster. Note that the timestamps in metadata arrive as RFC 3339 strings
+ * when the object comes from raw JSON, whatever V1ObjectMeta's Date types say.
+ */
+export interface LivySession {
+  apiVersion: typeof API_VERSION;
+  kind: typeof KIND;
+  metadata: V1ObjectMeta & { name: string };
+  spec: LivySessionSpec;
+  status?: LivySessionStatus;
+}
+
+/**
+ * The API server drops nulls of non-nullable fields before defaulting (nulls of defaulted fields then take
+ * the default), in objects and maps but not in lists. No field here is nullable, so dropping every null
+ * object entry does the same and zod then sees what the server validates.
+ */
+export function pruneNulls(value: unknown): unknown {
+  if (Array.isArray(value)) return value.map(pruneNulls);
+  if (value !== null && typeof value === "object") {
+    const out: Record<string, unknown> = {};
+    for (const [k, v] of Object.entries(value)) {
+      if (v !== null) out[k] = pruneNulls(v);
+    }
+    return out;
+  }
+  return value;
+}
+
+export type ParseResult =
+  | { success: true; data: LivySession }
+  | { success: false; error: z.ZodError; message: string };
+
+/**
+ * Parses an object from the cluster (or a manifest) into a defaulted, typed LivySession, accepting exactly
+ * what the API server admits with the generated CRD (transition rules such as kind's immutability aside).
+ * On failure, `message` names each offending field by its path, e.g. "spec.idleTimeout: ...".
+ */
+export function parseLivySession(obj: unknown): ParseResult {
+  const r = livySessionSchema.safeParse(pruneNulls(obj));
+  if (r.success) return { success: true, data: r.data as LivySession };
+  return { success: false, error: r.error, message: formatIssues(r.error) };
+}
+
+/** "spec.server.env[1].name: Invalid string: ..." lines, one per issue. */
+export function formatIssues(error: z.ZodError): string {
+  return error.issues.map((i) => `${formatPath(i.path)}: ${i.message}`).join("; ");
+}
+
+function formatPath(path: readonly PropertyKey[]): string {
+  let out = "";
+  for (const p of path) {
+    if (typeof p === "number") out += `[${p}]`;
+    else out += out === "" ? String(p) : `.${String(p)}`;
+  }
+  return out === "" ? "(root)" : out;
+}
