@@ -1,4 +1,5 @@
 import { createHash } from "node:crypto";
+import { LABEL_MANAGED_BY, LABEL_SESSION, labelsFor, MANAGED_BY, serverName } from "../api/index.ts";
 
 /**
  * The objects the operator owns for one LivySession, built from its spec and the operator's defaults.
@@ -9,10 +10,10 @@ import { createHash } from "node:crypto";
 export const LIVY_PORT = 8998;
 export const FIELD_MANAGER = "livy-operator";
 export const SPEC_HASH_ANNOTATION = "livy.dev/spec-hash";
-export const MANAGED_BY = "livy-operator";
-/** Labels and selectors the operator's caches filter on. */
-export const MANAGED_SELECTOR = `app.kubernetes.io/managed-by=${MANAGED_BY}`;
-export const SESSION_LABEL = "livy.dev/session";
+/** The label selector of the operator's caches of owned objects. */
+export const MANAGED_SELECTOR = `${LABEL_MANAGED_BY}=${MANAGED_BY}`;
+export const SESSION_LABEL = LABEL_SESSION;
+export { labelsFor, serverName };
 
 /** The Livy image's layout (deploy/livy-image/). */
 const LIVY_HOME = "/opt/livy";
@@ -43,20 +44,6 @@ export interface ObjectDefaults {
   image: string;
   imagePullPolicy: "Always" | "IfNotPresent" | "Never";
   resources: { requests?: Record<string, string | number>; limits?: Record<string, string | number> };
-}
-
-export function serverName(sessionName: string): string {
-  return `livy-${sessionName}`;
-}
-
-export function labelsFor(sessionName: string): Record<string, string> {
-  return {
-    "app.kubernetes.io/name": "livy",
-    "app.kubernetes.io/instance": sessionName,
-    "app.kubernetes.io/component": "livy-server",
-    "app.kubernetes.io/managed-by": MANAGED_BY,
-    [SESSION_LABEL]: sessionName,
-  };
 }
 
 function ownerReference(owner: OwnerRef) {

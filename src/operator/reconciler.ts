@@ -173,7 +173,7 @@ class Pass {
       apiVersion: `${GROUP}/${VERSION}`,
       kind: KIND,
       name: obj.metadata.name,
-      namespace: obj.metadata.namespace,
+      namespace: obj.metadata.namespace ?? "",
       uid: obj.metadata.uid ?? "",
     };
     const status = structuredClone(obj.status ?? {}) as Status;
@@ -279,7 +279,7 @@ class Pass {
     );
     const svc = desiredService(this.owner);
     const name = serverName(this.obj.metadata.name);
-    const ns = this.obj.metadata.namespace;
+    const ns = this.owner.namespace;
     const caches = this.d.caches;
     await this.ensure(CORE.configMaps, caches.configMaps, cm);
     await this.ensure(CORE.services, caches.services, svc);
@@ -544,7 +544,7 @@ class Pass {
   }
 
   private async deleteServer(): Promise<void> {
-    const ns = this.obj.metadata.namespace;
+    const ns = this.owner.namespace;
     const name = serverName(this.obj.metadata.name);
     const k = `${ns}/${name}`;
     const c = this.d.caches;

@@ -101,7 +101,9 @@ describe("observeServer", () => {
       { state: "Progressing" },
     ],
   ] as const)("%s", (_, dep, pods, expected) => {
-    expect(observeServer(dep as DeploymentLike | undefined, pods as PodLike[])).toMatchObject(expected);
+    expect(observeServer(dep as DeploymentLike | undefined, pods as unknown as PodLike[])).toMatchObject(
+      expected,
+    );
   });
 });
 
