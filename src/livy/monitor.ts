@@ -43,6 +43,8 @@ export const DEFAULT_MONITOR_OPTIONS: MonitorOptions = {
   maxOutageMs: 60_000,
 };
 
+const WINDOW_SLACK = 2;
+
 /** What the client knows besides Livy's own states. */
 export type KnownSessionState = SessionState | "gone" | "unreachable" | "inactive";
 
@@ -69,6 +71,7 @@ export class SessionMonitor {
   #maxSeenId = -1;
   #outageSince: number | undefined;
   #postChain: Promise<unknown> = Promise.resolve();
+  #pendingPosts = 0;
   #closed = false;
   readonly #stats: MonitorStats = { ticks: 0, fallbackRequests: 0 };
 
@@ -100,7 +103,10 @@ export class SessionMonitor {
    * `x = 1` must run before the `print(x)` submitted after it.
    */
   serialize<T>(post: () => Promise<T>): Promise<T> {
-    const run = this.#postChain.then(post, post);
+    this.#pendingPosts++;
+    const run = this.#postChain.then(post, post).finally(() => {
+      this.#pendingPosts--;
+    });
     this.#postChain = run.catch(() => {});
     return run;
   }
@@ -182,7 +188,10 @@ export class SessionMonitor {
     const ids = [...this.#tracked.keys()];
     const oldest = Math.min(...ids);
     const newest = Math.max(this.#maxSeenId, ...ids);
-    const size = Math.max(1, Math.min(this.#options.maxWindow, newest - oldest + 1));
+    // Submissions still under way may land before this poll does and push the oldest out of a tight
+    // window: leave room for them (and a little for other clients) rather than fall back per statement.
+    const slack = this.#pendingPosts + WINDOW_SLACK;
+    const size = Math.max(1, Math.min(this.#options.maxWindow, newest - oldest + 1 + slack));
     this.#stats.ticks++;
     const signal = this.#closeSignal;
     const list = await this.#client.listStatements(this.sessionId, { order: "desc", size, signal });

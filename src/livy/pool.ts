@@ -79,7 +79,9 @@ export class SessionPool {
    * waits for room or rejects, as configured. `signal`/`timeoutMs` bound the whole statement.
    */
   async submit(code: string, options: SubmitOptions = {}): Promise<PooledStatement> {
-    const deadline = new Deadline("pooled statement", options, [this.#closing.signal]);
+    if (this.#closing.signal.aborted) throw new LivyAbortError("pooled statement", "pool closed");
+    // Not tied to the pool's closing: close() rejects only what has not reached a session yet.
+    const deadline = new Deadline("pooled statement", options);
     try {
       await this.#admission(deadline);
     } catch (err) {

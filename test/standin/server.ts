@@ -323,6 +323,11 @@ export class LivyStandin implements StandinControl {
   }
 
   reset(): void {
+    if (this.#refuseTimer) {
+      clearTimeout(this.#refuseTimer);
+      this.#refuseTimer = undefined;
+    }
+    if (!this.server.listening && !this.#closed) this.server.listen(this.#listen.port, this.#listen.host);
     this.#clearSessions();
     this.#nextSessionId = 0;
     this.#outputs.clear();

@@ -34,8 +34,14 @@ describe("InteractiveSession.submit", () => {
     expect(handle.state).toBe("waiting");
     expect(handle.done).toBe(false);
     await expect(handle.result).resolves.toMatchObject({ kind: "text", text: "2", statementId: handle.id });
-    await expect(session.run("spark.range(1000).count()")).resolves.toMatchObject({ kind: "text", text: "1000" });
-    await expect(session.run('%json {"a": [1, 2]}')).resolves.toMatchObject({ kind: "json", json: { a: [1, 2] } });
+    await expect(session.run("spark.range(1000).count()")).resolves.toMatchObject({
+      kind: "text",
+      text: "1000",
+    });
+    await expect(session.run('%json {"a": [1, 2]}')).resolves.toMatchObject({
+      kind: "json",
+      json: { a: [1, 2] },
+    });
     await expect(session.run('%table [{"n": 1, "s": "x"}]')).resolves.toMatchObject({
       kind: "table",
       columns: [
@@ -44,7 +50,11 @@ describe("InteractiveSession.submit", () => {
       ],
       rows: [[1, "x"]],
     });
-    await expect(session.run("plot()")).resolves.toMatchObject({ kind: "image", mimeType: "image/png", text: "<Figure>" });
+    await expect(session.run("plot()")).resolves.toMatchObject({
+      kind: "image",
+      mimeType: "image/png",
+      text: "<Figure>",
+    });
   });
 
   it("rejects result with StatementError carrying Livy's ename, evalue and traceback", async () => {
@@ -72,7 +82,9 @@ describe("InteractiveSession.submit", () => {
     expect(ids).toEqual(ids.map((_, i) => (ids[0] ?? 0) + i));
     const results = await Promise.all(handles.map((h) => h.result));
     // Each statement saw exactly the ones submitted before it: the REPL ran them in submission order.
-    expect(results.map((r) => r.text)).toEqual(codes.map((_, i) => String(Number("0123456789".slice(0, i + 1)))));
+    expect(results.map((r) => r.text)).toEqual(
+      codes.map((_, i) => String(Number("0123456789".slice(0, i + 1)))),
+    );
     for (let i = 1; i < results.length; i++) {
       const prev = results[i - 1];
       const cur = results[i];
@@ -195,7 +207,10 @@ describe("fail-fast mode (default)", () => {
     // Within one backed-off poll interval (the monitor's ceiling is 1 s; here it has barely backed off).
     expect(detectedIn).toBeLessThan(600);
     const before = fx.standin.control.counters().total;
-    expect(await rejection(session.submit("1"))).toMatchObject({ code: "LIVY_SESSION_NOT_USABLE", state: "dead" });
+    expect(await rejection(session.submit("1"))).toMatchObject({
+      code: "LIVY_SESSION_NOT_USABLE",
+      state: "dead",
+    });
     expect(fx.standin.control.counters().total).toBe(before);
   });
 
@@ -244,7 +259,10 @@ describe("resilient mode", () => {
     const handle = await session.submit("sleep 10");
     await ms(30);
     fx.standin.control.killSession(session.id, "killed");
-    expect(await rejection(handle.result)).toMatchObject({ code: "LIVY_SESSION_NOT_USABLE", state: "killed" });
+    expect(await rejection(handle.result)).toMatchObject({
+      code: "LIVY_SESSION_NOT_USABLE",
+      state: "killed",
+    });
   });
 
   it("bounds the wait for a session that never starts", async () => {
@@ -262,7 +280,9 @@ describe("waitForIdle", () => {
     const client = fx.client();
     const { id } = await client.createSession({ kind: "pyspark" });
     const session = client.session(id);
-    await expect(session.waitForIdle({ timeoutMs: 2_000, pollMs: 10 })).resolves.toMatchObject({ state: "idle" });
+    await expect(session.waitForIdle({ timeoutMs: 2_000, pollMs: 10 })).resolves.toMatchObject({
+      state: "idle",
+    });
     expect(session.state).toBe("idle");
   });
 
@@ -271,7 +291,9 @@ describe("waitForIdle", () => {
     const client = fx.client();
     const { id } = await client.createSession({ kind: "pyspark" });
     const session = client.session(id);
-    expect(await rejection(session.waitForIdle({ timeoutMs: 50, pollMs: 5 }))).toBeInstanceOf(LivyTimeoutError);
+    expect(await rejection(session.waitForIdle({ timeoutMs: 50, pollMs: 5 }))).toBeInstanceOf(
+      LivyTimeoutError,
+    );
     fx.standin.control.killSession(id, "error");
     expect(await rejection(session.waitForIdle({ timeoutMs: 2_000 }))).toMatchObject({ state: "error" });
   });
@@ -280,10 +302,14 @@ describe("waitForIdle", () => {
 describe("monitoring", () => {
   it("polls each busy session once per tick, however many statements it has in flight", async () => {
     const client = fx.client();
-    const sessions = await Promise.all([0, 1, 2].map(async () => client.session(await fx.idleSession(client))));
+    const sessions = await Promise.all(
+      [0, 1, 2].map(async () => client.session(await fx.idleSession(client))),
+    );
     fx.standin.control.resetCounters();
     const handles = (
-      await Promise.all(sessions.map((s) => Promise.all(Array.from({ length: 8 }, () => s.submit("sleep 0.05")))))
+      await Promise.all(
+        sessions.map((s) => Promise.all(Array.from({ length: 8 }, () => s.submit("sleep 0.05")))),
+      )
     ).flat();
     await Promise.all(handles.map((h) => h.result));
     const counters = fx.standin.control.counters();
