@@ -1,0 +1,209 @@
+/**
+ * The Livy contract: one suite, run through the project's client against real Apache Livy on Spark and
+ * against the stand-in. When they disagree, the stand-in is what gets fixed.
+ *
+ * Real Livy is slow to start a session (tens of seconds), so each variant creates one pyspark session and
+ * runs its checks in order on it; the long-running cancel check goes last because real Livy's REPL stays
+ * blocked by the sleep even after the statement is reported cancelled.
+ */
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import {
+  type InteractiveSession,
+  LivyClient,
+  LivyHttpError,
+  type Session,
+  SessionGoneError,
+  SessionNotUsableError,
+  StatementCancelledError,
+  StatementError,
+} from "../../src/livy/index.ts";
+import { testbed } from "../testbed/context.ts";
+
+const tb = testbed();
+const SKIP_LIVY = process.env.LIVY_TESTBED_SKIP_LIVY === "1";
+
+const targets = [
+  { name: "real Livy", url: tb.livyUrl, sessionStartMs: 300_000 },
+  { name: "stand-in", url: tb.standinUrl, sessionStartMs: 30_000 },
+];
+
+async function rejection(p: Promise<unknown>): Promise<unknown> {
+  try {
+    await p;
+  } catch (err) {
+    return err;
+  }
+  throw new Error("expected a rejection");
+}
+
+/** The exact answer on the wire, to compare bodies and not only what the client makes of them. */
+async function wire(
+  url: string,
+  path: string,
+  init: RequestInit = {},
+): Promise<{ status: number; body: unknown }> {
+  const res = await fetch(url + path, {
+    ...init,
+    headers: { accept: "application/json", "x-requested-by": "livy", "content-type": "application/json" },
+  });
+  const text = await res.text();
+  let body: unknown = text;
+  try {
+    body = JSON.parse(text);
+  } catch {
+    // not JSON: keep the text
+  }
+  return { status: res.status, body };
+}
+
+describe.each(targets)("Livy contract: $name", ({ name, url, sessionStartMs }) => {
+  if (url === null) {
+    if (SKIP_LIVY) {
+      it.skip(`${name}: SKIPPED because LIVY_TESTBED_SKIP_LIVY=1 (the test bed did not start real Livy)`, () => {});
+    } else {
+      it(`${name} is part of the test bed`, () => {
+        throw new Error(
+          `the test bed provided no ${name} URL (livyUrl is null) although LIVY_TESTBED_SKIP_LIVY is not 1: ` +
+            "real Livy was not started, see the test bed's output",
+        );
+      });
+    }
+    return;
+  }
+  const baseUrl = url;
+  let client: LivyClient;
+  let created: Session;
+  let session: InteractiveSession;
+
+  beforeAll(async () => {
+    client = new LivyClient({ baseUrl });
+    created = await client.createSession({ kind: "pyspark", name: `contract-${Date.now()}` });
+    session = client.session(created.id);
+    await session.waitForIdle({ timeoutMs: sessionStartMs });
+  });
+
+  afterAll(async () => {
+    // Normally the last test deleted it; after a failure it must not outlive the run.
+    if (created) await client.deleteSession(created.id).catch(() => {});
+    await client?.close();
+  });
+
+  it("answers /version with Livy's version", async () => {
+    expect((await client.version()).version).toBe("0.9.0-incubating");
+  });
+
+  it("creates a pyspark session that starts and becomes idle", async () => {
+    expect(created.kind).toBe("pyspark");
+    expect(["not_started", "starting"]).toContain(created.state);
+    const now = await client.getSession(created.id);
+    expect(now).toMatchObject({ id: created.id, kind: "pyspark", state: "idle", name: created.name });
+    expect((await client.listSessions()).sessions.map((s) => s.id)).toContain(created.id);
+  });
+
+  it("refuses statements while a session is starting (500, fail-fast)", async () => {
+    const other = await client.createSession({ kind: "pyspark" });
+    try {
+      const err = await rejection(client.session(other.id).submit("1 + 1"));
+      expect(err).toBeInstanceOf(SessionNotUsableError);
+      expect(err).toMatchObject({ state: "starting", status: 500 });
+    } finally {
+      await client.deleteSession(other.id);
+    }
+  });
+
+  it("runs `1 + 1`", async () => {
+    await expect(session.run("1 + 1")).resolves.toMatchObject({ kind: "text", text: "2" });
+  });
+
+  it("runs `spark.range(1000).count()`", async () => {
+    await expect(session.run("spark.range(1000).count()")).resolves.toMatchObject({
+      kind: "text",
+      text: "1000",
+    });
+  });
+
+  it("reports a failing statement with ename, evalue and traceback", async () => {
+    const handle = await session.submit("1/0");
+    const err = await rejection(handle.result);
+    expect(err).toBeInstanceOf(StatementError);
+    const e = err as StatementError;
+    expect(e).toMatchObject({
+      ename: "ZeroDivisionError",
+      evalue: "division by zero",
+      statementId: handle.id,
+    });
+    expect(e.traceback.length).toBeGreaterThanOrEqual(1);
+    expect(e.traceback.at(-1)).toBe("ZeroDivisionError: division by zero\n");
+    const raw = await client.getStatement(created.id, handle.id);
+    expect(raw).toMatchObject({
+      state: "available",
+      output: { status: "error", ename: "ZeroDivisionError" },
+    });
+  });
+
+  it("runs 5 statements submitted at once in submission order", async () => {
+    const codes = [1, 2, 3, 4, 5].map((i) => `${i} * 11`);
+    const handles = await Promise.all(codes.map((c) => session.submit(c)));
+    const ids = handles.map((h) => h.id);
+    expect(ids).toEqual([...ids].sort((a, b) => a - b));
+    expect(ids.at(-1)).toBe((ids[0] ?? 0) + 4);
+    const results = await Promise.all(handles.map((h) => h.result));
+    expect(results.map((r) => r.text)).toEqual(["11", "22", "33", "44", "55"]);
+    for (let i = 1; i < results.length; i++) {
+      expect(results[i]?.started).toBeGreaterThanOrEqual(
+        results[i - 1]?.completed ?? Number.POSITIVE_INFINITY,
+      );
+      expect(results[i]?.completed).toBeGreaterThanOrEqual(results[i]?.started ?? Number.POSITIVE_INFINITY);
+    }
+    const page = await client.listStatements(created.id, { order: "desc", size: 5 });
+    expect(page.statements.map((s) => s.id)).toEqual([...ids].reverse());
+  });
+
+  it("answers 404 for an unknown session and an unknown statement", async () => {
+    const noSession = await rejection(client.getSession(987654));
+    expect(noSession).toBeInstanceOf(SessionGoneError);
+    expect(noSession).toMatchObject({ status: 404, msg: "Session '987654' not found." });
+    expect(await wire(baseUrl, "/sessions/987654")).toEqual({
+      status: 404,
+      body: { msg: "Session '987654' not found." },
+    });
+
+    const noStatement = await rejection(client.getStatement(created.id, 987654));
+    expect(noStatement).toBeInstanceOf(LivyHttpError);
+    expect(noStatement).not.toBeInstanceOf(SessionGoneError);
+    expect(noStatement).toMatchObject({ status: 404, msg: "Statement not found" });
+    expect((await wire(baseUrl, `/sessions/${created.id}/statements/987654`)).status).toBe(404);
+  });
+
+  it("answers 400 for a bad create request: unknown field, invalid kind", async () => {
+    const unknownField = await rejection(client.createSession({ kind: "pyspark", nonsense: 1 } as never));
+    expect(unknownField).toBeInstanceOf(LivyHttpError);
+    expect(unknownField).toMatchObject({ status: 400 });
+    expect((unknownField as LivyHttpError).msg).toContain('Unrecognized field "nonsense"');
+
+    const badKind = await rejection(client.createSession({ kind: "nonsense" as never }));
+    expect(badKind).toMatchObject({ status: 400 });
+    expect((badKind as LivyHttpError).msg).toContain("Invalid kind: nonsense");
+
+    const raw = await wire(baseUrl, "/sessions", { method: "POST", body: '{"kind":"nonsense"}' });
+    expect(raw.status).toBe(400);
+  });
+
+  it("cancels a long statement: it ends cancelled", async () => {
+    const handle = await session.submit("import time; time.sleep(60)");
+    for await (const change of handle) if (change.state === "running") break;
+    await handle.cancel();
+    const err = await rejection(handle.result);
+    expect(err).toBeInstanceOf(StatementCancelledError);
+    expect(handle.state).toBe("cancelled");
+    expect((await client.getStatement(created.id, handle.id)).state).toBe("cancelled");
+  });
+
+  it("deletes the session", async () => {
+    expect(await wire(baseUrl, `/sessions/${created.id}`, { method: "DELETE" })).toEqual({
+      status: 200,
+      body: { msg: "deleted" },
+    });
+    expect(await rejection(client.getSession(created.id))).toBeInstanceOf(SessionGoneError);
+  });
+});
