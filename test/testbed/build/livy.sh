@@ -46,12 +46,40 @@ s.stop()' 2>"$out/verify.log" | tail -1) || true
 # repl_2.12-jars/, conf/, bin/. LIVY_SOURCE names the source: a git directory holding the tag
 # v$LIVY_VERSION (a clone or mirror of apache/incubator-livy) or an unpacked source tree of that version.
 build_livy() {
-  local out="$CACHE/livy-$LIVY_VERSION"
+  local out="$CACHE/livy-$LIVY_VERSION" w="$CACHE/src/livy-$LIVY_VERSION"
   [ -f "$out/.complete" ] && { log "livy $LIVY_VERSION cached at $out"; return; }
+  if [ -f "$w/.built" ]; then
+    log "livy $LIVY_VERSION is already compiled in $w: laying it out again"
+  else
+    compile_livy "$w"
+  fi
+  local zip; zip=$(ls "$w"/assembly/target/apache-livy-*-bin.zip 2>/dev/null | head -1)
+  [ -f "$zip" ] || fail "livy: the assembly zip is missing under $w/assembly/target"
+  rm -rf "$out"; mkdir -p "$out"
+  local tmp="$w/unpacked"; rm -rf "$tmp"; mkdir -p "$tmp"
+  (cd "$tmp" && jar xf "$zip") || fail "livy: cannot unpack $zip"
+  cp -r "$tmp"/apache-livy-*/. "$out/"
+  chmod +x "$out"/bin/* 2>/dev/null || true
+  # Livy's assembly puts kryo-shaded, minlog and objenesis in both rsc-jars/ and repl_2.12-jars/; a session
+  # passes both sets in spark.jars and Spark 3.5 refuses the second copy of each name with a logged
+  # IllegalArgumentException ("File kryo-shaded-4.0.2.jar was already registered with a different path")
+  # that also fills the session's log. Keep one copy (rsc-jars/ is added first).
+  local j
+  for j in "$out"/repl_2.12-jars/*.jar; do
+    if [ -f "$out/rsc-jars/$(basename "$j")" ]; then rm -f "$j"; fi
+  done
+  verify_livy_layout "$out"
+  build_spark  # the server checks its Spark at start-up
+  verify_livy_server "$out" "$w/verify"
+  touch "$out/.complete"; log "livy $LIVY_VERSION laid out in $out"
+}
+
+compile_livy() {
+  local w=$1
   command -v mvn >/dev/null || fail "livy: mvn is not installed (Maven >= 3.6 builds Livy)"
   command -v java >/dev/null || fail "livy: java is not installed (Java 17 builds and runs Livy 0.9)"
   [ -n "${LIVY_SOURCE:-}" ] || fail "livy: Livy $LIVY_VERSION is not served by Maven Central (nothing after 0.7.1-incubating, no livy-repl at all); set LIVY_SOURCE to a git directory of apache/incubator-livy that has the tag v$LIVY_VERSION, or to its source tree"
-  local w="$CACHE/src/livy-$LIVY_VERSION"; rm -rf "$w"; mkdir -p "$w"
+  rm -rf "$w"; mkdir -p "$w"
   if git --git-dir="$LIVY_SOURCE" rev-parse -q --verify "refs/tags/v$LIVY_VERSION" >/dev/null 2>&1; then
     git --git-dir="$LIVY_SOURCE" archive "v$LIVY_VERSION" | tar -x -C "$w" || fail "livy: git archive v$LIVY_VERSION from $LIVY_SOURCE failed"
   elif [ -d "$LIVY_SOURCE/.git" ] && git -C "$LIVY_SOURCE" rev-parse -q --verify "refs/tags/v$LIVY_VERSION" >/dev/null 2>&1; then
@@ -62,27 +90,19 @@ build_livy() {
     fail "livy: LIVY_SOURCE=$LIVY_SOURCE is neither a git directory with the tag v$LIVY_VERSION nor a source tree"
   fi
   grep -q "<version>$LIVY_VERSION</version>" "$w/pom.xml" || fail "livy: the source in $LIVY_SOURCE is not version $LIVY_VERSION"
-  log "building Livy $LIVY_VERSION (Spark 3 / Scala 2.12 profiles) from source with Maven (cold: 10-20 min)"
-  # -pl assembly -am: only rsc, repl_2.12, server and what they need (no thrift server, no integration tests)
+  log "building Livy $LIVY_VERSION (Spark 3 / Scala 2.12 profiles) from source with Maven (cold: 6-15 min)"
   # Livy's POM also names the Apache release and snapshot repositories, which are not reachable here: send
   # every repository to Maven Central, and skip the remote-resources step that wants a SNAPSHOT bundle
   # (it only adds the incubator DISCLAIMER to the jars).
   cat >"$w/settings.xml" <<'XML'
 <settings><mirrors><mirror><id>central-only</id><mirrorOf>*</mirrorOf><url>https://repo.maven.apache.org/maven2</url></mirror></mirrors></settings>
 XML
+  # -pl assembly -am: only rsc, repl_2.12, server and what they need (no thrift server, no integration tests)
   (cd "$w" && mvn -B -ntp -s settings.xml -Pspark3 -Pscala-2.12 -pl assembly -am package \
     -DskipTests -Dmaven.javadoc.skip=true -Drat.skip=true -Dscalastyle.skip=true -Dcheckstyle.skip=true \
     -Dremoteresources.skip=true -Djacoco.skip=true \
     >"$w/build.log" 2>&1) || { tail -40 "$w/build.log" >&2; fail "livy: mvn package failed (log: $w/build.log)"; }
-  local zip; zip=$(ls "$w"/assembly/target/apache-livy-*-bin.zip 2>/dev/null | head -1)
-  [ -f "$zip" ] || fail "livy: the assembly zip is missing under $w/assembly/target"
-  rm -rf "$out"; mkdir -p "$out"
-  local tmp="$w/unpacked"; rm -rf "$tmp"; mkdir -p "$tmp"
-  (cd "$tmp" && jar xf "$zip") || fail "livy: cannot unpack $zip"
-  cp -r "$tmp"/apache-livy-*/. "$out/"
-  chmod +x "$out"/bin/* 2>/dev/null || true
-  verify_livy_layout "$out"
-  touch "$out/.complete"; log "livy $LIVY_VERSION laid out in $out"
+  touch "$w/.built"
 }
 
 verify_livy_layout() {
@@ -94,6 +114,31 @@ verify_livy_layout() {
     "$out/repl_2.12-jars/livy-repl_2.12-$LIVY_VERSION.jar" >/dev/null 2>&1 || fail "livy: a Livy jar is missing in $out"
   local bad; bad=$(cd "$out" && ls jars rsc-jars repl_2.12-jars | grep -E '_2\.1[13]' | grep -v '_2\.12' || true)
   [ -z "$bad" ] || fail "livy: jars for another Scala than 2.12 slipped in: $bad"
+}
+
+# Starts the server once on a free loopback port: it must run `spark-submit --version` against the pyspark
+# SPARK_HOME, accept Spark 3.5 / Scala 2.12 and answer GET /version with this version.
+verify_livy_server() {
+  local home=$1 dir=$2 venv="$CACHE/spark-venv-$SPARK_VERSION"
+  rm -rf "$dir"; mkdir -p "$dir/conf" "$dir/logs"
+  local port; port=$("$venv/bin/python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+  printf 'livy.server.host = 127.0.0.1\nlivy.server.port = %s\nlivy.spark.master = local[1]\n' "$port" >"$dir/conf/livy.conf"
+  cp "$home/conf/log4j.properties.template" "$dir/conf/log4j.properties"
+  local opens="-XX:+IgnoreUnrecognizedVMOptions --add-opens=java.base/java.lang.invoke=ALL-UNNAMED --add-opens=java.base/java.lang=ALL-UNNAMED --add-opens=java.base/java.nio=ALL-UNNAMED --add-opens=java.base/java.util.concurrent.atomic=ALL-UNNAMED --add-opens=java.base/sun.nio.ch=ALL-UNNAMED --add-opens=java.base/java.net=ALL-UNNAMED --add-opens=java.base/java.io=ALL-UNNAMED --add-opens=java.base/sun.util.calendar=ALL-UNNAMED"
+  # shellcheck disable=SC2086
+  LIVY_HOME="$home" LIVY_CONF_DIR="$dir/conf" LIVY_LOG_DIR="$dir/logs" SPARK_HOME="$venv/spark-home" \
+    java -Xmx256m $opens -cp "$home/jars/*:$dir/conf" org.apache.livy.server.LivyServer >"$dir/server.log" 2>&1 &
+  local pid=$! answer="" i
+  for i in $(seq 1 120); do
+    answer=$(curl -fsS "http://127.0.0.1:$port/version" 2>/dev/null) && break
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 1
+  done
+  kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true
+  case "$answer" in
+    *"\"version\":\"$LIVY_VERSION\""*) log "livy server answered GET /version: $answer" ;;
+    *) tail -30 "$dir/server.log" >&2; fail "livy: the server did not answer GET /version with $LIVY_VERSION (log: $dir/server.log)" ;;
+  esac
 }
 
 targets=("$@"); [ ${#targets[@]} -gt 0 ] || targets=(spark livy)
