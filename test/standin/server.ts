@@ -9,7 +9,7 @@
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo, Socket } from "node:net";
-import { type Output, type Plan, pythonError, run, type Value } from "./interpreter.ts";
+import { newScope, type Output, type Plan, pythonError, run, type Scope } from "./interpreter.ts";
 
 export interface StandinConfig {
   /** `starting` → `idle` after this long. */
@@ -26,6 +26,14 @@ export interface StandinConfig {
   csrf: boolean;
   /** Every Livy route answers only after this long (for timeouts and latency measurements). */
   responseDelayMs: number;
+  /**
+   * Real Livy cannot interrupt Python code that runs no Spark job (`time.sleep`): the statement stays
+   * `cancelling` until the sleep ends or `cancelTimeoutMs` passes, and the REPL stays blocked until the
+   * sleep ends. Off by default, so that tests can cancel a sleep at once; on, the stand-in does as Livy.
+   */
+  blockingSleep: boolean;
+  /** Like `livy.rsc.job-cancel.timeout` (30 s). */
+  cancelTimeoutMs: number;
 }
 
 export const DEFAULT_CONFIG: StandinConfig = {
@@ -36,6 +44,8 @@ export const DEFAULT_CONFIG: StandinConfig = {
   retainedStatements: 100,
   csrf: false,
   responseDelayMs: 0,
+  blockingSleep: false,
+  cancelTimeoutMs: 30_000,
 };
 
 export interface StandinOptions extends Partial<StandinConfig> {
@@ -95,34 +105,39 @@ export interface Standin {
   close(): Promise<void>;
 }
 
-const LIVY_VERSION = {
+/** Livy assembled from Maven Central has no build information: these fields are empty there. */
+const livyVersion = (date: string) => ({
+  url: "",
+  branch: "",
+  revision: "",
   version: "0.9.0-incubating",
-  user: "livy-standin",
-  revision: "standin",
-  branch: "standin",
-  date: "1970-01-01T00:00:00Z",
-  url: "https://github.com/apache/incubator-livy",
-};
+  date,
+  user: "",
+});
 
+/** In the order Jackson lists them in its "Unrecognized field" message, as real Livy shows it. */
 const CREATE_FIELDS = [
-  "kind",
-  "proxyUser",
-  "jars",
-  "pyFiles",
-  "files",
-  "driverMemory",
-  "driverCores",
-  "executorMemory",
   "executorCores",
-  "numExecutors",
-  "archives",
-  "queue",
-  "name",
   "conf",
+  "driverMemory",
+  "name",
+  "driverCores",
+  "idleTimeout",
+  "pyFiles",
+  "archives",
+  "kind",
+  "files",
+  "jars",
+  "proxyUser",
+  "numExecutors",
   "heartbeatTimeoutInSecond",
   "ttl",
-  "idleTimeout",
+  "queue",
+  "executorMemory",
 ] as const;
+const EXECUTE_FIELDS = ["msg_type", "kind", "code"] as const;
+const CREATE_CLASS = "org.apache.livy.server.interactive.CreateInteractiveRequest";
+const EXECUTE_CLASS = "org.apache.livy.ExecuteRequest";
 
 const KIND_ALIASES: Record<string, string> = {
   spark: "spark",
@@ -141,6 +156,7 @@ const ACTIVE_STATES = new Set(["not_started", "starting", "recovering", "idle", 
 interface StatementRec {
   id: number;
   code: string;
+  kind: string;
   state: string;
   output: Output | null;
   progress: number;
@@ -158,12 +174,11 @@ interface SessionRec {
   proxyUser: string | null;
   request: Record<string, unknown>;
   state: string;
-  appId: string | null;
   statements: Map<number, StatementRec>;
   nextStatementId: number;
   queue: StatementRec[];
   running: StatementRec | undefined;
-  vars: Map<string, Value>;
+  scope: Scope;
   log: string[];
   timers: Set<NodeJS.Timeout>;
 }
@@ -222,6 +237,7 @@ export class LivyStandin implements StandinControl {
   readonly server: Server;
   #listen: { host: string; port: number } = { host: "127.0.0.1", port: 0 };
   #closed = false;
+  readonly #startedAt = new Date().toISOString().replace(/\.\d+Z$/, "Z");
 
   constructor(config: Partial<StandinConfig> = {}) {
     this.#initial = { ...DEFAULT_CONFIG, ...config };
@@ -279,7 +295,7 @@ export class LivyStandin implements StandinControl {
     const s = this.#sessionById(id);
     this.#stopWork(s);
     s.state = state;
-    s.log.push(`Application ${s.appId ?? "(none)"} finished with state ${state.toUpperCase()}`);
+    s.log.push(`INFO SparkContext: Livy session ${id} ended: ${state}`);
   }
 
   setSessionState(id: number, state: string): void {
@@ -384,7 +400,8 @@ export class LivyStandin implements StandinControl {
 
     const q = url.searchParams;
     const [root, idParam, sub, sid, action] = segments;
-    if (root === "version" && segments.length === 1 && method === "GET") return ok(LIVY_VERSION);
+    if (root === "version" && segments.length === 1 && method === "GET")
+      return ok(livyVersion(this.#startedAt));
     if (root !== "sessions") return jettyError(404, "Not Found", url.pathname);
     if (idParam === undefined) {
       if (method === "GET") return this.#listSessions(toInt(q.get("from"), 0), toInt(q.get("size"), 100));
@@ -488,35 +505,34 @@ export class LivyStandin implements StandinControl {
 
   #createSession(body: string): Reply {
     const req = parseCreateRequest(body);
+    // Livy takes the id before it checks the name: a refused duplicate still uses one up.
     const id = this.#nextSessionId++;
+    const name = typeof req.name === "string" ? req.name : null;
+    if (name !== null && [...this.#sessions.values()].some((o) => o.name === name)) {
+      return msg(400, `Rejected, Reason: Duplicate session name: Some(${name}) for session ${id}`);
+    }
     const s: SessionRec = {
       id,
-      name: typeof req.name === "string" ? req.name : null,
+      name,
       kind: typeof req.kind === "string" ? (KIND_ALIASES[req.kind] ?? "shared") : "shared",
       proxyUser: typeof req.proxyUser === "string" ? req.proxyUser : null,
       request: req,
       state: this.#config.notStartedMs > 0 ? "not_started" : "starting",
-      appId: null,
       statements: new Map(),
       nextStatementId: 0,
       queue: [],
       running: undefined,
-      vars: new Map(),
+      scope: newScope(),
       log: ["stdout: ", "\nstderr: "],
       timers: new Set(),
     };
-    if (s.name !== null && [...this.#sessions.values()].some((o) => o.name === s.name)) {
-      this.#nextSessionId--;
-      return bare(400, `Duplicate session name: ${s.name}`);
-    }
     this.#sessions.set(id, s);
     const start = () => {
       s.state = "starting";
       this.#later(s, this.#config.sessionStartupMs, () => {
         if (s.state !== "starting") return;
         s.state = "idle";
-        s.appId = `local-${Date.now()}`;
-        s.log.push(`Spark context started for session ${id} (${s.appId})`);
+        s.log.push(`INFO SparkContext: Spark context started for Livy session ${id}`);
         this.#startNext(s);
       });
     };
@@ -538,12 +554,13 @@ export class LivyStandin implements StandinControl {
     return {
       id: s.id,
       name: s.name,
-      appId: s.appId,
+      // Local mode (the test bed's Livy) reports no application id.
+      appId: null,
       owner: null,
       proxyUser: s.proxyUser,
       state: s.state,
       kind: s.kind,
-      appInfo: { driverLogUrl: null, sparkUiUrl: null },
+      appInfo: { driverLogUrl: null, sparkUiUrl: null, executorLogUrls: null },
       log: s.log.slice(-10),
       ttl: opt(r.ttl),
       idleTimeout: opt(r.idleTimeout),
@@ -573,11 +590,11 @@ export class LivyStandin implements StandinControl {
 
   #completion(s: SessionRec, body: string): Reply {
     this.#ensureRunning(s);
-    const req = parseJsonObject(body, "org.apache.livy.CompletionRequest");
+    const req = parseJsonObject(body, "org.apache.livy.CompletionRequest", ["code", "kind", "cursor"]);
     const code = typeof req.code === "string" ? req.code : "";
     const cursor = typeof req.cursor === "number" ? req.cursor : code.length;
     const word = /[A-Za-z_][\w.]*$/.exec(code.slice(0, cursor))?.[0] ?? "";
-    const names = ["spark", "sc", "sqlContext", "print", "range", "len", ...s.vars.keys()];
+    const names = ["spark", "sc", "sqlContext", "print", "range", "len", ...s.scope.vars.keys()];
     return ok({ candidates: word ? names.filter((n) => n.startsWith(word) && n !== word) : [] });
   }
 
@@ -600,18 +617,31 @@ export class LivyStandin implements StandinControl {
   }
 
   #submit(s: SessionRec, body: string): Reply {
-    const req = parseJsonObject(body, "org.apache.livy.ExecuteRequest", ["code", "kind"]);
+    const req = parseJsonObject(body, EXECUTE_CLASS, EXECUTE_FIELDS);
     this.#ensureRunning(s);
-    const code = typeof req.code === "string" ? req.code : "";
-    if (req.kind !== undefined && req.kind !== null && !(String(req.kind) in KIND_ALIASES)) {
+    if (typeof req.code !== "string") {
       return bare(
         500,
-        `java.util.concurrent.ExecutionException: java.lang.IllegalArgumentException: Invalid kind: ${String(req.kind)}`,
+        'java.util.concurrent.ExecutionException: org.apache.livy.rsc.rpc.RpcException: java.lang.NullPointerException: Cannot invoke "String.toCharArray()" because "s" is null\n\tat org.apache.livy.EOLUtils$Mode$.determineEOL(EOLUtils.scala:59)\n',
+      );
+    }
+    const code = req.code;
+    const requested = req.kind === undefined || req.kind === null ? undefined : String(req.kind);
+    const kind = requested === undefined ? s.kind : KIND_ALIASES[requested];
+    if (kind === undefined || kind === "shared") {
+      const why =
+        kind === undefined
+          ? `Invalid kind: ${requested}`
+          : "Code type should be specified if session kind is shared";
+      return bare(
+        500,
+        `java.util.concurrent.ExecutionException: org.apache.livy.rsc.rpc.RpcException: java.lang.IllegalArgumentException: ${why}\n`,
       );
     }
     const st: StatementRec = {
       id: s.nextStatementId++,
       code,
+      kind,
       state: "waiting",
       output: null,
       progress: 0,
@@ -644,6 +674,16 @@ export class LivyStandin implements StandinControl {
       return ok({ msg: "canceled" });
     }
     st.state = "cancelling";
+    if (this.#config.blockingSleep && !st.plan?.sparkJob) {
+      // Livy's cancel loop gives up after the job-cancel timeout; the code itself runs on (see the run timer).
+      this.#later(s, this.#config.cancelTimeoutMs, () => {
+        if (st.state !== "cancelling") return;
+        st.state = "cancelled";
+        st.progress = 1;
+        st.completed = Date.now();
+      });
+      return ok({ msg: "canceled" });
+    }
     if (st.timer) clearTimeout(st.timer);
     this.#later(s, this.#config.cancelDelayMs, () => {
       st.state = "cancelled";
@@ -668,12 +708,14 @@ export class LivyStandin implements StandinControl {
     const programmed = this.#outputs.get(st.code);
     const plan: Plan = programmed
       ? { sleepMs: 0, sparkJob: false, output: programmedOutput(programmed, st.id) }
-      : run(st.code, s.vars, st.id);
+      : run(st.code, st.kind, s.scope, st.id);
     st.plan = plan;
     st.durationMs = plan.sleepMs + this.#config.statementRunMs;
     st.timer = this.#later(s, st.durationMs, () => {
-      if (st.state !== "running") return;
-      st.state = "available";
+      // A statement cancelled while its code could not be interrupted still gets its output, as in Livy.
+      if (st.state === "running") st.state = "available";
+      else if (st.state === "cancelling") st.state = "cancelled";
+      else if (st.state !== "cancelled") return;
       st.output = plan.output;
       st.progress = 1;
       st.completed = Date.now();
@@ -760,7 +802,10 @@ function programmedOutput(p: ProgrammedOutput, executionCount: number): Output {
   return { status: "ok", execution_count: executionCount, data: p.data };
 }
 
-/** What Jackson says about a body that is not JSON. */
+/**
+ * Jackson's complaints, in the words real Livy answered with (see test/testbed/livy-smoke.ts): a body that
+ * is not a JSON object, and an unknown field.
+ */
 function parseJsonObject(
   body: string,
   className: string,
@@ -770,38 +815,34 @@ function parseJsonObject(
   try {
     value = JSON.parse(body);
   } catch {
-    const ch = body.trim()[0] ?? "";
+    value = body;
+  }
+  if (typeof value !== "object" || value === null || Array.isArray(value)) {
+    const shown = typeof value === "string" ? `String value ('${value}')` : `${JSON.stringify(value)}`;
     throw new RequestError(
       bare(
         400,
-        ch
-          ? `Unexpected character ('${ch}' (code ${ch.charCodeAt(0)})): expected a valid value (JSON String, Number, Array, Object or token 'null', 'true' or 'false')\n at [Source: (org.eclipse.jetty.server.HttpInputOverHTTP); line: 1, column: 2]`
-          : "No content to map due to end-of-input\n at [Source: (org.eclipse.jetty.server.HttpInputOverHTTP); line: 1, column: 0]",
+        `Cannot construct instance of \`${className}\` (although at least one Creator exists): no String-argument constructor/factory method to deserialize from ${shown}\n at [Source: (org.eclipse.jetty.server.HttpInputOverHTTP); line: 1, column: 1]`,
       ),
-    );
-  }
-  if (typeof value !== "object" || value === null || Array.isArray(value)) {
-    throw new RequestError(
-      bare(400, `Cannot construct instance of \`${className}\` from a non-object value`),
     );
   }
   const obj = value as Record<string, unknown>;
   if (fields) {
     for (const key of Object.keys(obj)) {
-      if (!fields.includes(key)) {
-        throw new RequestError(
-          bare(
-            400,
-            `Unrecognized field "${key}" (class ${className}), not marked as ignorable (${fields.length} known properties: ${fields.map((f) => `"${f}"`).join(", ")}])\n at [Source: (org.eclipse.jetty.server.HttpInputOverHTTP); line: 1, column: ${body.indexOf(`"${key}"`) + key.length + 3}] (through reference chain: ${className}["${key}"])`,
-          ),
-        );
-      }
+      if (fields.includes(key)) continue;
+      // Where Jackson stood when it noticed: past the field's value for a bean, past the object for a case class.
+      const after = body.indexOf(`"${key}"`) + key.length + 4 + JSON.stringify(obj[key]).length;
+      const column = className === CREATE_CLASS ? after : body.length + 1;
+      throw new RequestError(
+        bare(
+          400,
+          `Unrecognized field "${key}" (class ${className}), not marked as ignorable (${fields.length} known properties: ${fields.map((f) => `"${f}"`).join(", ")}])\n at [Source: (org.eclipse.jetty.server.HttpInputOverHTTP); line: 1, column: ${column}] (through reference chain: ${className}["${key}"])`,
+        ),
+      );
     }
   }
   return obj;
 }
-
-const CREATE_CLASS = "org.apache.livy.server.interactive.CreateInteractiveRequest";
 
 function parseCreateRequest(body: string): Record<string, unknown> {
   const req = parseJsonObject(body, CREATE_CLASS, CREATE_FIELDS);

@@ -38,11 +38,11 @@ describe("InteractiveSession.submit", () => {
       kind: "text",
       text: "1000",
     });
-    await expect(session.run('%json {"a": [1, 2]}')).resolves.toMatchObject({
+    await expect(session.run("d = {'a': [1, 2]}\n%json d")).resolves.toMatchObject({
       kind: "json",
       json: { a: [1, 2] },
     });
-    await expect(session.run('%table [{"n": 1, "s": "x"}]')).resolves.toMatchObject({
+    await expect(session.run("rows = [{'n': 1, 's': 'x'}]\n%table rows")).resolves.toMatchObject({
       kind: "table",
       columns: [
         { name: "n", type: "INT_TYPE" },
@@ -54,6 +54,11 @@ describe("InteractiveSession.submit", () => {
       kind: "image",
       mimeType: "image/png",
       text: "<Figure>",
+    });
+    await expect(session.run("SELECT id FROM range(2)", { kind: "sql" })).resolves.toMatchObject({
+      kind: "table",
+      columns: [{ name: "id", type: "long" }],
+      rows: [[0], [1]],
     });
   });
 

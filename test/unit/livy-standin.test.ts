@@ -2,14 +2,15 @@ import { spawn } from "node:child_process";
 import { once } from "node:events";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { run, type Value } from "../standin/interpreter.ts";
+import { newScope, run } from "../standin/interpreter.ts";
 import { useStandin } from "./livy-fixtures.ts";
 
 const fx = useStandin();
 
 describe("stand-in interpreter", () => {
-  const text = (code: string, vars = new Map<string, Value>()) => {
-    const out = run(code, vars, 0).output;
+  const output = (code: string, kind = "pyspark", scope = newScope()) => run(code, kind, scope, 0).output;
+  const text = (code: string, kind = "pyspark", scope = newScope()) => {
+    const out = output(code, kind, scope);
     return out.status === "ok" ? out.data["text/plain"] : `${out.ename}: ${out.evalue}`;
   };
 
@@ -23,33 +24,127 @@ describe("stand-in interpreter", () => {
     ["1.5 * 2", "3.0"],
     ["(1 + 2) * 3", "9"],
     ["'ab' + 'c'", "'abc'"],
+    ['"it\'s"', `"it's"`],
+    ["[1, 'a', None, True]", "[1, 'a', None, True]"],
+    ["(1,)", "(1,)"],
+    ["{'a': [1, 2], 'b': None}", "{'a': [1, 2], 'b': None}"],
     ["spark.range(1000).count()", "1000"],
+    ['print("hello")\nprint("world")', "hello\nworld"],
     ['print("hi"); 1', "hi\n1"],
     ["import time; time.sleep(0)", ""],
-    ["x = 2", ""],
+    ["x = 5", ""],
     ["None", ""],
     ["df.show()", "df.show()"],
     ["1/0", "ZeroDivisionError: division by zero"],
     ["1 // 0", "ZeroDivisionError: integer division or modulo by zero"],
     ["1.0 / 0", "ZeroDivisionError: float division by zero"],
-    ["'a' + 1", "TypeError: unsupported operand type(s) for +: 'str' and 'int'"],
+    ["'a' + 1", 'TypeError: can only concatenate str (not "int") to str'],
+    ["1 + 'a'", "TypeError: unsupported operand type(s) for +: 'int' and 'str'"],
     ["undefined_name", "NameError: name 'undefined_name' is not defined"],
     ['raise ValueError("boom")', "ValueError: boom"],
     ["raise KeyError", "KeyError: "],
-  ])("%s → %s", (code, expected) => {
+    ["%nope x", "UnknownMagic: unknown magic command 'nope'"],
+  ])("pyspark %s → %s", (code, expected) => {
     expect(text(code)).toBe(expected);
   });
 
-  it("keeps variables between statements of a session", () => {
-    const vars = new Map<string, Value>();
-    text("x = 20", vars);
-    expect(text("x * 2 + 2", vars)).toBe("42");
+  it.each([
+    ["spark.range(3).count()", "res0: Long = 3\n"],
+    ["1 + 1", "res0: Int = 2\n"],
+    ["7 / 2", "res0: Int = 3\n"],
+    ["val x = 5", "x: Int = 5\n"],
+    ["1/0", "Error: java.lang.ArithmeticException: / by zero"],
+    ["val x: Int = ", "Error: incomplete statement"],
+  ])("spark %s → %s", (code, expected) => {
+    expect(text(code, "spark")).toBe(expected);
+  });
+
+  it("numbers Scala results per session", () => {
+    const scope = newScope();
+    expect(text("1", "spark", scope)).toBe("res0: Int = 1\n");
+    expect(text("2", "spark", scope)).toBe("res1: Int = 2\n");
+  });
+
+  it("answers SQL with Spark's schema and rows", () => {
+    expect(output("SELECT 1 AS one, 'x' AS s", "sql")).toMatchObject({
+      status: "ok",
+      data: {
+        "application/json": {
+          schema: {
+            type: "struct",
+            fields: [
+              { name: "one", type: "integer", nullable: false, metadata: {} },
+              { name: "s", type: "string", nullable: false, metadata: {} },
+            ],
+          },
+          data: [[1, "x"]],
+        },
+      },
+    });
+    expect(output("SELECT id, id * 2 AS twice FROM range(3)", "sql")).toMatchObject({
+      data: {
+        "application/json": {
+          data: [
+            [0, 0],
+            [1, 2],
+            [2, 4],
+          ],
+        },
+      },
+    });
+    expect(output("SELECT * FROM no_such_table", "sql")).toMatchObject({
+      status: "error",
+      ename: "Error",
+      evalue: expect.stringContaining("[TABLE_OR_VIEW_NOT_FOUND]"),
+    });
+  });
+
+  it("keeps variables between statements of a session, and reads them with %json and %table", () => {
+    const scope = newScope();
+    expect(text("x = 20", "pyspark", scope)).toBe("");
+    expect(text("x * 2 + 2", "pyspark", scope)).toBe("42");
+    expect(output("d = {'a': [1, 2], 'b': None}\n%json d", "pyspark", scope)).toMatchObject({
+      data: { "application/json": { a: [1, 2], b: null } },
+    });
+    expect(
+      output("rows = [{'n': 1, 's': 'x'}, {'n': 2, 's': None}]\n%table rows", "pyspark", scope),
+    ).toMatchObject({
+      data: {
+        "application/vnd.livy.table.v1+json": {
+          headers: [
+            { name: "n", type: "INT_TYPE" },
+            { name: "s", type: "STRING_TYPE" },
+          ],
+          data: [
+            [1, "x"],
+            [2, null],
+          ],
+        },
+      },
+    });
+  });
+
+  it("reproduces Livy's answer to a magic on a missing variable (an error nested in ok data)", () => {
+    // Recorded from real Livy 0.9 by test/testbed/livy-smoke.ts.
+    expect(output("%json {'a': [1, 2], 'b': None}")).toEqual({
+      status: "ok",
+      execution_count: 0,
+      data: {
+        msg_type: "execute_reply",
+        content: {
+          ename: "KeyError",
+          evalue: `"{'a': [1, 2], 'b': None}"`,
+          traceback: [`KeyError: "{'a': [1, 2], 'b': None}"\n`],
+          status: "error",
+        },
+      },
+    });
   });
 
   it("takes sleeps as run time and Python's short traceback for errors", () => {
-    expect(run("import time; time.sleep(1.5)", new Map(), 0).sleepMs).toBe(1500);
-    expect(run("sleep 2", new Map(), 0).sleepMs).toBe(2000);
-    expect(run("1/0", new Map(), 4).output).toEqual({
+    expect(run("import time; time.sleep(1.5)", "pyspark", newScope(), 0).sleepMs).toBe(1500);
+    expect(run("sleep 2", "pyspark", newScope(), 0).sleepMs).toBe(2000);
+    expect(run("1/0", "pyspark", newScope(), 4).output).toEqual({
       status: "error",
       execution_count: 4,
       ename: "ZeroDivisionError",
@@ -71,10 +166,10 @@ describe("stand-in server", () => {
 
   it("goes not_started → starting → idle with the configured delays", async () => {
     fx.standin.control.configure({ notStartedMs: 60, sessionStartupMs: 60 });
+    const started = Date.now();
     const created = await post("/sessions", { kind: "pyspark" });
     expect(created).toMatchObject({ status: 201, body: { id: 0, state: "not_started" } });
     const seen: string[] = ["not_started"];
-    const started = Date.now();
     while (seen.at(-1) !== "idle" && Date.now() - started < 2_000) {
       const { state } = (await get("/sessions/0/state")).body as { state: string };
       if (state !== seen.at(-1)) seen.push(state);
@@ -89,7 +184,7 @@ describe("stand-in server", () => {
     expect((await get("/sessions/etl")).body).toMatchObject({ id: 0, name: "etl" });
     expect(await post("/sessions", { name: "etl" })).toMatchObject({
       status: 400,
-      body: "Duplicate session name: etl",
+      body: { msg: "Rejected, Reason: Duplicate session name: Some(etl) for session 1" },
     });
     const all = (await get("/sessions/0/log")).body as { total: number; log: string[] };
     expect(await get("/sessions/0/log?size=1")).toMatchObject({
@@ -99,6 +194,66 @@ describe("stand-in server", () => {
       body: { from: 0, log: all.log.slice(0, 1) },
     });
     expect(await get("/sessions?from=x")).toEqual({ status: 400, body: { msg: 'For input string: "x"' } });
+  });
+
+  it("answers bad requests with the bodies real Livy 0.9 gave (recorded by test/testbed/livy-smoke.ts)", async () => {
+    const raw = async (path: string, body: string) => {
+      const res = await fetch(fx.standin.url + path, { method: "POST", body });
+      return { status: res.status, body: (await res.json()) as unknown };
+    };
+    expect(await raw("/sessions", '{"kind":"pyspark","bogus":1}')).toEqual({
+      status: 400,
+      body: 'Unrecognized field "bogus" (class org.apache.livy.server.interactive.CreateInteractiveRequest), not marked as ignorable (17 known properties: "executorCores", "conf", "driverMemory", "name", "driverCores", "idleTimeout", "pyFiles", "archives", "kind", "files", "jars", "proxyUser", "numExecutors", "heartbeatTimeoutInSecond", "ttl", "queue", "executorMemory"])\n at [Source: (org.eclipse.jetty.server.HttpInputOverHTTP); line: 1, column: 28] (through reference chain: org.apache.livy.server.interactive.CreateInteractiveRequest["bogus"])',
+    });
+    expect(await raw("/sessions", '{"kind":"cobol"}')).toEqual({
+      status: 400,
+      body: 'Invalid kind: cobol (through reference chain: org.apache.livy.server.interactive.CreateInteractiveRequest["kind"])',
+    });
+    expect(await raw("/sessions", "{not json")).toEqual({
+      status: 400,
+      body: "Cannot construct instance of `org.apache.livy.server.interactive.CreateInteractiveRequest` (although at least one Creator exists): no String-argument constructor/factory method to deserialize from String value ('{not json')\n at [Source: (org.eclipse.jetty.server.HttpInputOverHTTP); line: 1, column: 1]",
+    });
+    const session = (await raw("/sessions", '{"kind":"pyspark"}')).body as { id: number };
+    expect(await raw(`/sessions/${session.id}/statements`, '{"code":"1"}')).toEqual({
+      status: 500,
+      body: "java.lang.IllegalStateException: Session is in state starting",
+    });
+    await new Promise((r) => setTimeout(r, 40));
+    expect(await raw(`/sessions/${session.id}/statements`, '{"code":"1","bogus":true}')).toEqual({
+      status: 400,
+      body: 'Unrecognized field "bogus" (class org.apache.livy.ExecuteRequest), not marked as ignorable (3 known properties: "msg_type", "kind", "code"])\n at [Source: (org.eclipse.jetty.server.HttpInputOverHTTP); line: 1, column: 26] (through reference chain: org.apache.livy.ExecuteRequest["bogus"])',
+    });
+    expect(await raw(`/sessions/${session.id}/statements/999/cancel`, "")).toEqual({
+      status: 200,
+      body: { msg: "canceled" },
+    });
+    expect(await get(`/sessions/${session.id}/statements/999`)).toEqual({
+      status: 404,
+      body: "Statement not found",
+    });
+  });
+
+  it("in blockingSleep mode cancels a Python sleep the way Livy does: cancelling until the sleep ends", async () => {
+    fx.standin.control.configure({ blockingSleep: true });
+    await post("/sessions", { kind: "pyspark" });
+    await new Promise((r) => setTimeout(r, 40));
+    await post("/sessions/0/statements", { code: "import time; time.sleep(0.3)" });
+    await post("/sessions/0/statements", { code: "2 + 2" });
+    await new Promise((r) => setTimeout(r, 50));
+    expect(await post("/sessions/0/statements/0/cancel", {})).toEqual({
+      status: 200,
+      body: { msg: "canceled" },
+    });
+    await new Promise((r) => setTimeout(r, 50));
+    expect((await get("/sessions/0/statements/0")).body).toMatchObject({ state: "cancelling", output: null });
+    expect((await get("/sessions/0/statements/1")).body).toMatchObject({ state: "waiting" });
+    await new Promise((r) => setTimeout(r, 300));
+    expect((await get("/sessions/0/statements/0")).body).toMatchObject({
+      state: "cancelled",
+      output: { status: "ok", data: { "text/plain": "" } },
+      progress: 1,
+    });
+    expect((await get("/sessions/0/statements/1")).body).toMatchObject({ state: "available" });
   });
 
   it("pages statements newest first with from and size", async () => {
