@@ -20,7 +20,12 @@ import { isSessionStarting, type SessionState, type Statement } from "./protocol
 import type { TrackedStatement } from "./statement.ts";
 
 export interface MonitorOptions {
-  /** Interval right after a submission or a change. */
+  /**
+   * First poll after a submission or a change. Short: a trivial statement finishes within milliseconds,
+   * and the cost of an early poll is one cheap request.
+   */
+  firstPollMs: number;
+  /** Interval the polls continue with, growing by `backoffFactor` while nothing changes. */
   minIntervalMs: number;
   /** Ceiling the interval backs off to while nothing changes. */
   maxIntervalMs: number;
@@ -36,6 +41,7 @@ export interface MonitorOptions {
 }
 
 export const DEFAULT_MONITOR_OPTIONS: MonitorOptions = {
+  firstPollMs: 2,
   minIntervalMs: 10,
   maxIntervalMs: 1_000,
   backoffFactor: 1.5,
@@ -84,7 +90,7 @@ export class SessionMonitor {
     this.#client = client;
     this.sessionId = sessionId;
     this.#options = { ...DEFAULT_MONITOR_OPTIONS, ...options };
-    this.#interval = this.#options.minIntervalMs;
+    this.#interval = this.#options.firstPollMs;
     this.#closeSignal = closeSignal;
   }
 
@@ -136,15 +142,15 @@ export class SessionMonitor {
 
   /** Polls soon: a statement was just submitted and may finish within milliseconds. */
   #hurryUp(): void {
-    this.#interval = this.#options.minIntervalMs;
+    this.#interval = this.#options.firstPollMs;
     if (this.#ticking) {
       this.#hurry = true;
       return;
     }
-    const due = Date.now() + this.#options.minIntervalMs;
+    const due = Date.now() + this.#options.firstPollMs;
     // Keep an earlier timer: rescheduling on every submit would starve a busy submitter's polls.
     if (this.#timer && this.#timerDue <= due) return;
-    this.#schedule(this.#options.minIntervalMs);
+    this.#schedule(this.#options.firstPollMs);
   }
 
   #schedule(ms: number): void {
@@ -174,12 +180,14 @@ export class SessionMonitor {
     }
     this.#prune();
     if (this.#closed || this.#tracked.size === 0) {
-      this.#interval = this.#options.minIntervalMs;
+      this.#interval = this.#options.firstPollMs;
       return;
     }
-    const { minIntervalMs, maxIntervalMs, backoffFactor } = this.#options;
+    const { firstPollMs, minIntervalMs, maxIntervalMs, backoffFactor } = this.#options;
     this.#interval =
-      changed || this.#hurry ? minIntervalMs : Math.min(maxIntervalMs, this.#interval * backoffFactor);
+      changed || this.#hurry
+        ? firstPollMs
+        : Math.min(maxIntervalMs, Math.max(minIntervalMs, this.#interval * backoffFactor));
     this.#schedule(this.#interval);
   }
 
