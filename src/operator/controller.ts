@@ -45,7 +45,10 @@ class MultiCache<T extends KubeObject> {
 }
 
 export interface Controller {
-  start(): Promise<void>;
+  /** Starts the caches (a standby replica keeps them warm too). */
+  startInformers(): Promise<void>;
+  /** Starts reconciling: call once this replica may act (the leader, or no leader election). */
+  startWorkers(): void;
   stop(): Promise<void>;
   readonly synced: boolean;
   readonly queue: WorkQueue;
@@ -167,6 +170,7 @@ export function createController(opts: {
       metrics.activeWorkers.inc(labels);
       try {
         const res = await reconciler.reconcile(key, klog);
+        klog.debug({ requeueAfterMs: res.requeueAfterMs }, "reconciled");
         queue.forget(key);
         if (res.requeueAfterMs !== undefined) {
           queue.addAfter(key, res.requeueAfterMs);
@@ -206,10 +210,13 @@ export function createController(opts: {
     get synced() {
       return informers.every((i) => i.hasSynced);
     },
-    async start() {
-      metrics.maxWorkers.set(labels, config.concurrency);
+    async startInformers() {
       for (const inf of informers) inf.start();
       await Promise.all(informers.map((i) => i.waitForSync()));
+    },
+    startWorkers() {
+      if (stopping || running.length) return;
+      metrics.maxWorkers.set(labels, config.concurrency);
       log.info(
         {
           sessions: sessions.list().length,
@@ -217,7 +224,6 @@ export function createController(opts: {
         },
         "caches synced, starting workers",
       );
-      if (stopping) return;
       running = Array.from({ length: config.concurrency }, () => worker());
     },
     async stop() {

@@ -79,6 +79,7 @@ async function main(): Promise<number> {
     process.once("SIGINT", () => void shutdown(0, "SIGINT").then(resolve));
   });
 
+  await controller.startInformers();
   if (elector) {
     metrics.leader.set(0);
     // informers start before leadership so a standby takes over with warm caches
@@ -88,7 +89,7 @@ async function main(): Promise<number> {
     });
     metrics.leader.set(1);
   }
-  if (!shuttingDown) await controller.start();
+  if (!shuttingDown) controller.startWorkers();
   await done;
   return exitCode;
 }

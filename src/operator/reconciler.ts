@@ -292,6 +292,17 @@ class Pass {
         (p) => p.metadata?.namespace === ns && p.metadata?.labels?.[SESSION_LABEL] === this.obj.metadata.name,
       );
     const server = observeServer(liveDeployment, pods);
+    this.log.debug(
+      {
+        server,
+        deployment: {
+          rv: liveDeployment?.metadata?.resourceVersion,
+          generation: liveDeployment?.metadata?.generation,
+          status: liveDeployment?.status,
+        },
+      },
+      "observed the server",
+    );
     if (server.state === "Failed") return await this.fail(server.reason, server.message, "server");
     if (server.state !== "Available") {
       const msg = server.state === "Progressing" ? server.message : `Deployment ${name}: ${server.state}`;

@@ -239,6 +239,9 @@ export async function startControlPlane(
           "--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake",
           "--cidr=10.244.0.0/16",
           "--node-ip=127.0.0.1",
+          // the node lifecycle controller judges liveness by the node Lease: without one the node turns
+          // NotReady after ~50 s and every pod on it unready (the heartbeat stage relies on the lease)
+          "--node-lease-duration-seconds=40",
           `--server-address=127.0.0.1:${await freePort()}`,
         ],
         env: { HOME: stateDir },
