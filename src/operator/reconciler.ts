@@ -283,7 +283,7 @@ class Pass {
     const caches = this.d.caches;
     await this.ensure(CORE.configMaps, caches.configMaps, cm);
     await this.ensure(CORE.services, caches.services, svc);
-    const liveDeployment = await this.ensure(CORE.deployments, caches.deployments, deployment);
+    const liveDeployment = await this.ensure<KubeObject & DeploymentLike>(CORE.deployments, caches.deployments, deployment);
 
     // 2. The server.
     const pods = caches.pods
