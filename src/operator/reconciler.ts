@@ -127,10 +127,16 @@ export class Reconciler {
   private async patchMeta(obj: LivySession, meta: { finalizers: string[] }): Promise<void> {
     const path = resourcePath(LIVYSESSIONS, obj.metadata.namespace, obj.metadata.name);
     // resourceVersion makes it a compare-and-swap: a stale copy gets 409 and the key is retried
-    const updated = await this.d.kube.mergePatch<LivySession>(path, {
-      metadata: { finalizers: meta.finalizers, resourceVersion: obj.metadata.resourceVersion },
-    });
-    this.d.caches.sessions.setIfNewer(updated);
+    try {
+      const updated = await this.d.kube.mergePatch<LivySession>(path, {
+        metadata: { finalizers: meta.finalizers, resourceVersion: obj.metadata.resourceVersion },
+      });
+      this.d.caches.sessions.setIfNewer(updated);
+    } catch (err) {
+      // gone already: the last finalizer went in an earlier pass and the cache had not caught up
+      if (err instanceof KubeApiError && err.isNotFound) return;
+      throw err;
+    }
   }
 }
 
@@ -283,7 +289,11 @@ class Pass {
     const caches = this.d.caches;
     await this.ensure(CORE.configMaps, caches.configMaps, cm);
     await this.ensure(CORE.services, caches.services, svc);
-    const liveDeployment = await this.ensure<KubeObject & DeploymentLike>(CORE.deployments, caches.deployments, deployment);
+    const liveDeployment = await this.ensure<KubeObject & DeploymentLike>(
+      CORE.deployments,
+      caches.deployments,
+      deployment,
+    );
 
     // 2. The server.
     const pods = caches.pods
