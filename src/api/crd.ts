@@ -98,7 +98,12 @@ export function structural(input: Json, path = ""): Json {
   }
   const out: Json = {};
   for (const [k, v] of Object.entries(node)) {
-    if (k === "$schema" || k === "nullable") continue;
+    if (k === "$schema") continue;
+    if (k === "nullable") {
+      // parseLivySession() drops every null as the server does for non-nullable fields; a nullable field
+      // would keep its null on the server and need that pruning to know about it.
+      throw new Error(`${path || "(root)"}: nullable fields are not supported (see pruneNulls)`);
+    }
     if (k === "additionalProperties" && (v === false || (isObject(v) && Object.keys(v).length === 0))) {
       // Unknown fields are pruned by the server, as zod's default object mode strips them.
       continue;

@@ -143,6 +143,9 @@ describe("structural()", () => {
   it("refuses nodes without a type", () => {
     expect(() => structural({ description: "?" }, ".x")).toThrow(/no type/);
   });
+  it("refuses nullable fields, which parseLivySession's null pruning does not model", () => {
+    expect(() => structural({ type: "string", nullable: true }, ".x")).toThrow(/nullable/);
+  });
   it("refuses keywords a CRD cannot carry", () => {
     expect(() => structural({ type: "string", format: "email", const: "a" }, ".x")).toThrow(/keyword const/);
   });

@@ -1,4 +1,7 @@
+import { readdirSync, readFileSync } from "node:fs";
+import { join } from "node:path";
 import { describe, expect, it } from "vitest";
+import { parseAllDocuments } from "yaml";
 import { parseLivySession } from "../../src/api/livysession.ts";
 import { manifests } from "../fixtures/manifests.ts";
 
@@ -29,6 +32,23 @@ describe("manifest corpus", () => {
 
   it.each(valid.map((m) => [m.file, m] as const))("zod accepts %s", (_f, m) => {
     const r = parseLivySession(m.object);
+    expect(r.success ? "" : r.message).toBe("");
+  });
+});
+
+describe("examples/", () => {
+  const dir = join(import.meta.dirname, "..", "..", "examples");
+  const docs = readdirSync(dir)
+    .filter((f) => f.endsWith(".yaml"))
+    .flatMap((f) =>
+      parseAllDocuments(readFileSync(join(dir, f), "utf8"))
+        .map((d) => d.toJS() as { kind?: string } | null)
+        .filter((o) => o?.kind === "LivySession")
+        .map((o) => [f, o] as const),
+    );
+
+  it.each(docs)("%s is a valid LivySession", (_f, o) => {
+    const r = parseLivySession(o);
     expect(r.success ? "" : r.message).toBe("");
   });
 });
