@@ -151,7 +151,7 @@ try {
   await call("delete missing session", "DELETE", "/sessions/999");
   await call("create session with unknown field", "POST", "/sessions", { kind: "pyspark", bogus: 1 });
   await call("create session with bad kind", "POST", "/sessions", { kind: "cobol" });
-  await call("create session with malformed JSON body", "POST", "/sessions", "{not json");
+  await call("create session with a JSON string for a body", "POST", "/sessions", "{not json");
 
   // ---- pyspark session
   const t0 = Date.now();
