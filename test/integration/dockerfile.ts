@@ -60,8 +60,10 @@ export function parseDockerfile(text: string): { args: Record<string, string>; s
     const stage = stages.at(-1);
     switch (ins.op) {
       case "ARG": {
+        // before the first FROM: a global default; inside a stage: the stage's own instruction
         const [k, v] = ins.args.split("=", 2);
         if (k && !stage) args[k] = v ?? "";
+        stage?.instructions.push(ins);
         break;
       }
       case "FROM": {
