@@ -6,7 +6,8 @@ import { down, readState, skipLivy, type TestbedState, up } from "./testbed.ts";
 
 /**
  * Integration tests get a fresh control plane, Livy and stand-in per run, torn down even when tests fail.
- * LIVY_TESTBED_REUSE=1 uses the one `npm run testbed -- up` started instead (quicker while developing).
+ * LIVY_TESTBED_REUSE=1 (or =<state dir>) uses the one `npm run testbed -- up` started instead (quicker while
+ * developing).
  */
 export default async function setup(project: TestProject): Promise<() => Promise<void>> {
   if (skipLivy()) {
@@ -16,7 +17,10 @@ export default async function setup(project: TestProject): Promise<() => Promise
   }
   let state: TestbedState;
   let owned = true;
-  const reuse = process.env.LIVY_TESTBED_REUSE === "1" ? readState() : null;
+  const reuseVar = process.env.LIVY_TESTBED_REUSE;
+  const reuse = reuseVar ? readState(reuseVar === "1" ? undefined : reuseVar) : null;
+  if (reuseVar && !reuse)
+    throw new Error(`LIVY_TESTBED_REUSE=${reuseVar}: no running test bed there (npm run testbed -- up)`);
   if (reuse) {
     state = reuse;
     owned = false;
