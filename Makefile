@@ -2,6 +2,7 @@
 # (Node 24, npm dependencies, the test bed's components, cached outside the repo by version).
 SHELL := /bin/bash
 NODE_ENV_SH := . scripts/node-env.sh
+LIVY_SH := . scripts/livy-availability.sh
 
 .PHONY: setup demo test test-unit lint build testbed-build bench clean
 
@@ -11,13 +12,13 @@ node_modules/.install-stamp: package.json package-lock.json
 setup: node_modules/.install-stamp
 
 testbed-build: setup
-	@$(NODE_ENV_SH) && npm run --silent testbed -- build
+	@$(NODE_ENV_SH) && $(LIVY_SH) && npm run --silent testbed -- build
 
 demo: setup
-	@$(NODE_ENV_SH) && npm run --silent demo
+	@$(NODE_ENV_SH) && $(LIVY_SH) && npm run --silent demo
 
 test: setup
-	@$(NODE_ENV_SH) && npm test
+	@$(NODE_ENV_SH) && $(LIVY_SH) && npm test
 
 test-unit: setup
 	@$(NODE_ENV_SH) && npm run test:unit

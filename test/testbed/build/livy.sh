@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds Apache Livy and the Spark it runs on from package registries, cached by version:
 #   spark  python venv spark-venv-$SPARK_VERSION: pyspark (its package dir is SPARK_HOME) + the PyPI livy client
-#   livy   LIVY_HOME livy-$LIVY_VERSION laid out from Maven Central jars (livy-assembly is not published)
+#   livy   LIVY_HOME livy-$LIVY_VERSION laid out from Apache's binary release (LIVY_DISTRIBUTION)
 # Usage: livy.sh [spark|livy]...   (no argument: both). Idempotent.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -40,25 +40,28 @@ s.stop()' 2>"$out/verify.log" | tail -1) || true
   touch "$out/.complete"; log "spark $SPARK_VERSION installed into $out (SPARK_HOME=$out/spark-home)"
 }
 
-# Livy 0.8 and 0.9 are not on Maven Central (livy-server, livy-rsc and livy-api stop at 0.7.1-incubating and
-# no livy-repl_* artifact is served at all), so LIVY_HOME is built from Livy's source by Livy's own Maven
-# reactor (its dependencies come from Maven Central) and laid out by its assembly module: jars/, rsc-jars/,
-# repl_2.12-jars/, conf/, bin/. LIVY_SOURCE names the source: a git directory holding the tag
-# v$LIVY_VERSION (a clone or mirror of apache/incubator-livy) or an unpacked source tree of that version.
+# Livy 0.8 and 0.9 are in no package registry: Maven Central stops at 0.7.1-incubating for livy-server,
+# livy-rsc and livy-api and never published livy-repl_* or livy-assembly, so no pom can lay out a 0.9
+# LIVY_HOME. The test bed therefore takes Apache's binary release: LIVY_DISTRIBUTION names
+# apache-livy-$LIVY_VERSION_2.12-bin.zip (from the Apache mirrors) or an unpacked LIVY_HOME of it.
+# Without one, real Livy is unavailable and the test run says so (LIVY_TESTBED_SKIP_LIVY=1 opts out).
 build_livy() {
-  local out="$CACHE/livy-$LIVY_VERSION" w="$CACHE/src/livy-$LIVY_VERSION"
+  local out="$CACHE/livy-$LIVY_VERSION"
   [ -f "$out/.complete" ] && { log "livy $LIVY_VERSION cached at $out"; return; }
-  if [ -f "$w/.built" ]; then
-    log "livy $LIVY_VERSION is already compiled in $w: laying it out again"
-  else
-    compile_livy "$w"
-  fi
-  local zip; zip=$(ls "$w"/assembly/target/apache-livy-*-bin.zip 2>/dev/null | head -1)
-  [ -f "$zip" ] || fail "livy: the assembly zip is missing under $w/assembly/target"
+  local dist=${LIVY_DISTRIBUTION:-}
+  [ -n "$dist" ] || fail "livy: Apache Livy $LIVY_VERSION is not served by any package registry (Maven Central stops at 0.7.1-incubating and has no livy-repl); set LIVY_DISTRIBUTION to apache-livy-${LIVY_VERSION}_2.12-bin.zip or its unpacked directory, or LIVY_TESTBED_SKIP_LIVY=1 to test without real Livy"
+  command -v java >/dev/null || fail "livy: java is not installed (Livy 0.9 runs on Java 17)"
   rm -rf "$out"; mkdir -p "$out"
-  local tmp="$w/unpacked"; rm -rf "$tmp"; mkdir -p "$tmp"
-  (cd "$tmp" && jar xf "$zip") || fail "livy: cannot unpack $zip"
-  cp -r "$tmp"/apache-livy-*/. "$out/"
+  if [ -f "$dist" ]; then
+    local tmp; tmp=$(mktemp -d)
+    (cd "$tmp" && jar xf "$dist") || fail "livy: cannot unpack $dist"
+    local top; top=$(find "$tmp" -mindepth 1 -maxdepth 1 -type d | head -1)
+    cp -r "${top:-$tmp}/." "$out/"; rm -rf "$tmp"
+  elif [ -d "$dist" ]; then
+    cp -r "$dist/." "$out/"
+  else
+    fail "livy: LIVY_DISTRIBUTION=$dist is neither a zip nor a directory"
+  fi
   chmod +x "$out"/bin/* 2>/dev/null || true
   # Livy's assembly puts kryo-shaded, minlog and objenesis in both rsc-jars/ and repl_2.12-jars/; a session
   # passes both sets in spark.jars and Spark 3.5 refuses the second copy of each name with a logged
@@ -70,39 +73,8 @@ build_livy() {
   done
   verify_livy_layout "$out"
   build_spark  # the server checks its Spark at start-up
-  verify_livy_server "$out" "$w/verify"
+  verify_livy_server "$out" "$CACHE/src/livy-verify"
   touch "$out/.complete"; log "livy $LIVY_VERSION laid out in $out"
-}
-
-compile_livy() {
-  local w=$1
-  command -v mvn >/dev/null || fail "livy: mvn is not installed (Maven >= 3.6 builds Livy)"
-  command -v java >/dev/null || fail "livy: java is not installed (Java 17 builds and runs Livy 0.9)"
-  [ -n "${LIVY_SOURCE:-}" ] || fail "livy: Livy $LIVY_VERSION is not served by Maven Central (nothing after 0.7.1-incubating, no livy-repl at all); set LIVY_SOURCE to a git directory of apache/incubator-livy that has the tag v$LIVY_VERSION, or to its source tree"
-  rm -rf "$w"; mkdir -p "$w"
-  if git --git-dir="$LIVY_SOURCE" rev-parse -q --verify "refs/tags/v$LIVY_VERSION" >/dev/null 2>&1; then
-    git --git-dir="$LIVY_SOURCE" archive "v$LIVY_VERSION" | tar -x -C "$w" || fail "livy: git archive v$LIVY_VERSION from $LIVY_SOURCE failed"
-  elif [ -d "$LIVY_SOURCE/.git" ] && git -C "$LIVY_SOURCE" rev-parse -q --verify "refs/tags/v$LIVY_VERSION" >/dev/null 2>&1; then
-    git -C "$LIVY_SOURCE" archive "v$LIVY_VERSION" | tar -x -C "$w" || fail "livy: git archive v$LIVY_VERSION from $LIVY_SOURCE failed"
-  elif [ -f "$LIVY_SOURCE/pom.xml" ]; then
-    cp -r "$LIVY_SOURCE/." "$w/"
-  else
-    fail "livy: LIVY_SOURCE=$LIVY_SOURCE is neither a git directory with the tag v$LIVY_VERSION nor a source tree"
-  fi
-  grep -q "<version>$LIVY_VERSION</version>" "$w/pom.xml" || fail "livy: the source in $LIVY_SOURCE is not version $LIVY_VERSION"
-  log "building Livy $LIVY_VERSION (Spark 3 / Scala 2.12 profiles) from source with Maven (cold: 6-15 min)"
-  # Livy's POM also names the Apache release and snapshot repositories, which are not reachable here: send
-  # every repository to Maven Central, and skip the remote-resources step that wants a SNAPSHOT bundle
-  # (it only adds the incubator DISCLAIMER to the jars).
-  cat >"$w/settings.xml" <<'XML'
-<settings><mirrors><mirror><id>central-only</id><mirrorOf>*</mirrorOf><url>https://repo.maven.apache.org/maven2</url></mirror></mirrors></settings>
-XML
-  # -pl assembly -am: only rsc, repl_2.12, server and what they need (no thrift server, no integration tests)
-  (cd "$w" && mvn -B -ntp -s settings.xml -Pspark3 -Pscala-2.12 -pl assembly -am package \
-    -DskipTests -Dmaven.javadoc.skip=true -Drat.skip=true -Dscalastyle.skip=true -Dcheckstyle.skip=true \
-    -Dremoteresources.skip=true -Djacoco.skip=true \
-    >"$w/build.log" 2>&1) || { tail -40 "$w/build.log" >&2; fail "livy: mvn package failed (log: $w/build.log)"; }
-  touch "$w/.built"
 }
 
 verify_livy_layout() {
