@@ -1,0 +1,100 @@
+/**
+ * The client's Kubernetes entry (`src/livy/kube.ts`) and `livyctl --livysession` against the test bed: the
+ * real operator on the real API server, its Livy servers played by the stand-in.
+ */
+import { execFile } from "node:child_process";
+import { join } from "node:path";
+import { promisify } from "node:util";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { LivyTimeoutError } from "../../src/livy/index.ts";
+import { connectLivySession, LivySessionNotReadyError, resolveLivySession } from "../../src/livy/kube.ts";
+import { testbed } from "../testbed/context.ts";
+import { REPO_ROOT } from "../testbed/paths.ts";
+import {
+  applySession,
+  condition,
+  createNamespace,
+  installCrd,
+  kube,
+  kubectl,
+  type OperatorProcess,
+  startOperator,
+  waitFor,
+} from "./harness.ts";
+
+const run = promisify(execFile);
+
+describe("reaching Livy through a LivySession", () => {
+  let op: OperatorProcess;
+  let ns: string;
+
+  beforeAll(async () => {
+    await installCrd();
+    ns = await createNamespace("client");
+    op = await startOperator({ name: "client" });
+  });
+
+  afterAll(async () => {
+    await kubectl(["delete", "livysessions", "--all", "-n", ns, "--wait=true", "--timeout=60s"]).catch(
+      () => "",
+    );
+    await op?.stop();
+    await kubectl(["delete", "namespace", ns, "--wait=false"]).catch(() => "");
+  });
+
+  it("waits (by watching) until a new LivySession is Ready, then runs statements on it", async () => {
+    await applySession(ns, "ready", { kind: "pyspark", idleTimeout: "1h" });
+    const { endpoint, client, session } = await connectLivySession(await kube(), ns, "ready", {
+      timeoutMs: 60_000,
+    });
+    try {
+      expect(endpoint).toMatchObject({ namespace: ns, name: "ready", serverURL: testbed().standinUrl });
+      await expect(session.run("1 + 1")).resolves.toMatchObject({ text: "2" });
+    } finally {
+      await client.close();
+    }
+  });
+
+  it("wakes a LivySession torn down for idleness and gets the new endpoint", async () => {
+    await applySession(ns, "sleepy", { kind: "pyspark", idleTimeout: "2s" });
+    const first = await resolveLivySession(await kube(), ns, "sleepy", { timeoutMs: 60_000 });
+    await waitFor(ns, "sleepy", (ls) => condition(ls, "Idle")?.status === "True", "Idle", 60_000);
+    await expect(
+      resolveLivySession(await kube(), ns, "sleepy", { wake: false, timeoutMs: 500 }),
+    ).rejects.toBeInstanceOf(LivyTimeoutError);
+    const woken = await resolveLivySession(await kube(), ns, "sleepy", { timeoutMs: 60_000 });
+    expect(woken.sessionId).not.toBe(first.sessionId);
+  });
+
+  it("fails at once for a suspended LivySession", async () => {
+    await applySession(ns, "parked", { kind: "pyspark", suspend: true });
+    await waitFor(ns, "parked", (ls) => ls.status?.phase === "Suspended", "Suspended", 30_000);
+    const started = Date.now();
+    const err = await resolveLivySession(await kube(), ns, "parked", { timeoutMs: 30_000 }).catch(
+      (e: unknown) => e,
+    );
+    expect(err).toBeInstanceOf(LivySessionNotReadyError);
+    expect((err as Error).message).toContain("is suspended");
+    expect(Date.now() - started).toBeLessThan(5_000);
+  });
+
+  it("livyctl runs code in a LivySession by name", async () => {
+    await applySession(ns, "cli", { kind: "pyspark", idleTimeout: "1h" });
+    const { stdout } = await run(
+      process.execPath,
+      [
+        join(REPO_ROOT, "src", "cli", "main.ts"),
+        "--kubeconfig",
+        testbed().kubeconfig,
+        "--livysession",
+        `${ns}/cli`,
+        "run",
+        "--wait",
+        "60s",
+        "6 * 7",
+      ],
+      { timeout: 90_000 },
+    );
+    expect(stdout).toBe("42\n");
+  });
+});
