@@ -27,9 +27,10 @@ export interface StandinConfig {
   /** Every Livy route answers only after this long (for timeouts and latency measurements). */
   responseDelayMs: number;
   /**
-   * Real Livy cannot interrupt Python code that runs no Spark job (`time.sleep`): the statement stays
-   * `cancelling` until the sleep ends or `cancelTimeoutMs` passes, and the REPL stays blocked until the
-   * sleep ends. Off by default, so that tests can cancel a sleep at once; on, the stand-in does as Livy.
+   * Real Livy cannot interrupt code that runs no Spark job (`time.sleep`): the statement stays `cancelling`
+   * until the sleep ends or `cancelTimeoutMs` passes, and the REPL stays blocked until the sleep ends
+   * (test/testbed/livy-observed.md, "cancel"). On by default, as Livy does; off, a cancel interrupts a sleep
+   * at once, for tests that want quick cancels.
    */
   blockingSleep: boolean;
   /** Like `livy.rsc.job-cancel.timeout` (30 s). */
@@ -44,7 +45,7 @@ export const DEFAULT_CONFIG: StandinConfig = {
   retainedStatements: 100,
   csrf: false,
   responseDelayMs: 0,
-  blockingSleep: false,
+  blockingSleep: true,
   cancelTimeoutMs: 30_000,
 };
 

@@ -11,9 +11,17 @@ export interface Fixture {
   idleSession(client: LivyClient): Promise<number>;
 }
 
-/** One stand-in per test file (fast startup); every test starts from a reset stand-in. */
+/**
+ * One stand-in per test file, every test starting from a reset stand-in. Sessions start fast, and cancels
+ * interrupt sleeps at once (real Livy lets a sleep run on; livy-standin.test.ts covers that mode).
+ */
 export function useStandin(options: StandinOptions = {}): Fixture {
-  const config: StandinOptions = { sessionStartupMs: 20, cancelDelayMs: 10, ...options };
+  const config: StandinOptions = {
+    sessionStartupMs: 20,
+    cancelDelayMs: 10,
+    blockingSleep: false,
+    ...options,
+  };
   let standin: Standin | undefined;
   const clients: LivyClient[] = [];
   beforeAll(async () => {
