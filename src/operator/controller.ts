@@ -1,4 +1,4 @@
-import { randomUUID } from "node:crypto";
+import { createHash, randomUUID } from "node:crypto";
 import type { Logger } from "pino";
 import type { LivySession } from "../api/index.ts";
 import {
@@ -146,11 +146,18 @@ export function createController(opts: {
     config,
     metrics,
     events,
-    livy(url) {
-      let c = livyClients.get(url);
+    livy(url, auth) {
+      // keyed by a digest of the credentials, so a rotated Secret gets a new client and no secret is a map key
+      const key = auth ? `${url}#${createHash("sha256").update(JSON.stringify(auth)).digest("hex")}` : url;
+      let c = livyClients.get(key);
       if (!c) {
-        c = new LivyClient({ baseUrl: url, timeoutMs: config.livyRequestTimeoutMs, connections: 4 });
-        livyClients.set(url, c);
+        c = new LivyClient({
+          baseUrl: url,
+          timeoutMs: config.livyRequestTimeoutMs,
+          connections: 4,
+          ...(auth ? { auth } : {}),
+        });
+        livyClients.set(key, c);
       }
       return c;
     },

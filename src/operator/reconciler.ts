@@ -19,10 +19,11 @@ import {
   resourcePath,
 } from "../kube/client.ts";
 import type { Informer } from "../kube/informer.ts";
-import type { LivyClient } from "../livy/client.ts";
+import type { LivyAuth, LivyClient } from "../livy/client.ts";
 import { LivyHttpError, LivyUnreachableError, SessionGoneError } from "../livy/errors.ts";
 import type { Session } from "../livy/protocol.ts";
 import { isSessionTerminal, isSessionUsable } from "../livy/protocol.ts";
+import { authFromSecret, type SecretLike } from "../livy/secret-auth.ts";
 import { type OperatorConfig, serverUrl } from "./config.ts";
 import type { EventRecorder } from "./events.ts";
 import type { Metrics } from "./metrics.ts";
@@ -72,7 +73,8 @@ export interface ReconcilerDeps {
   config: OperatorConfig;
   metrics: Metrics;
   events: EventRecorder;
-  livy(url: string): LivyClient;
+  /** A Livy client per server URL and credentials (kept alive across passes). */
+  livy(url: string, auth?: LivyAuth): LivyClient;
 }
 
 /** Reasons that need a new demand (annotation or spec change) before anything starts again. */
@@ -115,7 +117,8 @@ export class Reconciler {
     const url = obj.status?.serverURL;
     if (id !== undefined && id !== null && url) {
       // Before the server goes (garbage collection), so no Spark driver outlives it.
-      await deleteLivySession(this.d.livy(url), id, this.d.config.livyRequestTimeoutMs, log);
+      const auth = await resolveAuth(this.d.kube, obj).catch(() => undefined);
+      await deleteLivySession(this.d.livy(url, auth), id, this.d.config.livyRequestTimeoutMs, log);
     }
     await this.patchMeta(obj, {
       finalizers: (obj.metadata.finalizers ?? []).filter((f: string) => f !== FINALIZER),
@@ -138,6 +141,16 @@ export class Reconciler {
       throw err;
     }
   }
+}
+
+/** The credentials of `spec.auth`, read from its Secret at each pass (so a rotated Secret is used at once). */
+async function resolveAuth(kube: KubeClient, obj: LivySession): Promise<LivyAuth | undefined> {
+  const auth = obj.spec.auth;
+  if (!auth) return undefined;
+  const secret = await kube.getOrNull<SecretLike>(
+    resourcePath(CORE.secrets, obj.metadata.namespace, auth.secretName),
+  );
+  return authFromSecret(auth, secret);
 }
 
 async function deleteLivySession(
@@ -169,6 +182,7 @@ class Pass {
   private before: string;
   private beforePhase: Phase;
   st: Status;
+  private auth: LivyAuth | undefined;
 
   constructor(d: ReconcilerDeps, obj: LivySession, log: Logger) {
     this.d = d;
@@ -340,7 +354,17 @@ class Pass {
       port: LIVY_PORT,
     });
     this.st.serverURL = url;
-    const livy = this.d.livy(url);
+    try {
+      this.auth = await resolveAuth(this.d.kube, this.obj);
+    } catch (err) {
+      // a configuration problem the user fixes by creating or correcting the Secret: retry, not Failed
+      const msg = err instanceof Error ? err.message : String(err);
+      this.cond("SessionReady", "False", "AuthSecretInvalid", msg);
+      this.cond("Ready", "False", "AuthSecretInvalid", msg);
+      this.st.message = `AuthSecretInvalid: ${msg}`;
+      return { requeueAfterMs: 5_000 };
+    }
+    const livy = this.d.livy(url, this.auth);
     const timeoutMs = this.d.config.livyRequestTimeoutMs;
     let session: Session;
     try {
@@ -561,7 +585,13 @@ class Pass {
   private async deleteCurrentSession(): Promise<void> {
     const id = this.st.livySessionId;
     if (id === undefined || id === null || !this.st.serverURL) return;
-    await deleteLivySession(this.d.livy(this.st.serverURL), id, this.d.config.livyRequestTimeoutMs, this.log);
+    const auth = this.auth ?? (await resolveAuth(this.d.kube, this.obj).catch(() => undefined));
+    await deleteLivySession(
+      this.d.livy(this.st.serverURL, auth),
+      id,
+      this.d.config.livyRequestTimeoutMs,
+      this.log,
+    );
   }
 
   private async deleteServer(): Promise<void> {

@@ -254,6 +254,43 @@ describe("operator lifecycle", () => {
     }
   });
 
+  it("auth from a Secret: waits with AuthSecretInvalid until the Secret exists, and never shows its values", async () => {
+    const password = "s3cr3t-Pa55word-value";
+    await applySession(ns, "g", { kind: "pyspark", auth: { type: "Basic", secretName: "livy-creds" } });
+    const waiting = await waitFor(
+      ns,
+      "g",
+      (ls) => condition(ls, "Ready")?.reason === "AuthSecretInvalid",
+      "AuthSecretInvalid",
+    );
+    expect(condition(waiting, "Ready")?.message).toBe("Secret livy-creds not found");
+    await (await kube()).create(resourcePath(CORE.secrets, ns), {
+      metadata: { name: "livy-creds" },
+      stringData: { username: "analyst" },
+    });
+    const partial = await waitFor(
+      ns,
+      "g",
+      (ls) => /lacks password/.test(condition(ls, "Ready")?.message ?? ""),
+      "missing key named",
+      15_000,
+    );
+    expect(condition(partial, "Ready")?.message).toBe(
+      "Secret livy-creds lacks password (needed by auth type Basic)",
+    );
+    await (await kube()).mergePatch(resourcePath(CORE.secrets, ns, "livy-creds"), {
+      stringData: { password },
+    });
+    const ready = await waitFor(ns, "g", isReady, "Ready once the Secret is complete", 20_000);
+    const everything = [
+      JSON.stringify(ready),
+      await kubectl(["get", "events", "-n", ns, "-o", "json"]),
+      op.logs(),
+    ].join("\n");
+    expect(everything).not.toContain(password);
+    expect(everything).not.toContain(Buffer.from(password).toString("base64"));
+  });
+
   it("reports reconcile metrics under controller-runtime's names, without errors", async () => {
     const m = await op.metrics();
     expect(
