@@ -45,7 +45,7 @@ describe("the Helm chart's values", () => {
   const values = parse(read("charts", "livy-operator", "values.yaml")) as Record<string, unknown>;
   const readme = read("charts", "livy-operator", "README.md");
   const valuesSection = readme.slice(readme.indexOf("## Values"), readme.indexOf("## Permissions"));
-  const documented = [...valuesSection.matchAll(/^\| `([A-Za-z0-9_.]+)` \|/gm)].map((m) => m[1] ?? "");
+  const documented = [...valuesSection.matchAll(/^\| `([A-Za-z0-9_.]+)` +\|/gm)].map((m) => m[1] ?? "");
   const leaves: string[] = [];
   const walk = (v: unknown, path: string) => {
     if (v && typeof v === "object" && !Array.isArray(v) && Object.keys(v).length > 0) {
