@@ -18,6 +18,7 @@ fail() { printf '[testbed-build] FAILED: %s\n' "$*" >&2; exit 1; }
 command -v go >/dev/null || fail "go is not installed: the control plane, kwok and helm are built with Go >= 1.24 (set LIVY_TESTBED_SKIP=1 to skip the test bed)"
 
 build_k8s() {
+  local started=$SECONDS
   local out="$CACHE/k8s-v$K8S_VERSION"
   [ -f "$out/.complete" ] && { log "k8s v$K8S_VERSION cached at $out"; return; }
   log "building kube-apiserver, kube-controller-manager, kube-scheduler, kubectl v$K8S_VERSION (cold: 10-25 min)"
@@ -46,10 +47,11 @@ build_k8s() {
   # one go build for all four: they share most packages, so they compile once
   (cd "$w" && go build -trimpath -ldflags "$ld" -o "$out/bin/" $cmds) || fail "k8s: go build failed (see above)"
   "$out/bin/kubectl" version --client | grep -q "v$K8S_VERSION" || fail "k8s: kubectl does not report v$K8S_VERSION"
-  touch "$out/.complete"; log "k8s v$K8S_VERSION built into $out/bin"
+  echo $((SECONDS - started)) > "$out/.build-seconds"; touch "$out/.complete"; log "k8s v$K8S_VERSION built into $out/bin"
 }
 
 build_etcd() {
+  local started=$SECONDS
   local out="$CACHE/etcd-v$ETCD_VERSION"
   [ -f "$out/.complete" ] && { log "etcd v$ETCD_VERSION cached at $out"; return; }
   log "building etcd v$ETCD_VERSION"
@@ -59,10 +61,11 @@ build_etcd() {
   mkdir -p "$out/bin"
   (cd "$w" && go build -trimpath -ldflags "-s -w" -o "$out/bin/etcd" go.etcd.io/etcd/server/v3) || fail "etcd: go build failed"
   "$out/bin/etcd" --version | grep -q "$ETCD_VERSION" || fail "etcd: binary does not report $ETCD_VERSION"
-  touch "$out/.complete"; log "etcd built into $out/bin"
+  echo $((SECONDS - started)) > "$out/.build-seconds"; touch "$out/.complete"; log "etcd built into $out/bin"
 }
 
 build_kwok() {
+  local started=$SECONDS
   local out="$CACHE/kwok-v$KWOK_VERSION"
   [ -f "$out/.complete" ] && { log "kwok v$KWOK_VERSION cached at $out"; return; }
   log "building kwok v$KWOK_VERSION"
@@ -70,17 +73,18 @@ build_kwok() {
   GOBIN="$out/bin" go install -trimpath -ldflags "-s -w -X sigs.k8s.io/kwok/pkg/consts.Version=v$KWOK_VERSION" "sigs.k8s.io/kwok/cmd/kwok@v$KWOK_VERSION" || fail "kwok: go install failed"
   local dir; dir=$(cd /tmp && go mod download -json "sigs.k8s.io/kwok@v$KWOK_VERSION" | sed -n 's/.*"Dir": "\(.*\)".*/\1/p')
   cp -r "$dir/kustomize/stage/." "$out/stages/" && chmod -R u+w "$out/stages"
-  touch "$out/.complete"; log "kwok built into $out/bin"
+  echo $((SECONDS - started)) > "$out/.build-seconds"; touch "$out/.complete"; log "kwok built into $out/bin"
 }
 
 build_helm() {
+  local started=$SECONDS
   local out="$CACHE/helm-v$HELM_VERSION"
   [ -f "$out/.complete" ] && { log "helm v$HELM_VERSION cached at $out"; return; }
   log "building helm v$HELM_VERSION"
   mkdir -p "$out/bin"
   GOBIN="$out/bin" go install -trimpath -ldflags "-s -w -X helm.sh/helm/v3/internal/version.version=v$HELM_VERSION" "helm.sh/helm/v3/cmd/helm@v$HELM_VERSION" || fail "helm: go install failed"
   "$out/bin/helm" version --short | grep -q "v$HELM_VERSION" || fail "helm: binary does not report v$HELM_VERSION"
-  touch "$out/.complete"; log "helm built into $out/bin"
+  echo $((SECONDS - started)) > "$out/.build-seconds"; touch "$out/.complete"; log "helm built into $out/bin"
 }
 
 targets=("$@"); [ ${#targets[@]} -gt 0 ] || targets=(etcd kwok helm k8s)

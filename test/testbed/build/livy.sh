@@ -14,6 +14,7 @@ log() { printf '[testbed-build] %s\n' "$*" >&2; }
 fail() { printf '[testbed-build] FAILED: %s\n' "$*" >&2; exit 1; }
 
 build_spark() {
+  local started=$SECONDS
   local out="$CACHE/spark-venv-$SPARK_VERSION"
   [ -f "$out/.complete" ] && { log "spark $SPARK_VERSION cached at $out"; return; }
   command -v python3 >/dev/null || fail "spark: python3 is not installed (pyspark $SPARK_VERSION needs Python 3.8-3.11)"
@@ -37,7 +38,7 @@ print(s.sparkContext.parallelize(range(100)).map(lambda x: x * 2).count())
 s.stop()' 2>"$out/verify.log" | tail -1) || true
   [ "$n" = 100 ] || fail "spark: a local pyspark job did not run (see $out/verify.log)"
   "$out/bin/python" -c "import livy, livy.session" || fail "spark: the PyPI livy client does not import"
-  touch "$out/.complete"; log "spark $SPARK_VERSION installed into $out (SPARK_HOME=$out/spark-home)"
+  echo $((SECONDS - started)) > "$out/.build-seconds"; touch "$out/.complete"; log "spark $SPARK_VERSION installed into $out (SPARK_HOME=$out/spark-home)"
 }
 
 # Livy 0.8 and 0.9 are in no package registry: Maven Central stops at 0.7.1-incubating for livy-server,
