@@ -309,4 +309,5 @@ export const CORE = {
   events: { group: "", version: "v1", plural: "events", namespaced: true },
   deployments: { group: "apps", version: "v1", plural: "deployments", namespaced: true },
   leases: { group: "coordination.k8s.io", version: "v1", plural: "leases", namespaced: true },
+  networkPolicies: { group: "networking.k8s.io", version: "v1", plural: "networkpolicies", namespaced: true },
 } as const satisfies Record<string, ResourceType>;

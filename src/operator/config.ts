@@ -47,6 +47,11 @@ export const OperatorConfigSchema = z
     leaderElectionId: z.string().default("livy-operator-leader"),
     identity: z.string().default(`${hostname()}-${process.pid}`),
     logLevel: z.enum(["trace", "debug", "info", "warn", "error", "fatal"]).default("info"),
+    networkPolicy: z.boolean().default(false),
+    networkPolicyOperatorNamespace: z
+      .string()
+      .regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/, "not a namespace name")
+      .default("livy-operator"),
     httpPort: z.number().int().min(0).max(65535).default(8080),
     httpHost: z.string().default("0.0.0.0"),
   })
@@ -104,6 +109,18 @@ const FIELDS: Array<[string, keyof OperatorConfig, Parser, string]> = [
   ["leader-election-id", "leaderElectionId", String, "name of the leader Lease"],
   ["identity", "identity", String, "this replica's identity in the Lease (default: hostname-pid)"],
   ["log-level", "logLevel", String, "trace | debug | info | warn | error"],
+  [
+    "network-policy",
+    "networkPolicy",
+    bool,
+    "give each Livy server a NetworkPolicy admitting only pods labelled livy.dev/client=true and the operator",
+  ],
+  [
+    "network-policy-operator-namespace",
+    "networkPolicyOperatorNamespace",
+    String,
+    "the operator's namespace, admitted by those NetworkPolicies",
+  ],
   ["http-port", "httpPort", num, "port of /healthz, /readyz and /metrics"],
   ["http-host", "httpHost", String, "address of /healthz, /readyz and /metrics"],
 ];

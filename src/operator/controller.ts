@@ -103,7 +103,10 @@ export function createController(opts: {
   const services = cacheOf<KubeObject>(CORE.services, "services", MANAGED_SELECTOR);
   const configMaps = cacheOf<KubeObject>(CORE.configMaps, "configmaps", MANAGED_SELECTOR);
   const pods = cacheOf<KubeObject & PodLike>(CORE.pods, "pods", MANAGED_SELECTOR);
-  const caches = { sessions, deployments, services, configMaps, pods } as unknown as Caches;
+  const networkPolicies = config.networkPolicy
+    ? cacheOf<KubeObject>(CORE.networkPolicies, "networkpolicies", MANAGED_SELECTOR)
+    : undefined;
+  const caches = { sessions, deployments, services, configMaps, pods, networkPolicies } as unknown as Caches;
 
   const keyOf = (o: KubeObject) => `${o.metadata?.namespace}/${o.metadata?.name}`;
   for (const inf of sessions.parts) {
@@ -131,7 +134,13 @@ export function createController(opts: {
     const owner = o.metadata?.labels?.[SESSION_LABEL];
     if (owner && o.metadata?.namespace) queue.add(`${o.metadata.namespace}/${owner}`);
   };
-  for (const c of [deployments, services, configMaps, pods] as MultiCache<KubeObject>[]) {
+  for (const c of [
+    deployments,
+    services,
+    configMaps,
+    pods,
+    ...(networkPolicies ? [networkPolicies] : []),
+  ] as MultiCache<KubeObject>[]) {
     for (const inf of c.parts)
       inf.addHandlers({ onAdd: toOwner, onUpdate: (_, o) => toOwner(o), onDelete: toOwner });
   }

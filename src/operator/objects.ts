@@ -245,3 +245,40 @@ export function upToDate(
     live.metadata?.annotations?.[SPEC_HASH_ANNOTATION] === desired.metadata.annotations[SPEC_HASH_ANNOTATION]
   );
 }
+
+/** The label a client pod carries to reach Livy servers when NetworkPolicies are on. */
+export const CLIENT_LABEL = "livy.dev/client";
+
+/**
+ * With `--network-policy`: only pods labelled livy.dev/client=true in the session's namespace, and the
+ * operator's pods, may reach the Livy server's port. Everything else is refused by the cluster's network plugin.
+ */
+export function desiredNetworkPolicy(owner: OwnerRef, operatorNamespace: string) {
+  return withHash({
+    apiVersion: "networking.k8s.io/v1",
+    kind: "NetworkPolicy",
+    metadata: {
+      name: serverName(owner.name),
+      namespace: owner.namespace,
+      labels: labelsFor(owner.name),
+      annotations: {} as Record<string, string>,
+      ownerReferences: [ownerReference(owner)],
+    },
+    spec: {
+      podSelector: { matchLabels: { [SESSION_LABEL]: owner.name } },
+      policyTypes: ["Ingress"],
+      ingress: [
+        {
+          from: [
+            { podSelector: { matchLabels: { [CLIENT_LABEL]: "true" } } },
+            {
+              namespaceSelector: { matchLabels: { "kubernetes.io/metadata.name": operatorNamespace } },
+              podSelector: { matchLabels: { "app.kubernetes.io/name": "livy-operator" } },
+            },
+          ],
+          ports: [{ protocol: "TCP", port: LIVY_PORT }],
+        },
+      ],
+    },
+  });
+}

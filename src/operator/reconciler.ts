@@ -30,6 +30,7 @@ import type { Metrics } from "./metrics.ts";
 import {
   desiredConfigMap,
   desiredDeployment,
+  desiredNetworkPolicy,
   desiredService,
   FIELD_MANAGER,
   LIVY_PORT,
@@ -61,6 +62,8 @@ export interface ReconcileResult {
 
 export interface Caches {
   sessions: Informer<LivySession>;
+  /** Only with --network-policy. */
+  networkPolicies?: Informer<KubeObject>;
   deployments: Informer<KubeObject & DeploymentLike>;
   services: Informer<KubeObject>;
   configMaps: Informer<KubeObject>;
@@ -303,6 +306,13 @@ class Pass {
     const caches = this.d.caches;
     await this.ensure(CORE.configMaps, caches.configMaps, cm);
     await this.ensure(CORE.services, caches.services, svc);
+    if (this.d.config.networkPolicy && caches.networkPolicies) {
+      await this.ensure(
+        CORE.networkPolicies,
+        caches.networkPolicies,
+        desiredNetworkPolicy(this.owner, this.d.config.networkPolicyOperatorNamespace),
+      );
+    }
     const liveDeployment = await this.ensure<KubeObject & DeploymentLike>(
       CORE.deployments,
       caches.deployments,
@@ -603,6 +613,9 @@ class Pass {
       [CORE.deployments, c.deployments],
       [CORE.services, c.services],
       [CORE.configMaps, c.configMaps],
+      ...(c.networkPolicies
+        ? [[CORE.networkPolicies, c.networkPolicies] as [ResourceType, Informer<KubeObject>]]
+        : []),
     ];
     for (const [rt, inf] of owned) {
       const live = inf.get(k);
