@@ -16,6 +16,8 @@ export interface RunningProcess {
   name: string;
   pid: number;
   log: string;
+  /** How it was started (cwd resolved), so that it can be stopped and started again the same way. */
+  spec?: ProcessSpec;
 }
 
 /**
@@ -36,7 +38,7 @@ export function startProcess(spec: ProcessSpec, stateDir: string): RunningProces
   closeSync(fd);
   if (child.pid === undefined) throw new Error(`${spec.name}: could not start ${spec.command}`);
   child.unref();
-  return { name: spec.name, pid: child.pid, log };
+  return { name: spec.name, pid: child.pid, log, spec: { ...spec, cwd: spec.cwd ?? stateDir } };
 }
 
 export function isAlive(pid: number): boolean {

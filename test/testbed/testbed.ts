@@ -164,6 +164,62 @@ export async function down(stateDir = defaultStateDir()): Promise<void> {
   rmSync(stateDir, { recursive: true, force: true });
 }
 
+function processByName(stateDir: string, name: string): { state: TestbedState; proc: RunningProcess } {
+  const state = readState(stateDir);
+  if (!state) throw new Error(`no test bed in ${stateDir}`);
+  const proc = state.processes.find((p) => p.name === name);
+  if (!proc) {
+    const names = state.processes.map((p) => p.name).join(", ");
+    throw new Error(`the test bed in ${stateDir} has no process ${name} (it has ${names})`);
+  }
+  return { state, proc };
+}
+
+/**
+ * Stops one component of a running test bed (SIGTERM, then SIGKILL after `graceMs`), leaving the others
+ * running: for fault tests (an API server outage). `startProcessByName` starts it again the same way.
+ */
+export async function stopProcessByName(
+  stateDir: string,
+  name: string,
+  opts: { graceMs?: number } = {},
+): Promise<RunningProcess> {
+  const { proc } = processByName(stateDir, name);
+  await stopProcess(proc.pid, opts.graceMs);
+  return proc;
+}
+
+/**
+ * Starts a stopped component again with the command line, environment and working directory it was first
+ * started with (recorded in state.json), or with `args` instead of its recorded arguments; records the new
+ * pid (and arguments). Refuses when it is still running or when state.json predates recorded specs.
+ */
+export function startProcessByName(
+  stateDir: string,
+  name: string,
+  opts: { args?: string[] } = {},
+): RunningProcess {
+  const { state, proc } = processByName(stateDir, name);
+  if (isAlive(proc.pid)) throw new Error(`${name} is still running (pid ${proc.pid})`);
+  if (!proc.spec)
+    throw new Error(`${name}: state.json has no command line for it (test bed started by an older version)`);
+  const spec = opts.args ? { ...proc.spec, args: opts.args } : proc.spec;
+  const started = startProcess(spec, stateDir);
+  state.processes = state.processes.map((p) => (p.name === name ? started : p));
+  saveState(stateDir, state);
+  return started;
+}
+
+/** Stops a component and starts it again on the same command line (or with `args`); see startProcessByName. */
+export async function restartProcess(
+  stateDir: string,
+  name: string,
+  opts: { args?: string[]; graceMs?: number } = {},
+): Promise<RunningProcess> {
+  await stopProcessByName(stateDir, name, opts);
+  return startProcessByName(stateDir, name, opts);
+}
+
 export function status(stateDir = defaultStateDir()): string {
   const state = readState(stateDir);
   if (!state) return "down";
