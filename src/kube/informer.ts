@@ -21,6 +21,11 @@ export interface InformerOptions {
   labelSelector?: string;
   /** A watch that delivers nothing (not even a bookmark) this long is taken as stalled and restarted. */
   stallTimeoutMs?: number;
+  /**
+   * Server-side timeout of each watch request, after which the watch resumes from the last resourceVersion.
+   * Default: a random 240-360 s, spread like client-go's reflector so that watches do not all end at once.
+   */
+  watchTimeoutSeconds?: number;
   /** Called with a reason each time the list/watch is restarted after a failure or a stall. */
   onRestart?(reason: string): void;
   onError?(err: unknown): void;
@@ -54,13 +59,19 @@ export class Informer<T extends KubeObject> {
   private abort: AbortController | null = null;
   private stopped = false;
   private synced = false;
+  /** The list succeeded and the watch since has not failed; false from a failure until the next list. */
+  private connected = false;
+  /** A watch request is open (the watchdog only judges an open watch). */
+  private watching = false;
   private lastEventAt = Date.now();
   private watchdog: NodeJS.Timeout | null = null;
   private failures = 0;
   private loop: Promise<void> | null = null;
   private syncWaiters: Array<() => void> = [];
+  /** Ends the backoff sleep early on stop(). */
+  private wakeUp: (() => void) | null = null;
   private readonly opts: Required<
-    Omit<InformerOptions, "labelSelector" | "namespace" | "onRestart" | "onError">
+    Omit<InformerOptions, "labelSelector" | "namespace" | "onRestart" | "onError" | "watchTimeoutSeconds">
   > &
     InformerOptions;
 
@@ -81,6 +92,15 @@ export class Informer<T extends KubeObject> {
 
   get hasSynced(): boolean {
     return this.synced;
+  }
+
+  /**
+   * True while the cache follows the API server: the last list succeeded and no watch has failed since.
+   * False from the first failure (API server unreachable, watch broken, stalled, expired) until a list
+   * succeeds again, so /readyz can say the operator is acting on a cache it cannot refresh.
+   */
+  get healthy(): boolean {
+    return this.connected && !this.stopped;
   }
 
   get(key: string): T | undefined {
@@ -115,7 +135,10 @@ export class Informer<T extends KubeObject> {
     this.stopped = false;
     this.watchdog = setInterval(
       () => {
-        if (this.abort && Date.now() - this.lastEventAt > this.opts.stallTimeoutMs) {
+        // only an open watch can stall: a list in progress has its own timeout, and a watch already aborted
+        // must not be counted again while the informer backs off or relists
+        if (this.watching && this.abort && Date.now() - this.lastEventAt > this.opts.stallTimeoutMs) {
+          this.watching = false;
           this.opts.onRestart?.("stalled");
           this.abort.abort(new Error("watch stalled"));
         }
@@ -138,6 +161,7 @@ export class Informer<T extends KubeObject> {
     this.stopped = true;
     if (this.watchdog) clearInterval(this.watchdog);
     this.abort?.abort(new Error("informer stopped"));
+    this.wakeUp?.();
     await this.loop;
     this.loop = null;
   }
@@ -146,6 +170,7 @@ export class Informer<T extends KubeObject> {
     let needList = true;
     while (!this.stopped) {
       try {
+        this.abort = new AbortController();
         if (needList) {
           await this.relist();
           needList = false;
@@ -155,6 +180,7 @@ export class Informer<T extends KubeObject> {
         this.failures = 0;
       } catch (err) {
         if (this.stopped) break;
+        this.connected = false;
         const gone = err instanceof KubeApiError && err.isGone;
         const stalled = err instanceof Error && err.message === "watch stalled";
         needList = true;
@@ -169,9 +195,23 @@ export class Informer<T extends KubeObject> {
         }
         this.failures++;
         const base = Math.min(this.opts.maxBackoffMs, this.opts.minBackoffMs * 2 ** (this.failures - 1));
-        await sleep(base / 2 + Math.random() * (base / 2));
+        await this.backoff(base / 2 + Math.random() * (base / 2));
       }
     }
+  }
+
+  private backoff(ms: number): Promise<void> {
+    return new Promise<void>((resolve) => {
+      let timer: NodeJS.Timeout | undefined;
+      const done = () => {
+        clearTimeout(timer);
+        this.wakeUp = null;
+        resolve();
+      };
+      timer = setTimeout(done, ms);
+      timer.unref();
+      this.wakeUp = done;
+    });
   }
 
   private async relist(): Promise<void> {
@@ -180,7 +220,11 @@ export class Informer<T extends KubeObject> {
     let rv = "";
     do {
       const q: Query = { limit: 500, continue: cont, labelSelector: this.opts.labelSelector };
-      const page = await this.client.get<KubeList<T>>(this.opts.path, { query: q, timeoutMs: 60_000 });
+      const page = await this.client.get<KubeList<T>>(this.opts.path, {
+        query: q,
+        timeoutMs: 60_000,
+        ...(this.abort ? { signal: this.abort.signal } : {}),
+      });
       for (const item of page.items) fresh.set(objectKey(item), item);
       cont = page.metadata.continue || undefined;
       rv = page.metadata.resourceVersion;
@@ -190,6 +234,7 @@ export class Informer<T extends KubeObject> {
     for (const [k, v] of fresh) this.cache.set(k, v);
     this.resourceVersion = rv;
     this.lastEventAt = Date.now();
+    this.connected = true;
     for (const [k, v] of fresh) {
       const prev = old.get(k);
       if (!prev) this.emit("add", v);
@@ -204,16 +249,22 @@ export class Informer<T extends KubeObject> {
   }
 
   private async watchOnce(): Promise<void> {
-    this.abort = new AbortController();
+    const abort = this.abort ?? new AbortController();
+    this.abort = abort;
     this.lastEventAt = Date.now();
-    const signal = this.abort.signal;
+    const signal = abort.signal;
     const query: Query = {
       resourceVersion: this.resourceVersion,
       allowWatchBookmarks: true,
-      timeoutSeconds: 240 + Math.floor(Math.random() * 120),
+      timeoutSeconds: this.opts.watchTimeoutSeconds ?? 240 + Math.floor(Math.random() * 120),
       labelSelector: this.opts.labelSelector,
     };
-    await this.client.watch<T>(this.opts.path, query, (e) => this.onEvent(e), signal);
+    this.watching = true;
+    try {
+      await this.client.watch<T>(this.opts.path, query, (e) => this.onEvent(e), signal);
+    } finally {
+      this.watching = false;
+    }
     if (signal.aborted && !this.stopped) throw signal.reason;
   }
 
@@ -251,8 +302,4 @@ export class Informer<T extends KubeObject> {
       }
     }
   }
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms).unref());
 }

@@ -51,6 +51,8 @@ export interface Controller {
   startWorkers(): void;
   stop(): Promise<void>;
   readonly synced: boolean;
+  /** Resources (with namespace) whose list/watch is down now; empty when every cache follows the API server. */
+  unhealthyWatches(): string[];
   readonly queue: WorkQueue;
   readonly caches: Caches;
 }
@@ -77,6 +79,7 @@ export function createController(opts: {
   });
   const namespaces: Array<string | undefined> = config.namespaces.length ? config.namespaces : [undefined];
   const informers: Informer<KubeObject>[] = [];
+  const informerNames = new Map<Informer<KubeObject>, string>();
   function cacheOf<T extends KubeObject>(
     rt: ResourceType,
     resource: string,
@@ -87,6 +90,10 @@ export function createController(opts: {
         path: resourcePath(rt, ns),
         namespace: ns,
         labelSelector: selector,
+        stallTimeoutMs: config.watchStallTimeoutMs,
+        ...(config.watchTimeoutSeconds === undefined
+          ? {}
+          : { watchTimeoutSeconds: config.watchTimeoutSeconds }),
         onRestart: (reason) => {
           metrics.watchRestarts.inc({ resource, reason });
           log.warn({ resource, namespace: ns, reason }, "list/watch restarted");
@@ -94,6 +101,7 @@ export function createController(opts: {
         onError: (err) => log.warn({ resource, err: String(err) }, "list/watch failed"),
       });
       informers.push(inf as unknown as Informer<KubeObject>);
+      informerNames.set(inf as unknown as Informer<KubeObject>, ns ? `${resource} in ${ns}` : resource);
       return inf;
     });
     return new MultiCache<T>(parts);
@@ -225,6 +233,9 @@ export function createController(opts: {
     caches,
     get synced() {
       return informers.every((i) => i.hasSynced);
+    },
+    unhealthyWatches() {
+      return informers.filter((i) => !i.healthy).map((i) => informerNames.get(i) ?? "?");
     },
     async startInformers() {
       for (const inf of informers) inf.start();

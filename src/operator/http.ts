@@ -4,7 +4,7 @@ import type { Registry } from "prom-client";
 export interface Probes {
   /** The process is alive and its loops are not wedged. */
   healthy(): boolean;
-  /** Caches are synced (and, with leader election, this replica can serve). */
+  /** Caches are synced and their watches up (and, with leader election, this replica can serve). */
   ready(): { ok: boolean; detail: string };
 }
 

@@ -50,6 +50,9 @@ async function main(): Promise<number> {
       healthy: () => true,
       ready: () => {
         if (!controller.synced) return { ok: false, detail: "caches not synced" };
+        // a cache that cannot be refreshed (API server unreachable, watch broken or stalled) is not ready
+        const down = controller.unhealthyWatches();
+        if (down.length) return { ok: false, detail: `watches down: ${down.join(", ")}` };
         return { ok: true, detail: elector && !elector.isLeader ? "ok (standby)" : "ok" };
       },
     },

@@ -1,0 +1,163 @@
+import { describe, expect, it } from "vitest";
+import type {
+  KubeClient,
+  KubeList,
+  KubeObject,
+  Query,
+  RequestOpts,
+  WatchEvent,
+} from "../../src/kube/client.ts";
+import { KubeApiError } from "../../src/kube/client.ts";
+import { Informer } from "../../src/kube/informer.ts";
+
+/**
+ * The informer against a scripted API server: each list and watch call takes the next behaviour from a
+ * script, so failures, stalls and recoveries happen exactly when the test says.
+ */
+type ListStep = "ok" | "fail" | "hang";
+type WatchStep = "fail" | "hang" | "end" | "gone";
+
+class FakeApi {
+  lists: ListStep[] = [];
+  watches: WatchStep[] = [];
+  listCalls = 0;
+  watchCalls: Query[] = [];
+  rv = 1;
+
+  async get<T>(_path: string, opts?: RequestOpts): Promise<T> {
+    this.listCalls++;
+    const step = this.lists.shift() ?? "ok";
+    if (step === "fail") throw new Error("connect ECONNREFUSED 127.0.0.1:6443");
+    if (step === "hang") await untilAborted(opts?.signal);
+    const list: KubeList<KubeObject> = {
+      metadata: { resourceVersion: String(this.rv++) },
+      items: [{ metadata: { name: "a", namespace: "ns", resourceVersion: "1" } }],
+    };
+    return list as T;
+  }
+
+  async watch<T>(
+    _path: string,
+    query: Query,
+    _onEvent: (e: WatchEvent<T>) => void,
+    signal: AbortSignal,
+  ): Promise<void> {
+    this.watchCalls.push(query);
+    const step = this.watches.shift() ?? "hang";
+    if (step === "fail") throw new Error("other side closed");
+    if (step === "gone") throw new KubeApiError(410, "Expired", "too old resource version");
+    if (step === "end") return;
+    await untilAborted(signal);
+  }
+}
+
+function untilAborted(signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal?.aborted) resolve();
+    signal?.addEventListener("abort", () => resolve(), { once: true });
+  });
+}
+
+async function until(what: string, fn: () => boolean, timeoutMs = 3_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!fn()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
+
+function informer(api: FakeApi, opts: { stallTimeoutMs?: number; watchTimeoutSeconds?: number } = {}) {
+  const restarts: string[] = [];
+  const inf = new Informer<KubeObject>(api as unknown as KubeClient, {
+    path: "/api/v1/configmaps",
+    minBackoffMs: 10,
+    maxBackoffMs: 40,
+    onRestart: (reason) => restarts.push(reason),
+    ...opts,
+  });
+  return { inf, restarts };
+}
+
+describe("Informer health", () => {
+  it("is healthy once listed, unhealthy from a watch failure until a list succeeds again", async () => {
+    const api = new FakeApi();
+    api.watches = ["fail", "fail"];
+    api.lists = ["ok", "fail", "fail", "ok", "fail", "ok"];
+    const { inf, restarts } = informer(api);
+    expect(inf.healthy).toBe(false);
+    inf.start();
+    await inf.waitForSync();
+    // the first watch fails at once, then two relists fail: unhealthy all along
+    await until("the failures", () => api.listCalls >= 3);
+    expect(inf.healthy).toBe(false);
+    expect(inf.hasSynced).toBe(true);
+    await until("a successful relist", () => api.listCalls >= 4);
+    await until("healthy again", () => inf.healthy);
+    expect(restarts.every((r) => r === "error")).toBe(true);
+    await inf.stop();
+    expect(inf.healthy).toBe(false);
+  });
+
+  it("relists on 410 Gone and counts it as expired", async () => {
+    const api = new FakeApi();
+    api.watches = ["gone"];
+    const { inf, restarts } = informer(api);
+    inf.start();
+    await inf.waitForSync();
+    await until("relist after 410", () => api.listCalls >= 2 && inf.healthy);
+    expect(restarts).toEqual(["expired"]);
+    await inf.stop();
+  });
+
+  it("restarts a stalled watch once, and does not count the stall again while the relist hangs", async () => {
+    const api = new FakeApi();
+    api.lists = ["ok", "hang"];
+    api.watches = ["hang"];
+    const { inf, restarts } = informer(api, { stallTimeoutMs: 100 });
+    inf.start();
+    await inf.waitForSync();
+    await until("stall detected", () => restarts.length > 0);
+    expect(inf.healthy).toBe(false);
+    // the relist hangs (a black-holed API server): the watchdog must not fire again and again meanwhile
+    await new Promise((r) => setTimeout(r, 400));
+    expect(restarts).toEqual(["stalled"]);
+    expect(inf.healthy).toBe(false);
+    await inf.stop();
+  });
+
+  it("resumes a watch the server ended from the last resourceVersion, with the configured timeout", async () => {
+    const api = new FakeApi();
+    api.watches = ["end", "hang"];
+    const { inf, restarts } = informer(api, { watchTimeoutSeconds: 7 });
+    inf.start();
+    await inf.waitForSync();
+    await until("second watch", () => api.watchCalls.length >= 2);
+    expect(api.listCalls).toBe(1);
+    expect(api.watchCalls.map((q) => [q.resourceVersion, q.timeoutSeconds])).toEqual([
+      ["1", 7],
+      ["1", 7],
+    ]);
+    expect(restarts).toEqual([]);
+    expect(inf.healthy).toBe(true);
+    await inf.stop();
+  });
+
+  it("stops at once even while backing off after failures", async () => {
+    const api = new FakeApi();
+    api.lists = ["ok", ...Array.from({ length: 50 }, () => "fail" as const)];
+    api.watches = ["fail"];
+    const restarts: string[] = [];
+    const inf = new Informer<KubeObject>(api as unknown as KubeClient, {
+      path: "/api/v1/configmaps",
+      minBackoffMs: 60_000,
+      maxBackoffMs: 60_000,
+      onRestart: (r) => restarts.push(r),
+    });
+    inf.start();
+    await inf.waitForSync();
+    await until("first failure", () => restarts.length > 0);
+    const started = Date.now();
+    await inf.stop();
+    expect(Date.now() - started).toBeLessThan(1_000);
+  });
+});
