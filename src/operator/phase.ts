@@ -14,6 +14,7 @@ export const FAILURE_REASONS = new Set([
   "SessionLost",
   "ServerLost",
   "LivyUnreachable",
+  "LivyError",
   "RestartLimitReached",
   "InvalidSpec",
 ]);

@@ -20,7 +20,7 @@ import {
 } from "../kube/client.ts";
 import type { Informer } from "../kube/informer.ts";
 import type { LivyAuth, LivyClient } from "../livy/client.ts";
-import { LivyHttpError, LivyUnreachableError, SessionGoneError } from "../livy/errors.ts";
+import { LivyHttpError, LivyTimeoutError, LivyUnreachableError, SessionGoneError } from "../livy/errors.ts";
 import type { Session } from "../livy/protocol.ts";
 import { isSessionTerminal, isSessionUsable } from "../livy/protocol.ts";
 import { authFromSecret, type SecretLike } from "../livy/secret-auth.ts";
@@ -498,12 +498,23 @@ class Pass {
       );
     }
     const msg = err instanceof Error ? err.message : String(err);
-    if (err instanceof LivyHttpError && err.status === 400 && /too many sessions/i.test(msg)) {
-      this.cond("Ready", "False", "Starting", `Livy is busy creating sessions: ${msg}`);
-      return { requeueAfterMs: 1_000 };
+    if (everReady) {
+      // a session that was Ready and now cannot be read: the failure policy decides, no silent retries
+      const unreachable = err instanceof LivyUnreachableError || err instanceof LivyTimeoutError;
+      return await this.fail(
+        unreachable ? "LivyUnreachable" : "LivyError",
+        unreachable ? `the Livy server stopped answering: ${msg}` : `Livy answered with an error: ${msg}`,
+        "server",
+      );
     }
-    if (everReady && err instanceof LivyUnreachableError) {
-      return await this.fail("LivyUnreachable", `the Livy server stopped answering: ${msg}`, "server");
+    if (
+      err instanceof LivyHttpError &&
+      err.status === 400 &&
+      /too many sessions/i.test(msg) &&
+      startupLeft > 0
+    ) {
+      this.cond("Ready", "False", "Starting", `Livy is busy creating sessions: ${msg}`);
+      return { requeueAfterMs: Math.min(1_000, startupLeft) };
     }
     if (startupLeft <= 0)
       return await this.fail(
