@@ -1,0 +1,345 @@
+/**
+ * client (issue 4's benchmark): a trivial statement's round trip through this client vs the PyPI `livy`
+ * client (pylivy 0.8, timed inside Python) vs a naive one-request-per-statement poller, side by side
+ * against the same real Livy; 200 statements across 4 sessions (wall time); requests per completed
+ * statement. Then the client's own overhead against the stand-in with zero delay, and its monitoring
+ * cost: one list request per busy session per tick.
+ */
+import { execFile } from "node:child_process";
+import { join } from "node:path";
+import { promisify } from "node:util";
+import { LivyClient } from "../src/livy/index.ts";
+import { type Args, type BenchBody, log } from "./lib/bench.ts";
+import { NaivePoller } from "./lib/naive.ts";
+import { BENCH_DIR, fmt, type Goal, marginBelow, type Table } from "./lib/report.ts";
+import { round, roundSummary, summarize } from "./lib/stats.ts";
+import { testbed } from "./lib/testbed.ts";
+
+const run = promisify(execFile);
+const CODE = "1 + 1";
+
+interface PyRoundtrip {
+  latenciesMs: number[];
+  requests: number;
+  completed: number;
+}
+interface PyParallel {
+  wallS: number;
+  requests: number;
+  completed: number;
+}
+
+async function pylivy<T>(python: string, args: string[]): Promise<T> {
+  const { stdout } = await run(python, [join(BENCH_DIR, "python", "pylivy_bench.py"), ...args], {
+    maxBuffer: 64 << 20,
+    timeout: 600_000,
+  });
+  const last = stdout.trim().split("\n").pop() ?? "{}";
+  return JSON.parse(last) as T;
+}
+
+function expect2(text: string | undefined): void {
+  if ((text ?? "").trim() !== "2") throw new Error(`1 + 1 gave ${JSON.stringify(text)}`);
+}
+
+export async function client(args: Args): Promise<BenchBody> {
+  const m = args.num("roundtrips", 60);
+  const warmup = args.num("warmup", 5);
+  const parallelTotal = args.num("statements", 200);
+  const nSessions = args.num("sessions", 4);
+  const naiveMs = args.num("naive-interval-ms", 100);
+  const standinM = args.num("standin-roundtrips", 1000);
+  const skipLivy = args.bool("standin-only");
+  const bed = await testbed({ needLivy: !skipLivy });
+  const { python, livyUrl } = bed.state;
+  const tables: Table[] = [];
+  const goals: Goal[] = [];
+  const results: Record<string, unknown> = {};
+  const notes: string[] = [];
+
+  if (!skipLivy) {
+    if (!python || !livyUrl) throw new Error("the test bed has no real Livy");
+    const ours = new LivyClient({ baseUrl: livyUrl, timeoutMs: 120_000 });
+    const tag = Date.now().toString(36);
+    log(`creating ${nSessions} pyspark sessions on real Livy (tens of seconds each on 2 cores)`);
+    const t0 = performance.now();
+    const ids: number[] = [];
+    for (let i = 0; i < nSessions; i++)
+      ids.push((await ours.createSession({ kind: "pyspark", name: `bench-client-${tag}-${i}` })).id);
+    await Promise.all(ids.map((id) => ours.session(id).waitForIdle({ timeoutMs: 900_000 })));
+    const startS = (performance.now() - t0) / 1000;
+    log(`sessions ${ids.join(",")} idle after ${startS.toFixed(0)} s`);
+    const naive = new NaivePoller(livyUrl, naiveMs);
+    const sid = ids[0] ?? 0;
+    try {
+      // 1. round trip, one statement at a time on one session; blocks in ABC CBA order against drift
+      const lat: Record<"ours" | "pylivy" | "naive", number[]> = { ours: [], pylivy: [], naive: [] };
+      const reqs: Record<"ours" | "pylivy" | "naive", number> = { ours: 0, pylivy: 0, naive: 0 };
+      const half = Math.ceil(m / 2);
+      const block = async (who: "ours" | "pylivy" | "naive", count: number, warm: number) => {
+        if (who === "pylivy") {
+          const r = await pylivy<PyRoundtrip>(python, [
+            "roundtrip",
+            livyUrl,
+            String(sid),
+            String(count),
+            String(warm),
+          ]);
+          lat.pylivy.push(...r.latenciesMs);
+          reqs.pylivy += r.requests;
+          return;
+        }
+        for (let i = 0; i < warm + count; i++) {
+          const before = who === "ours" ? ours.stats().requests : naive.requests;
+          const s0 = performance.now();
+          if (who === "ours") expect2((await ours.session(sid).run(CODE)).text);
+          else expect2(await naive.run(sid, CODE));
+          const dt = performance.now() - s0;
+          if (i >= warm) {
+            lat[who].push(dt);
+            reqs[who] += (who === "ours" ? ours.stats().requests : naive.requests) - before;
+          }
+        }
+      };
+      for (const who of ["ours", "pylivy", "naive"] as const) {
+        log(`round trip: ${who}, ${half} statements`);
+        await block(who, half, warmup);
+      }
+      for (const who of ["naive", "pylivy", "ours"] as const) {
+        log(`round trip: ${who}, ${m - half} statements`);
+        await block(who, m - half, 1);
+      }
+
+      // 2. 200 statements across the sessions, all at once
+      const perSession = Math.ceil(parallelTotal / nSessions);
+      const total = perSession * nSessions;
+      const wall: Record<string, number> = {};
+      const preq: Record<string, number> = {};
+      {
+        log(`parallel: ours, ${total} statements over ${nSessions} sessions`);
+        const before = ours.stats().requests;
+        const s0 = performance.now();
+        const handles = await Promise.all(
+          Array.from({ length: total }, (_, i) => ours.session(ids[i % nSessions] ?? 0).submit(CODE)),
+        );
+        for (const h of await Promise.all(handles.map((h) => h.result))) expect2(h.text);
+        wall.ours = (performance.now() - s0) / 1000;
+        preq.ours = ours.stats().requests - before;
+      }
+      {
+        log(`parallel: pylivy, ${total} statements over ${nSessions} sessions (a thread per session)`);
+        const r = await pylivy<PyParallel>(python, [
+          "parallel",
+          livyUrl,
+          String(perSession),
+          ...ids.map(String),
+        ]);
+        wall.pylivy = r.wallS;
+        preq.pylivy = r.requests;
+      }
+      {
+        log(`parallel: naive, ${total} statements over ${nSessions} sessions`);
+        const before = naive.requests;
+        const s0 = performance.now();
+        const outs = await Promise.all(
+          Array.from({ length: total }, (_, i) => naive.run(ids[i % nSessions] ?? 0, CODE)),
+        );
+        for (const o of outs) expect2(o);
+        wall.naive = (performance.now() - s0) / 1000;
+        preq.naive = naive.requests - before;
+      }
+      const sum = {
+        ours: summarize(lat.ours),
+        pylivy: summarize(lat.pylivy),
+        naive: summarize(lat.naive),
+      };
+      const ratio = sum.ours.p50 / sum.pylivy.p50;
+      results.realLivy = {
+        sessions: ids,
+        sessionsStartS: round(startS),
+        roundTripMs: {
+          ours: roundSummary(sum.ours),
+          pylivy: roundSummary(sum.pylivy),
+          naive: roundSummary(sum.naive),
+        },
+        roundTripRequestsPerStatement: {
+          ours: round(reqs.ours / lat.ours.length, 2),
+          pylivy: round(reqs.pylivy / lat.pylivy.length, 2),
+          naive: round(reqs.naive / lat.naive.length, 2),
+        },
+        parallel: {
+          statements: total,
+          wallS: Object.fromEntries(Object.entries(wall).map(([k, v]) => [k, round(v)])),
+          requestsPerStatement: Object.fromEntries(
+            Object.entries(preq).map(([k, v]) => [k, round(v / total, 2)]),
+          ),
+        },
+        oursP50OverPylivyP50: round(ratio),
+        samplesMs: {
+          ours: lat.ours.map((v) => round(v)),
+          pylivy: lat.pylivy.map((v) => round(v)),
+          naive: lat.naive.map((v) => round(v)),
+        },
+      };
+      const row = (who: "ours" | "pylivy" | "naive", label: string) => [
+        label,
+        round(sum[who].p50),
+        round(sum[who].p99),
+        round(reqs[who] / lat[who].length, 2),
+        round(wall[who] ?? Number.NaN),
+        round((preq[who] ?? 0) / total, 2),
+      ];
+      tables.push({
+        title: `Real Livy 0.9 (pyspark, local[2]): trivial statement \`${CODE}\`, ${m} round trips each one at a time; ${total} statements over ${nSessions} sessions at once`,
+        columns: [
+          "client",
+          "round trip p50 (ms)",
+          "p99 (ms)",
+          "requests / statement (one at a time)",
+          `${total} over ${nSessions} sessions: wall (s)`,
+          "requests / statement (parallel)",
+        ],
+        rows: [
+          row("ours", "this client (multiplexed adaptive monitor)"),
+          row("pylivy", "pylivy 0.8 (timed in Python; a thread per session)"),
+          row("naive", `naive poller (GET per statement every ${naiveMs} ms)`),
+        ],
+      });
+      goals.push({
+        goal: "trivial round trip vs pylivy (same real Livy)",
+        target: "our p50 ≤ 1/4 of pylivy's",
+        measured: `${fmt(sum.ours.p50)} ms vs ${fmt(sum.pylivy.p50)} ms = ${ratio.toFixed(3)} of pylivy's`,
+        met: ratio <= 0.25,
+        margin:
+          ratio <= 0.25
+            ? `${(0.25 / ratio).toFixed(1)}x better than needed`
+            : `missed: ${(ratio / 0.25).toFixed(2)}x the allowed ratio`,
+      });
+      notes.push(
+        `pylivy sleeps 0.1 s before its first poll of a statement and then 0.2, 0.3, 0.5, 1 s (livy/session.py polling_intervals), which sets its floor; the naive poller's floor is its ${naiveMs} ms interval. Our monitor polls 2 ms after a submission, then backs off from 10 ms by 1.5x to 1 s.`,
+        `The ${nSessions} real Livy sessions took ${startS.toFixed(0)} s to start (not timed in the comparison).`,
+      );
+    } finally {
+      await Promise.all(ids.map((id) => ours.deleteSession(id).catch(() => {})));
+      await ours.close();
+      await naive.close();
+    }
+  }
+
+  // 3. own overhead: the stand-in with zero delay
+  const standin = bed.standin;
+  await standin.reset();
+  await standin.configure({ sessionStartupMs: 0, statementRunMs: 0, responseDelayMs: 0 });
+  const sc = new LivyClient({ baseUrl: bed.state.standinUrl, timeoutMs: 30_000 });
+  try {
+    const id = (await sc.createSession({ kind: "pyspark" })).id;
+    const s = sc.session(id);
+    await s.waitForIdle({ timeoutMs: 10_000 });
+    for (let i = 0; i < 50; i++) expect2((await s.run(CODE)).text);
+    await standin.resetCounters();
+    const before = sc.stats().requests;
+    const own: number[] = [];
+    for (let i = 0; i < standinM; i++) {
+      const s0 = performance.now();
+      expect2((await s.run(CODE)).text);
+      own.push(performance.now() - s0);
+    }
+    const ownReq = (sc.stats().requests - before) / standinM;
+    const ownSum = summarize(own);
+
+    // monitoring cost with busy sessions: statements that run 50 ms, many in flight per session
+    await standin.configure({ statementRunMs: 50 });
+    const busyIds: number[] = [];
+    for (let i = 0; i < nSessions; i++) busyIds.push((await sc.createSession({ kind: "pyspark" })).id);
+    await Promise.all(busyIds.map((b) => sc.session(b).waitForIdle({ timeoutMs: 10_000 })));
+    const ticks0 = busyIds.map((b) => sc.session(b).monitorStats());
+    await standin.resetCounters();
+    const perSession = Math.ceil(parallelTotal / nSessions);
+    const s0 = performance.now();
+    const handles = await Promise.all(
+      Array.from({ length: perSession * nSessions }, (_, i) =>
+        sc.session(busyIds[i % nSessions] ?? 0).submit(CODE),
+      ),
+    );
+    for (const r of await Promise.all(handles.map((h) => h.result))) expect2(r.text);
+    const busyWall = (performance.now() - s0) / 1000;
+    const counters = await standin.counters();
+    const ticks = busyIds
+      .map((b, i) => sc.session(b).monitorStats().ticks - (ticks0[i]?.ticks ?? 0))
+      .reduce((a, b) => a + b, 0);
+    const fallbacks = busyIds
+      .map((b, i) => sc.session(b).monitorStats().fallbackRequests - (ticks0[i]?.fallbackRequests ?? 0))
+      .reduce((a, b) => a + b, 0);
+    const listReqs = counters.routes["GET /sessions/:id/statements"] ?? 0;
+    const getReqs = counters.routes["GET /sessions/:id/statements/:sid"] ?? 0;
+    const done = perSession * nSessions;
+    results.standin = {
+      ownOverheadMs: roundSummary(ownSum),
+      ownRequestsPerStatement: round(ownReq, 2),
+      busy: {
+        sessions: nSessions,
+        statements: done,
+        statementRunMs: 50,
+        wallS: round(busyWall),
+        monitorTicks: ticks,
+        listRequests: listReqs,
+        perStatementGets: getReqs,
+        fallbackRequests: fallbacks,
+        monitoringRequestsPerTick: round((listReqs + getReqs) / Math.max(1, ticks), 3),
+        monitoringRequestsPerStatement: round((listReqs + getReqs) / done, 3),
+        routes: counters.routes,
+      },
+    };
+    tables.push({
+      title: `Stand-in, zero delay: this client's own overhead (${standinM} round trips of \`${CODE}\`, one at a time)`,
+      columns: ["figure", "value"],
+      rows: [
+        [
+          "round trip p50 / p90 / p99 (ms)",
+          `${round(ownSum.p50)} / ${round(ownSum.p90)} / ${round(ownSum.p99)}`,
+        ],
+        ["requests per statement (POST + polls)", round(ownReq, 2)],
+        [
+          `monitoring with ${nSessions} busy sessions (${done} statements of 50 ms, all submitted at once): list requests / monitor ticks`,
+          `${listReqs} / ${ticks}`,
+        ],
+        ["per-statement GETs (fallbacks)", `${getReqs} (${fallbacks})`],
+        ["monitoring requests per tick of one session", round((listReqs + getReqs) / Math.max(1, ticks), 3)],
+        ["monitoring requests per completed statement", round((listReqs + getReqs) / done, 3)],
+      ],
+    });
+    goals.push({
+      goal: "own overhead (stand-in, zero delay)",
+      target: "p50 < 5 ms",
+      measured: `${fmt(ownSum.p50)} ms (p99 ${fmt(ownSum.p99)} ms)`,
+      met: ownSum.p50 < 5,
+      margin: marginBelow(ownSum.p50, 5, "ms"),
+    });
+    const perTick = (listReqs + getReqs) / Math.max(1, ticks);
+    goals.push({
+      goal: "monitoring requests per tick",
+      target: "= busy sessions (one list request per busy session per tick, none per statement)",
+      measured: `${listReqs} list requests for ${ticks} session ticks, ${getReqs} per-statement GETs`,
+      met: getReqs === 0 && listReqs === ticks,
+      margin: `${perTick.toFixed(3)} requests per session tick`,
+    });
+  } finally {
+    await sc.close();
+  }
+  return {
+    env: { python, livyUrl },
+    params: {
+      roundtrips: m,
+      warmup,
+      statements: parallelTotal,
+      sessions: nSessions,
+      naiveIntervalMs: naiveMs,
+      standinRoundtrips: standinM,
+      code: CODE,
+    },
+    results,
+    goals,
+    tables,
+    notes,
+  };
+}

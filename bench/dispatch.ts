@@ -1,0 +1,180 @@
+/**
+ * dispatch: 10,000 trivial statements over 16 sessions of the stand-in through the client's SessionPool:
+ * throughput, the client's memory (this process: RSS and V8 heap, sampled every 20 ms), and the stand-in's
+ * monitoring requests per completed statement (its own per-route counters).
+ */
+import { LivyClient, SessionPool } from "../src/livy/index.ts";
+import { type Args, type BenchBody, log } from "./lib/bench.ts";
+import { fmt, type Goal, type Table } from "./lib/report.ts";
+import { round, roundSummary, summarize } from "./lib/stats.ts";
+import { testbed } from "./lib/testbed.ts";
+
+const CODE = "1 + 1";
+const MiB = 2 ** 20;
+
+export async function dispatch(args: Args): Promise<BenchBody> {
+  const total = args.num("statements", 10_000);
+  const nSessions = args.num("sessions", 16);
+  const perSession = args.num("per-session", 2);
+  const runMs = args.num("statement-ms", 0);
+  const bed = await testbed();
+  const standin = bed.standin;
+  await standin.reset();
+  await standin.configure({
+    sessionStartupMs: 0,
+    statementRunMs: runMs,
+    responseDelayMs: 0,
+    retainedStatements: 100,
+  });
+  const client = new LivyClient({ baseUrl: bed.state.standinUrl, timeoutMs: 60_000 });
+  const ids: number[] = [];
+  for (let i = 0; i < nSessions; i++) ids.push((await client.createSession({ kind: "pyspark" })).id);
+  const sessions = ids.map((id) => client.session(id));
+  await Promise.all(sessions.map((s) => s.waitForIdle({ timeoutMs: 10_000 })));
+  const pool = new SessionPool(sessions, { maxInFlightPerSession: perSession, maxQueue: 1_000 });
+  // warm up the code paths and connections
+  await Promise.all(Array.from({ length: 200 }, () => pool.run(CODE)));
+
+  const mem0 = process.memoryUsage();
+  let peakRss = mem0.rss;
+  let peakHeap = mem0.heapUsed;
+  const sampler = setInterval(() => {
+    const m = process.memoryUsage();
+    if (m.rss > peakRss) peakRss = m.rss;
+    if (m.heapUsed > peakHeap) peakHeap = m.heapUsed;
+  }, 20);
+  await standin.resetCounters();
+  const req0 = client.stats().requests;
+  const ticks0 = sessions.map((s) => s.monitorStats());
+  const lat: number[] = [];
+  let wrong = 0;
+  let failed = 0;
+  log(`dispatching ${total} statements over ${nSessions} sessions (≤ ${perSession} in flight per session)`);
+  const t0 = performance.now();
+  const pending: Promise<void>[] = [];
+  for (let i = 0; i < total; i++) {
+    const s0 = performance.now();
+    const p = await pool.submit(CODE); // waits while the pool's queue is full (back-pressure)
+    pending.push(
+      p.result.then(
+        (r) => {
+          lat.push(performance.now() - s0);
+          if (r.text?.trim() !== "2") wrong++;
+        },
+        () => {
+          failed++;
+        },
+      ),
+    );
+  }
+  await Promise.all(pending);
+  const wallS = (performance.now() - t0) / 1000;
+  clearInterval(sampler);
+  const mem1 = process.memoryUsage();
+  const counters = await standin.counters();
+  const stats = client.stats();
+  const ticks = sessions.reduce((a, s, i) => a + s.monitorStats().ticks - (ticks0[i]?.ticks ?? 0), 0);
+  const fallbacks = sessions.reduce(
+    (a, s, i) => a + s.monitorStats().fallbackRequests - (ticks0[i]?.fallbackRequests ?? 0),
+    0,
+  );
+  pool.close();
+  await Promise.all(ids.map((id) => client.deleteSession(id).catch(() => {})));
+  await client.close();
+
+  const completed = lat.length;
+  const listReqs = counters.routes["GET /sessions/:id/statements"] ?? 0;
+  const getReqs = counters.routes["GET /sessions/:id/statements/:sid"] ?? 0;
+  const posts = counters.routes["POST /sessions/:id/statements"] ?? 0;
+  const monitoring = listReqs + getReqs;
+  const throughput = completed / wallS;
+  const l = summarize(lat);
+  const goals: Goal[] = [
+    {
+      goal: `${total} statements completed`,
+      target: "all, with the right result",
+      measured: `${completed - wrong} right, ${wrong} wrong, ${failed} failed`,
+      met: completed === total && wrong === 0 && failed === 0,
+      margin: failed + wrong === 0 ? "none lost" : `${failed + wrong} lost`,
+    },
+    {
+      goal: "monitoring cost grows with sessions, not statements",
+      target: "one list request per busy session per tick; no per-statement GETs",
+      measured: `${listReqs} list requests = ${ticks} session ticks; ${getReqs} per-statement GETs`,
+      met: getReqs === 0 && listReqs === ticks,
+      margin: `${fmt(monitoring / completed)} monitoring requests per completed statement`,
+    },
+  ];
+  const tables: Table[] = [
+    {
+      title: `${total.toLocaleString("en")} trivial statements over ${nSessions} stand-in sessions through SessionPool (≤ ${perSession} in flight per session, statements run ${runMs} ms)`,
+      columns: ["figure", "value"],
+      rows: [
+        ["wall time (s)", round(wallS)],
+        ["throughput (statements/s)", round(throughput)],
+        [
+          "submit → result per statement, p50 / p99 (ms; includes waiting in the pool's queue)",
+          `${round(l.p50)} / ${round(l.p99)}`,
+        ],
+        [
+          "client RSS: before / peak / after (MiB)",
+          `${round(mem0.rss / MiB)} / ${round(peakRss / MiB)} / ${round(mem1.rss / MiB)}`,
+        ],
+        [
+          "client V8 heap used: before / peak / after (MiB)",
+          `${round(mem0.heapUsed / MiB)} / ${round(peakHeap / MiB)} / ${round(mem1.heapUsed / MiB)}`,
+        ],
+        ["stand-in: statement POSTs", posts],
+        [
+          "stand-in: monitoring requests (list + per-statement GET)",
+          `${monitoring} (${listReqs} + ${getReqs})`,
+        ],
+        ["monitoring requests per completed statement", round(monitoring / completed, 3)],
+        [
+          "client requests per completed statement (all routes)",
+          round((stats.requests - req0) / completed, 3),
+        ],
+        ["monitor ticks (one list request each) / fallbacks", `${ticks} / ${fallbacks}`],
+      ],
+    },
+  ];
+  return {
+    env: { python: bed.state.python, livyUrl: null },
+    params: {
+      statements: total,
+      sessions: nSessions,
+      maxInFlightPerSession: perSession,
+      maxQueue: 1000,
+      statementRunMs: runMs,
+      code: CODE,
+    },
+    results: {
+      completed,
+      wrong,
+      failed,
+      wallS: round(wallS),
+      throughputPerS: round(throughput),
+      latencyMs: roundSummary(l),
+      memory: {
+        rssBeforeMiB: round(mem0.rss / MiB),
+        rssPeakMiB: round(peakRss / MiB),
+        rssAfterMiB: round(mem1.rss / MiB),
+        heapBeforeMiB: round(mem0.heapUsed / MiB),
+        heapPeakMiB: round(peakHeap / MiB),
+        heapAfterMiB: round(mem1.heapUsed / MiB),
+      },
+      standinRoutes: counters.routes,
+      monitoringRequests: monitoring,
+      monitoringPerStatement: round(monitoring / completed, 4),
+      clientRequestsPerStatement: round((stats.requests - req0) / completed, 4),
+      monitorTicks: ticks,
+      fallbackRequests: fallbacks,
+    },
+    goals,
+    tables,
+    notes: [
+      "The client runs in the benchmark's process: its RSS includes Node itself and the benchmark (a bare Node process is about 40-50 MiB).",
+      "The stand-in is one Node process on the same 2 cores; it answers each request in well under a millisecond, so throughput here is bounded by the two processes' CPU, not by Livy.",
+    ],
+  };
+}

@@ -1,0 +1,47 @@
+/**
+ * Preloaded into the operator process (`node --import`) by the benchmarks: counts the HTTP requests the
+ * process sends through undici (the Kubernetes client and the Livy client both use it), by target and
+ * route, from undici's diagnostics channel, and serves the counts as JSON on 127.0.0.1:$BENCH_COUNT_PORT.
+ * Nothing in the operator changes; the counts are the operator's own requests only.
+ */
+import { subscribe } from "node:diagnostics_channel";
+import { createServer } from "node:http";
+
+interface CreateMessage {
+  request: { origin?: string | URL; method?: string; path?: string };
+}
+
+const kubeOrigin = process.env.BENCH_KUBE_ORIGIN ?? "";
+const counts: Record<string, number> = {};
+let total = 0;
+
+/** `/apis/g/v/namespaces/ns/plural/name/status` → `plural/{name}/status`; Livy ids become `:id`. */
+function route(path: string, kube: boolean): string {
+  const [p = "", query = ""] = path.split("?");
+  const seg = p.split("/").filter(Boolean);
+  if (!kube) return `/${seg.map((s) => (/^\d+$/.test(s) ? ":id" : s)).join("/")}`;
+  let i = seg[0] === "api" ? 2 : 3; // past /api/v1 or /apis/group/version
+  if (seg[i] === "namespaces" && seg.length > i + 2) i += 2;
+  const [plural = "", name, sub] = seg.slice(i);
+  const watch = /(^|&)watch=(true|1)/.test(query);
+  return `${plural}${name ? "/{name}" : ""}${sub ? `/${sub}` : ""}${watch ? " (watch)" : ""}`;
+}
+
+subscribe("undici:request:create", (msg) => {
+  const { request } = msg as CreateMessage;
+  const origin = String(request.origin ?? "");
+  const kube = kubeOrigin !== "" && origin.replace(/\/$/, "") === kubeOrigin.replace(/\/$/, "");
+  const key = `${kube ? "kube" : "livy"} ${request.method ?? "?"} ${route(request.path ?? "", kube)}`;
+  counts[key] = (counts[key] ?? 0) + 1;
+  total++;
+});
+
+const port = Number(process.env.BENCH_COUNT_PORT ?? 0);
+if (port > 0) {
+  const server = createServer((_req, res) => {
+    res.setHeader("content-type", "application/json");
+    res.end(JSON.stringify({ total, counts }));
+  });
+  server.listen(port, "127.0.0.1");
+  server.unref();
+}

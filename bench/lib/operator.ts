@@ -1,0 +1,173 @@
+/** The real operator process, started by a benchmark against its test bed, with request counting. */
+import { type ChildProcess, spawn } from "node:child_process";
+import { closeSync, mkdirSync, openSync, readFileSync } from "node:fs";
+import { createServer } from "node:net";
+import { join } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
+import { BENCH_DIR, REPO_ROOT } from "./report.ts";
+
+export async function freePort(): Promise<number> {
+  return await new Promise((resolve, reject) => {
+    const s = createServer();
+    s.once("error", reject);
+    s.listen(0, "127.0.0.1", () => {
+      const addr = s.address();
+      const port = typeof addr === "object" && addr ? addr.port : 0;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+export interface OperatorOptions {
+  kubeconfig: string;
+  kubeOrigin: string;
+  serverUrlTemplate: string;
+  logDir: string;
+  name: string;
+  sessionPollIntervalMs?: number;
+  concurrency?: number;
+  extraArgs?: string[];
+  /** Write a V8 CPU profile (node --cpu-prof) into this directory on exit. */
+  cpuProfDir?: string;
+  logLevel?: string;
+}
+
+export interface RequestCounts {
+  total: number;
+  counts: Record<string, number>;
+}
+
+export class Operator {
+  readonly proc: ChildProcess;
+  readonly port: number;
+  readonly countPort: number;
+  readonly log: string;
+  readonly #exited: Promise<number | null>;
+
+  private constructor(proc: ChildProcess, port: number, countPort: number, log: string) {
+    this.proc = proc;
+    this.port = port;
+    this.countPort = countPort;
+    this.log = log;
+    this.#exited = new Promise((resolve) => proc.once("exit", (code) => resolve(code)));
+  }
+
+  static async start(o: OperatorOptions): Promise<Operator> {
+    const port = await freePort();
+    const countPort = await freePort();
+    mkdirSync(o.logDir, { recursive: true });
+    const log = join(o.logDir, `operator-${o.name}-${Date.now()}.log`);
+    const fd = openSync(log, "a");
+    const nodeArgs = ["--import", join(BENCH_DIR, "lib", "count-requests.ts")];
+    if (o.cpuProfDir) {
+      mkdirSync(o.cpuProfDir, { recursive: true });
+      nodeArgs.push("--cpu-prof", "--cpu-prof-dir", o.cpuProfDir);
+    }
+    const proc = spawn(
+      process.execPath,
+      [
+        ...nodeArgs,
+        join(REPO_ROOT, "src", "operator", "main.ts"),
+        "--kubeconfig",
+        o.kubeconfig,
+        "--server-url-template",
+        o.serverUrlTemplate,
+        "--http-port",
+        String(port),
+        "--http-host",
+        "127.0.0.1",
+        "--session-poll-interval-ms",
+        String(o.sessionPollIntervalMs ?? 5_000),
+        "--concurrency",
+        String(o.concurrency ?? 16),
+        "--log-level",
+        o.logLevel ?? "info",
+        ...(o.extraArgs ?? []),
+      ],
+      {
+        stdio: ["ignore", fd, fd],
+        env: { ...process.env, BENCH_COUNT_PORT: String(countPort), BENCH_KUBE_ORIGIN: o.kubeOrigin },
+      },
+    );
+    closeSync(fd);
+    const op = new Operator(proc, port, countPort, log);
+    const deadline = Date.now() + 60_000;
+    for (;;) {
+      if (proc.exitCode !== null) throw new Error(`operator exited with ${proc.exitCode}:\n${op.logTail()}`);
+      const res = await fetch(`http://127.0.0.1:${port}/readyz`).catch(() => null);
+      if (res?.status === 200) break;
+      if (Date.now() > deadline) throw new Error(`operator not ready within 60 s:\n${op.logTail()}`);
+      await sleep(100);
+    }
+    return op;
+  }
+
+  get pid(): number {
+    return this.proc.pid ?? -1;
+  }
+
+  logTail(chars = 3000): string {
+    try {
+      return readFileSync(this.log, "utf8").slice(-chars);
+    } catch {
+      return "";
+    }
+  }
+
+  async metrics(): Promise<string> {
+    return await (await fetch(`http://127.0.0.1:${this.port}/metrics`)).text();
+  }
+
+  async requests(): Promise<RequestCounts> {
+    return (await (await fetch(`http://127.0.0.1:${this.countPort}/`)).json()) as RequestCounts;
+  }
+
+  /** VmHWM (peak resident set) and VmRSS of the operator process, in MiB. */
+  memory(): { peakRssMiB: number; rssMiB: number } {
+    const status = readFileSync(`/proc/${this.pid}/status`, "utf8");
+    const kb = (key: string) =>
+      Number(new RegExp(`^${key}:\\s+(\\d+) kB`, "m").exec(status)?.[1] ?? Number.NaN);
+    return { peakRssMiB: kb("VmHWM") / 1024, rssMiB: kb("VmRSS") / 1024 };
+  }
+
+  /** SIGTERM and wait (the CPU profile, if any, is written on this exit). */
+  async stop(): Promise<number | null> {
+    if (this.proc.exitCode !== null) return this.proc.exitCode;
+    this.proc.kill("SIGTERM");
+    const timer = setTimeout(() => this.proc.kill("SIGKILL"), 30_000);
+    const code = await this.#exited;
+    clearTimeout(timer);
+    return code;
+  }
+}
+
+/** Sum of a Prometheus sample over the series whose labels include `labels`. */
+export function metricValue(text: string, name: string, labels: Record<string, string> = {}): number {
+  let sum = 0;
+  for (const line of text.split("\n")) {
+    if (!line.startsWith(name)) continue;
+    const m = /^([a-zA-Z_:][\w:]*)(\{[^}]*\})?\s+([^\s]+)/.exec(line);
+    if (!m || m[1] !== name) continue;
+    const lbl = m[2] ?? "";
+    if (Object.entries(labels).every(([k, v]) => lbl.includes(`${k}="${v}"`))) sum += Number(m[3]);
+  }
+  return sum;
+}
+
+/** controller_runtime_reconcile_total by result. */
+export interface ReconcileTotals {
+  success: number;
+  error: number;
+  requeue: number;
+  requeue_after: number;
+}
+
+export function reconcileTotals(text: string): ReconcileTotals {
+  const v = (result: string) => metricValue(text, "controller_runtime_reconcile_total", { result });
+  return {
+    success: v("success"),
+    error: v("error"),
+    requeue: v("requeue"),
+    requeue_after: v("requeue_after"),
+  };
+}

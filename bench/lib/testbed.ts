@@ -1,0 +1,93 @@
+/**
+ * The benchmarks' own test bed (never the default one, which the test suites use): brought up on first
+ * use in BENCH_STATE_DIR (default /tmp/bench-tb) and left running for the next benchmark.
+ * Stop it with `npm run testbed -- down --state-dir /tmp/bench-tb`.
+ */
+import { execFile } from "node:child_process";
+import { join } from "node:path";
+import { promisify } from "node:util";
+import { GROUP, PLURAL } from "../../src/api/index.ts";
+import { KubeClient, loadKubeConfig } from "../../src/kube/client.ts";
+import { type TestbedState, up } from "../../test/testbed/testbed.ts";
+import { REPO_ROOT } from "./report.ts";
+
+const run = promisify(execFile);
+
+export function benchStateDir(): string {
+  return process.env.BENCH_STATE_DIR ?? "/tmp/bench-tb";
+}
+
+export interface Bed {
+  state: TestbedState;
+  kube: KubeClient;
+  kubectl(args: string[]): Promise<string>;
+  /** Livy stand-in control API. */
+  standin: Standin;
+}
+
+export interface StandinCounters {
+  total: number;
+  routes: Record<string, number>;
+  paths: Record<string, number>;
+}
+
+export class Standin {
+  readonly url: string;
+  constructor(url: string) {
+    this.url = url;
+  }
+  async #call<T>(method: string, path: string, body?: unknown): Promise<T> {
+    const res = await fetch(`${this.url}/_standin/${path}`, {
+      method,
+      ...(body === undefined
+        ? {}
+        : { body: JSON.stringify(body), headers: { "content-type": "application/json" } }),
+    });
+    if (!res.ok) throw new Error(`stand-in ${method} ${path}: HTTP ${res.status} ${await res.text()}`);
+    return (await res.json()) as T;
+  }
+  reset(): Promise<unknown> {
+    return this.#call("POST", "reset");
+  }
+  configure(patch: Record<string, unknown>): Promise<unknown> {
+    return this.#call("POST", "config", patch);
+  }
+  counters(): Promise<StandinCounters> {
+    return this.#call("GET", "counters");
+  }
+  resetCounters(): Promise<unknown> {
+    return this.#call("POST", "counters/reset");
+  }
+  /** Sessions the stand-in holds (Livy's own list). */
+  async sessionCount(): Promise<number> {
+    const res = await fetch(`${this.url}/sessions?size=100000`);
+    const body = (await res.json()) as { total: number };
+    return body.total;
+  }
+}
+
+let bed: Bed | null = null;
+
+/** Brings the bench test bed up (or reuses it) and installs the CRD. */
+export async function testbed(opts: { needLivy?: boolean } = {}): Promise<Bed> {
+  if (bed) return bed;
+  const stateDir = benchStateDir();
+  process.stderr.write(`[bench] test bed in ${stateDir} (BENCH_STATE_DIR); this may take a minute\n`);
+  const state = await up(stateDir);
+  if (opts.needLivy && !state.livyUrl)
+    throw new Error(
+      "this benchmark needs real Livy: the test bed came up without it (LIVY_TESTBED_SKIP_LIVY?)",
+    );
+  const env = {
+    ...process.env,
+    KUBECONFIG: state.kubeconfig,
+    PATH: `${state.binDirs.join(":")}:${process.env.PATH}`,
+  };
+  const kubectl = async (args: string[]) =>
+    (await run("kubectl", args, { env, maxBuffer: 256 << 20 })).stdout;
+  await kubectl(["apply", "--server-side", "--force-conflicts", "-f", join(REPO_ROOT, "crds")]);
+  await kubectl(["wait", "--for=condition=Established", "--timeout=60s", `crd/${PLURAL}.${GROUP}`]);
+  const kube = await KubeClient.create(loadKubeConfig(state.kubeconfig), { connections: 64 });
+  bed = { state, kube, kubectl, standin: new Standin(state.standinUrl) };
+  return bed;
+}

@@ -1,0 +1,442 @@
+/**
+ * scale: the operator on the test bed's real control plane with the Livy stand-in. 1000 LivySessions
+ * applied at once (server-side apply from here, bounded concurrency), time until all are Ready, the
+ * operator's API requests per session (counted inside the operator process from undici's diagnostics
+ * channel, and kube-apiserver's apiserver_request_total for everything), reconcile errors, the operator's
+ * peak RSS (VmHWM); then all idled out (idleTimeout 20s), then all deleted, checking that nothing leaked.
+ */
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import type { LivySession } from "../src/api/index.ts";
+import { CORE, type KubeList, type KubeObject, resourcePath } from "../src/kube/client.ts";
+import { type Args, type BenchBody, log } from "./lib/bench.ts";
+import {
+  applySession,
+  boundedAll,
+  createNamespace,
+  type DeploymentLike,
+  isIdle,
+  isReady,
+  leftovers,
+  MANAGED,
+  sessionPath,
+  waitUntil,
+  watchKind,
+} from "./lib/kube.ts";
+import { Operator, type ReconcileTotals, type RequestCounts, reconcileTotals } from "./lib/operator.ts";
+import { newestProfile, type ProfileSummary, summarizeProfile } from "./lib/profile.ts";
+import { BENCH_DIR, fmt, type Goal, marginBelow, type Table } from "./lib/report.ts";
+import { percentile, round } from "./lib/stats.ts";
+import { testbed } from "./lib/testbed.ts";
+
+interface PerSession {
+  deployAvailable?: number;
+  ready?: number;
+  idle?: number;
+  deleted?: number;
+}
+
+function diffCounts(a: RequestCounts, b: RequestCounts): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const [k, v] of Object.entries(b.counts)) {
+    const d = v - (a.counts[k] ?? 0);
+    if (d) out[k] = d;
+  }
+  return Object.fromEntries(Object.entries(out).sort((x, y) => y[1] - x[1]));
+}
+
+function diffTotals(a: ReconcileTotals, b: ReconcileTotals): ReconcileTotals {
+  return {
+    success: b.success - a.success,
+    error: b.error - a.error,
+    requeue: b.requeue - a.requeue,
+    requeue_after: b.requeue_after - a.requeue_after,
+  };
+}
+
+function sumWhere(c: Record<string, number>, prefix: string): number {
+  return Object.entries(c).reduce((s, [k, v]) => (k.startsWith(prefix) ? s + v : s), 0);
+}
+
+export async function scale(args: Args): Promise<BenchBody> {
+  const n = args.num("sessions", 1000);
+  const applyConcurrency = args.num("apply-concurrency", 50);
+  const concurrency = args.num("concurrency", 16);
+  const idleTimeout = args.str("idle-timeout", "20s");
+  const sessionPollMs = args.num("session-poll-ms", 5_000);
+  const profile = args.bool("cpu-prof");
+  const readyTimeoutS = args.num("ready-timeout-s", 600);
+  const bed = await testbed();
+  await bed.standin.reset();
+  const ns = await createNamespace(bed.kube, "bench-scale");
+  const profDir = join(BENCH_DIR, "profiles", `scale-${Date.now()}`);
+  const op = await Operator.start({
+    kubeconfig: bed.state.kubeconfig,
+    kubeOrigin: bed.state.apiserverUrl,
+    serverUrlTemplate: bed.state.standinUrl,
+    logDir: `${bed.state.stateDir}/logs`,
+    name: "scale",
+    concurrency,
+    sessionPollIntervalMs: sessionPollMs,
+    // kwok's node has 64 CPUs: the default request (500m) would leave most pods unschedulable
+    extraArgs: ["--default-resources", JSON.stringify({ requests: { cpu: "10m", memory: "32Mi" } })],
+    ...(profile ? { cpuProfDir: profDir } : {}),
+  });
+  log(`operator pid ${op.pid}, namespace ${ns}, ${n} sessions, idleTimeout ${idleTimeout}`);
+
+  const per = new Map<string, PerSession>();
+  const rec = (name: string) => {
+    let r = per.get(name);
+    if (!r) {
+      r = {};
+      per.set(name, r);
+    }
+    return r;
+  };
+  const sessions = watchKind<LivySession>(bed.kube, sessionPath(ns), (type, o, at) => {
+    const r = rec(o.metadata.name);
+    if (type === "delete") r.deleted ??= at;
+    else {
+      if (r.ready === undefined && isReady(o)) r.ready = at;
+      if (r.ready !== undefined && r.idle === undefined && isIdle(o)) r.idle = at;
+    }
+  });
+  const deployments = watchKind<DeploymentLike>(
+    bed.kube,
+    resourcePath(CORE.deployments, ns),
+    (_type, o, at) => {
+      const owner = o.metadata?.labels?.["livy.dev/session"];
+      if (owner && (o.status?.availableReplicas ?? 0) >= 1) rec(owner).deployAvailable ??= at;
+    },
+    MANAGED,
+  );
+  await Promise.all([sessions.waitForSync(), deployments.waitForSync()]);
+
+  const rss: Array<[number, number]> = [];
+  const t0 = performance.now();
+  const rssTimer = setInterval(() => {
+    try {
+      rss.push([round((performance.now() - t0) / 1000), round(op.memory().rssMiB)]);
+    } catch {
+      // the process is gone
+    }
+  }, 1_000);
+  const apiserverTotal = async () => {
+    // /metrics is Prometheus text (the bench's KubeClient parses JSON): read it through kubectl
+    const raw = await bed.kubectl(["get", "--raw", "/metrics"]);
+    let sum = 0;
+    for (const line of raw.split("\n"))
+      if (line.startsWith("apiserver_request_total{")) sum += Number(line.slice(line.lastIndexOf(" ") + 1));
+    return sum;
+  };
+
+  const names = Array.from({ length: n }, (_, i) => `s${String(i).padStart(4, "0")}`);
+  const spec = { kind: "pyspark", idleTimeout, startupTimeout: "10m" };
+  const c0 = await op.requests();
+  const a0 = await apiserverTotal();
+  const m0 = reconcileTotals(await op.metrics());
+
+  // 1. create all at once
+  log(`applying ${n} LivySessions (${applyConcurrency} at a time)`);
+  const tApply = performance.now();
+  const applyErrors = await boundedAll(names, applyConcurrency, async (name) => {
+    await applySession(bed.kube, ns, name, spec);
+  });
+  const tApplied = performance.now();
+  log(
+    `applied in ${((tApplied - tApply) / 1000).toFixed(1)} s (${applyErrors.length} errors); waiting for Ready`,
+  );
+  let lastLog = 0;
+  const allReady = await waitUntil(
+    "all Ready",
+    () => {
+      const ready = names.filter((x) => per.get(x)?.ready !== undefined).length;
+      if (performance.now() - lastLog > 10_000) {
+        lastLog = performance.now();
+        const avail = names.filter((x) => per.get(x)?.deployAvailable !== undefined).length;
+        log(
+          `${ready}/${n} Ready, ${avail} Deployments available, ${((performance.now() - tApply) / 1000).toFixed(0)} s`,
+        );
+      }
+      return ready === n;
+    },
+    readyTimeoutS * 1000,
+    50,
+  );
+  const c1 = await op.requests();
+  const a1 = await apiserverTotal();
+  const m1 = reconcileTotals(await op.metrics());
+  const memReady = op.memory();
+  const readyTimes = names.map((x) => per.get(x)?.ready).filter((v): v is number => v !== undefined);
+  const availTimes = names
+    .map((x) => per.get(x)?.deployAvailable)
+    .filter((v): v is number => v !== undefined);
+  const lastReadyS = (Math.max(...readyTimes) - tApply) / 1000;
+  const lastAvailS = (Math.max(...availTimes) - tApply) / 1000;
+  const lag = names
+    .map((x) => {
+      const r = per.get(x);
+      return r?.ready !== undefined && r.deployAvailable !== undefined
+        ? r.ready - r.deployAvailable
+        : Number.NaN;
+    })
+    .filter(Number.isFinite);
+  const standinAtReady = await bed.standin.sessionCount();
+  log(
+    `all Ready: ${allReady} after ${lastReadyS.toFixed(1)} s; operator RSS peak ${memReady.peakRssMiB.toFixed(0)} MiB`,
+  );
+
+  // 2. all idle out
+  const tIdleStart = performance.now();
+  const allIdle = await waitUntil(
+    "all idle",
+    () => names.every((x) => per.get(x)?.idle !== undefined),
+    readyTimeoutS * 1000,
+    100,
+  );
+  const idleTimes = names.map((x) => per.get(x)?.idle).filter((v): v is number => v !== undefined);
+  const lastIdleS = (Math.max(...idleTimes) - tApply) / 1000;
+  const serverGone = await waitUntil(
+    "servers removed after idle",
+    async () => {
+      const l = await leftovers(bed.kube, ns);
+      return l.deployments + l.services + l.configMaps + l.pods === 0;
+    },
+    300_000,
+    1_000,
+  );
+  const afterIdle = await leftovers(bed.kube, ns);
+  const standinAfterIdle = await bed.standin.sessionCount();
+  const tIdleDone = performance.now();
+  const c2 = await op.requests();
+  const a2 = await apiserverTotal();
+  const m2 = reconcileTotals(await op.metrics());
+  log(
+    `all idle: ${allIdle} (${((tIdleDone - tIdleStart) / 1000).toFixed(1)} s); left ${JSON.stringify(afterIdle)}, stand-in sessions ${standinAfterIdle}`,
+  );
+
+  // 3. delete all
+  const tDelete = performance.now();
+  const deleteErrors = await boundedAll(names, applyConcurrency, async (name) => {
+    await bed.kube.delete(sessionPath(ns, name));
+  });
+  const allDeleted = await waitUntil("all deleted", () => sessions.size === 0, 300_000, 100);
+  const tDeleted = performance.now();
+  await waitUntil(
+    "garbage collected",
+    async () => {
+      const l = await leftovers(bed.kube, ns);
+      return l.deployments + l.services + l.configMaps + l.pods + l.livySessions === 0;
+    },
+    60_000,
+    1_000,
+  );
+  const left = await leftovers(bed.kube, ns);
+  const rs = (
+    await bed.kube.get<KubeList<KubeObject>>(
+      resourcePath({ group: "apps", version: "v1", plural: "replicasets", namespaced: true }, ns),
+      {
+        query: { labelSelector: "livy.dev/session" },
+      },
+    )
+  ).items.length;
+  const standinLeft = await bed.standin.sessionCount();
+  const c3 = await op.requests();
+  const a3 = await apiserverTotal();
+  const m3 = reconcileTotals(await op.metrics());
+  const mem = op.memory();
+  clearInterval(rssTimer);
+  await sessions.stop();
+  await deployments.stop();
+  const errorLines = readFileSync(op.log, "utf8")
+    .split("\n")
+    .filter((l) => l.includes('"reconcile failed"'))
+    .map((l) => {
+      try {
+        const j = JSON.parse(l) as { err?: { message?: string } };
+        return (j.err?.message ?? l).slice(0, 200);
+      } catch {
+        return l.slice(0, 200);
+      }
+    });
+  const errorKinds: Record<string, number> = {};
+  for (const e of errorLines) {
+    const k = e.replace(/s\d{4}/g, "sNNNN").replace(/\d+/g, "N");
+    errorKinds[k] = (errorKinds[k] ?? 0) + 1;
+  }
+  await op.stop();
+  let prof: ProfileSummary | null = null;
+  if (profile) {
+    const file = newestProfile(profDir);
+    if (file) prof = summarizeProfile(file);
+  }
+  await bed.kube.delete(`/api/v1/namespaces/${ns}`);
+
+  const create = diffCounts(c0, c1);
+  const idle = diffCounts(c1, c2);
+  const del = diffCounts(c2, c3);
+  const all = diffCounts(c0, c3);
+  const kubeCreate = sumWhere(create, "kube ");
+  const kubeAll = sumWhere(all, "kube ");
+  const errs = m3.error - m0.error;
+  const conflicts = m3.requeue - m0.requeue;
+  const leaked =
+    left.deployments + left.services + left.configMaps + left.pods + left.livySessions + rs + standinLeft;
+  const readyLimitS = 60;
+  const rssLimit = 200;
+
+  const goals: Goal[] = [
+    {
+      goal: `all ${n} Ready`,
+      target: `within ${readyLimitS} s on ${n === 1000 ? "this" : "a"} 2-core machine`,
+      measured: allReady ? `${fmt(lastReadyS)} s` : `not all Ready within ${readyTimeoutS} s`,
+      met: allReady && lastReadyS <= readyLimitS,
+      margin: marginBelow(allReady ? lastReadyS : Number.POSITIVE_INFINITY, readyLimitS, "s"),
+    },
+    {
+      goal: "operator peak RSS",
+      target: `< ${rssLimit} MB`,
+      measured: `${fmt(mem.peakRssMiB)} MiB (VmHWM)`,
+      met: mem.peakRssMiB < rssLimit,
+      margin: marginBelow(mem.peakRssMiB, rssLimit, "MiB"),
+    },
+    {
+      goal: "nothing leaked",
+      target: "0 Deployments/Services/ConfigMaps/Pods/ReplicaSets, 0 LivySessions, 0 stand-in sessions",
+      measured: `${leaked} (${JSON.stringify({ ...left, replicaSets: rs, standinSessions: standinLeft })})`,
+      met: leaked === 0 && allDeleted,
+      margin: leaked === 0 ? "none left" : `${leaked} left`,
+    },
+    {
+      goal: "reconcile errors",
+      target: "0 other than resolved conflicts",
+      measured: `${errs} errors, ${conflicts} conflicts (retried)`,
+      met: errs === 0,
+      margin: errs === 0 ? "none" : `${errs} errors: ${Object.keys(errorKinds).slice(0, 3).join("; ")}`,
+    },
+  ];
+  const s = (v: number) => round(v / 1000);
+  const tables: Table[] = [
+    {
+      title: `${n} LivySessions on the stand-in: timeline (seconds from the first apply)`,
+      columns: ["event", "time (s)"],
+      rows: [
+        [`all ${n} applied (server-side apply, ${applyConcurrency} at a time)`, s(tApplied - tApply)],
+        ["first Ready", s(Math.min(...readyTimes) - tApply)],
+        ["50% Ready", s(percentile(readyTimes, 50) - tApply)],
+        ["all Deployments available (Kubernetes: kcm, scheduler, kwok)", round(lastAvailS)],
+        ["all Ready", round(lastReadyS)],
+        [`all idled out (idleTimeout ${idleTimeout})`, round(lastIdleS)],
+        ["all owned objects and pods removed after idle", s(tIdleDone - tApply)],
+        ["all deleted (finalizers done), from the delete", s(tDeleted - tDelete)],
+      ],
+    },
+    {
+      title: "Operator cost",
+      columns: ["figure", "value"],
+      rows: [
+        [
+          "Ready − Deployment available, per session: median / p99 (ms)",
+          `${round(percentile(lag, 50))} / ${round(percentile(lag, 99))}`,
+        ],
+        ["operator API requests per session, create → all Ready", round(kubeCreate / n, 2)],
+        ["operator API requests per session, whole lifecycle (create, idle, delete)", round(kubeAll / n, 2)],
+        ["operator Livy requests per session, whole lifecycle", round(sumWhere(all, "livy ") / n, 2)],
+        [
+          "kube-apiserver requests from all clients per session (apiserver_request_total)",
+          round((a3 - a0) / n, 2),
+        ],
+        [
+          "reconciles: success / requeue_after / conflict / error",
+          `${m3.success - m0.success} / ${m3.requeue_after - m0.requeue_after} / ${conflicts} / ${errs}`,
+        ],
+        [
+          "operator peak RSS (VmHWM) / RSS at the end (MiB)",
+          `${round(mem.peakRssMiB)} / ${round(mem.rssMiB)}`,
+        ],
+        ["operator RSS when all were Ready (MiB)", round(memReady.rssMiB)],
+      ],
+    },
+    {
+      title: "Operator requests by route (whole run)",
+      columns: ["route", "create → Ready", "idle-out", "delete", "per session"],
+      rows: Object.keys(all).map((k) => [
+        k,
+        create[k] ?? 0,
+        idle[k] ?? 0,
+        del[k] ?? 0,
+        round((all[k] ?? 0) / n, 2),
+      ]),
+    },
+  ];
+  if (prof) {
+    tables.push({
+      title: `CPU profile of the operator (node --cpu-prof): ${fmt(prof.busyS)} s busy of ${fmt(prof.wallS)} s; self time by file`,
+      columns: ["file", "self ms", "% of busy"],
+      rows: prof.byFile.slice(0, 15).map((f) => [f.file, f.selfMs, f.pct]),
+    });
+    tables.push({
+      title: "CPU profile: inclusive time of the operator's own functions",
+      columns: ["function", "where", "total ms", "% of busy"],
+      rows: prof.inclusiveSrc.slice(0, 15).map((f) => [f.fn, f.where, f.totalMs, f.pct]),
+    });
+  }
+  return {
+    env: { python: bed.state.python, livyUrl: null },
+    params: {
+      sessions: n,
+      applyConcurrency,
+      operator: `--concurrency ${concurrency} --session-poll-interval-ms ${sessionPollMs} --default-resources {"requests":{"cpu":"10m","memory":"32Mi"}}${profile ? " (node --cpu-prof)" : ""}`,
+      spec,
+      standin: "session start 300 ms",
+    },
+    results: {
+      allReady,
+      allReadyS: round(lastReadyS),
+      allDeploymentsAvailableS: round(lastAvailS),
+      applySeconds: s(tApplied - tApply),
+      applyErrors: applyErrors.length,
+      readyMinusAvailableMs: {
+        p50: round(percentile(lag, 50)),
+        p90: round(percentile(lag, 90)),
+        p99: round(percentile(lag, 99)),
+      },
+      allIdle,
+      lastIdleS: round(lastIdleS),
+      serversRemovedAfterIdle: serverGone,
+      afterIdle,
+      standinSessionsAtReady: standinAtReady,
+      standinSessionsAfterIdle: standinAfterIdle,
+      deleteErrors: deleteErrors.length,
+      allDeleted,
+      deleteSeconds: s(tDeleted - tDelete),
+      leftovers: { ...left, replicaSets: rs, standinSessions: standinLeft },
+      operatorRequests: { createToReady: create, idleOut: idle, delete: del, total: all },
+      operatorKubeRequestsPerSession: {
+        createToReady: round(kubeCreate / n, 2),
+        lifecycle: round(kubeAll / n, 2),
+      },
+      apiserverRequestsAllClients: { createToReady: a1 - a0, idleOut: a2 - a1, delete: a3 - a2 },
+      reconcile: {
+        createToReady: diffTotals(m0, m1),
+        total: diffTotals(m0, m3),
+        afterIdle: m2,
+        errorKinds,
+      },
+      memory: {
+        peakRssMiB: round(mem.peakRssMiB),
+        endRssMiB: round(mem.rssMiB),
+        atAllReadyRssMiB: round(memReady.rssMiB),
+        rssTimeline: rss,
+      },
+      profile: prof,
+    },
+    goals,
+    tables,
+    notes: [
+      "API requests are counted inside the operator process (a preloaded module subscribes to undici's diagnostics channel, bench/lib/count-requests.ts), so they are the operator's own; apiserver_request_total also counts kube-controller-manager, the scheduler, kwok and this benchmark.",
+      "Each LivySession's Deployment gets 10m CPU / 32Mi requested (--default-resources): kwok's node offers 64 CPUs and 2000 pods; with the default 500m only 128 pods would fit.",
+      `The Ready-time clock starts at the first apply; applying ${n} objects itself took ${fmt((tApplied - tApply) / 1000)} s.`,
+    ],
+  };
+}
