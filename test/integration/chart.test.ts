@@ -6,6 +6,7 @@ import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parse, parseAllDocuments, stringify } from "yaml";
 import { CORE, resourcePath } from "../../src/kube/client.ts";
+import { envName, FIELDS } from "../../src/operator/config.ts";
 import { LIVYSESSIONS } from "../../src/operator/reconciler.ts";
 import { testbed } from "../testbed/context.ts";
 import { REPO_ROOT, versions } from "../testbed/paths.ts";
@@ -27,6 +28,12 @@ const run = promisify(execFile);
 const CHART = join(REPO_ROOT, "charts", "livy-operator");
 const KUBE_VERSION = ["--kube-version", versions().K8S_VERSION ?? "1.34.4"];
 const SA = { group: "", version: "v1", plural: "serviceaccounts", namespaced: true };
+const NETWORK_POLICIES = {
+  group: "networking.k8s.io",
+  version: "v1",
+  plural: "networkpolicies",
+  namespaced: true,
+};
 
 interface K8sObject {
   apiVersion: string;
@@ -178,14 +185,43 @@ describe("the Helm chart", () => {
     expect(env.LIVY_OPERATOR_HTTP_PORT).toBe("8080");
     expect(env.LIVY_OPERATOR_LEADER_ELECTION_NAMESPACE).toBe("livy-operator");
     // every LIVY_OPERATOR_* variable the chart sets is one the operator reads
-    const config = readFileSync(join(REPO_ROOT, "src", "operator", "config.ts"), "utf8");
-    for (const name of Object.keys(env)) {
-      const flag = name
-        .replace(/^LIVY_OPERATOR_/, "")
-        .toLowerCase()
-        .replaceAll("_", "-");
-      expect(config, `${name} (--${flag})`).toContain(`"${flag}"`);
-    }
+    const known = FIELDS.map(([flag]) => envName(flag));
+    for (const name of Object.keys(env)) expect(known, name).toContain(name);
+    expect(env.LIVY_OPERATOR_NETWORK_POLICY).toBeUndefined();
+    expect(env.LIVY_OPERATOR_WATCH_TIMEOUT_SECONDS).toBeUndefined();
+  });
+
+  it("networkPolicy.enabled: the operator makes NetworkPolicies, with the permission for them", async () => {
+    const objs = await template([
+      "--set",
+      "networkPolicy.enabled=true",
+      "--set",
+      "config.watchTimeoutSeconds=300",
+    ]);
+    const env = envOf(containerOf(objs));
+    expect(env.LIVY_OPERATOR_NETWORK_POLICY).toBe("true");
+    expect(env.LIVY_OPERATOR_NETWORK_POLICY_OPERATOR_NAMESPACE).toBe("livy-operator");
+    expect(env.LIVY_OPERATOR_WATCH_TIMEOUT_SECONDS).toBe("300");
+    const role = byKind(objs, "ClusterRole").find((r) => r.metadata.name === "lo-livy-operator") as
+      | (K8sObject & { rules: Rule[] })
+      | undefined;
+    expect(role?.rules).toEqual([
+      ...OPERATOR_RULES,
+      {
+        apiGroups: ["networking.k8s.io"],
+        resources: ["networkpolicies"],
+        verbs: ["get", "list", "watch", "create", "patch", "delete"],
+      },
+    ]);
+    // the policies admit the operator by app.kubernetes.io/name=livy-operator
+    const pod = deploymentOf(objs).spec.template as unknown as {
+      metadata: { labels: Record<string, string> };
+    };
+    expect(pod.metadata.labels["app.kubernetes.io/name"]).toBe("livy-operator");
+    const err = await template(["--set", "networkPolicy.enabled=true", "--set", "nameOverride=spark"]).catch(
+      (e: Error) => e,
+    );
+    expect(String(err)).toContain("leave nameOverride empty");
   });
 
   it("watchNamespaces: a Role and RoleBinding per namespace, no cluster-wide grant, --namespaces", async () => {
@@ -300,7 +336,7 @@ describe("the Helm chart", () => {
       const variants: string[][] = [
         [],
         ["--set", "replicaCount=2"],
-        ["--set-json", `watchNamespaces=${JSON.stringify(teamNs)}`],
+        ["--set-json", `watchNamespaces=${JSON.stringify(teamNs)}`, "--set", "networkPolicy.enabled=true"],
         [
           "--set",
           "serviceMonitor.enabled=true",
@@ -412,6 +448,7 @@ describe("the Helm chart", () => {
           ["get", "nodes"],
           ["create", "clusterroles.rbac.authorization.k8s.io"],
           ["create", "leases.coordination.k8s.io", "-n", releaseNs], // one replica: no leader election
+          ["create", "networkpolicies.networking.k8s.io", "-n", sessionNs], // networkPolicy.enabled is off
         ]) {
           expect(await can(no), no.join(" ")).toBe("no");
         }
@@ -487,7 +524,7 @@ describe("the Helm chart", () => {
       });
     });
 
-    describe("helm install with watchNamespaces and two replicas (Roles, leader election)", () => {
+    describe("helm install with watchNamespaces, two replicas and NetworkPolicies (Roles, leader election)", () => {
       const release = `lon-${Date.now().toString(36)}`;
       let op: OperatorProcess | null = null;
 
@@ -508,6 +545,8 @@ describe("the Helm chart", () => {
           `watchNamespaces=${JSON.stringify([watched])}`,
           "--set",
           "replicaCount=2",
+          "--set",
+          "networkPolicy.enabled=true",
           "--wait",
           "--timeout",
           "120s",
@@ -550,6 +589,8 @@ describe("the Helm chart", () => {
         expect(lease.spec.holderIdentity).toBe("chart-test-0");
         await kubectl(["apply", "-n", watched, "-f", join(REPO_ROOT, "examples", "pyspark-minimal.yaml")]);
         await waitFor(watched, "pyspark-minimal", isReady, "Ready", 60_000);
+        // networkPolicy.enabled: the Role lets it create the Livy server's NetworkPolicy
+        expect(await exists(resourcePath(NETWORK_POLICIES, watched, "livy-pyspark-minimal"))).toBe(true);
         // outside the watched namespaces: not served (and not even readable by this ServiceAccount)
         await kubectl(["apply", "-n", other, "-f", join(REPO_ROOT, "examples", "pyspark-minimal.yaml")]);
         await new Promise((r) => setTimeout(r, 3_000));

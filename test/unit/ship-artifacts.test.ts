@@ -85,6 +85,9 @@ describe("the Helm chart's values", () => {
     expect(config.concurrency).toBe(op.concurrency);
     expect(config.sessionPollIntervalMs).toBe(op.sessionPollIntervalMs);
     expect(config.livyRequestTimeoutMs).toBe(op.livyRequestTimeoutMs);
+    expect(config.watchStallTimeoutMs).toBe(op.watchStallTimeoutMs);
+    expect(op.watchTimeoutSeconds).toBeUndefined(); // the chart's 0 means: not set
+    expect((values.networkPolicy as Record<string, unknown>).enabled).toBe(op.networkPolicy);
   });
 
   it("Chart.yaml: appVersion is the package version, kubeVersion >= 1.29", () => {

@@ -91,4 +91,9 @@ The operator's rules on LivySessions and the objects it owns. One list, used by 
   resources: ["secrets"]
   verbs: ["get"]
 {{- end }}
+{{- if .Values.networkPolicy.enabled }}
+- apiGroups: ["networking.k8s.io"]
+  resources: ["networkpolicies"]
+  verbs: ["get", "list", "watch", "create", "patch", "delete"]
+{{- end }}
 {{- end }}
