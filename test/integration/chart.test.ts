@@ -6,7 +6,6 @@ import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parse, parseAllDocuments, stringify } from "yaml";
 import { CORE, resourcePath } from "../../src/kube/client.ts";
-import { envName, FIELDS } from "../../src/operator/config.ts";
 import { LIVYSESSIONS } from "../../src/operator/reconciler.ts";
 import { testbed } from "../testbed/context.ts";
 import { REPO_ROOT, versions } from "../testbed/paths.ts";
@@ -185,8 +184,14 @@ describe("the Helm chart", () => {
     expect(env.LIVY_OPERATOR_HTTP_PORT).toBe("8080");
     expect(env.LIVY_OPERATOR_LEADER_ELECTION_NAMESPACE).toBe("livy-operator");
     // every LIVY_OPERATOR_* variable the chart sets is one the operator reads
-    const known = FIELDS.map(([flag]) => envName(flag));
-    for (const name of Object.keys(env)) expect(known, name).toContain(name);
+    const config = readFileSync(join(REPO_ROOT, "src", "operator", "config.ts"), "utf8");
+    for (const name of Object.keys(env)) {
+      const flag = name
+        .replace(/^LIVY_OPERATOR_/, "")
+        .toLowerCase()
+        .replaceAll("_", "-");
+      expect(config, `${name} (--${flag})`).toContain(`"${flag}"`);
+    }
     expect(env.LIVY_OPERATOR_NETWORK_POLICY).toBeUndefined();
     expect(env.LIVY_OPERATOR_WATCH_TIMEOUT_SECONDS).toBeUndefined();
   });
