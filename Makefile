@@ -6,11 +6,8 @@ LIVY_SH := . scripts/livy-availability.sh
 
 .PHONY: setup demo test test-unit lint build testbed-build bench clean
 
-# `npm install`, not `npm ci`: npm 11.19 writes a lock that leaves out @biomejs/biome's optional binaries
-# for other platforms and then refuses that same lock in `npm ci` ("Missing: @biomejs/cli-... from lock
-# file"). The lock still pins every version installed here.
 node_modules/.install-stamp: package.json package-lock.json
-	@$(NODE_ENV_SH) && npm install --no-audit --no-fund --loglevel=error && touch $@
+	@$(NODE_ENV_SH) && npm ci --no-audit --no-fund --loglevel=error && touch $@
 
 setup: node_modules/.install-stamp
 
