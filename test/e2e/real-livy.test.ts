@@ -50,8 +50,9 @@ describe.skipIf(!livyUrl)(`operator with real Livy on Spark${livyUrl ? "" : ` â€
   });
 
   it("applies a pyspark LivySession, waits for Ready, and runs spark.range(100).count() at the session URL from status", async () => {
-    await applySession(ns, "spark", { kind: "pyspark", startupTimeout: "5m", idleTimeout: "30m" });
-    const ls = await waitFor(ns, "spark", isReady, "Ready on real Livy", 300_000);
+    await applySession(ns, "spark", { kind: "pyspark", startupTimeout: "10m", idleTimeout: "30m" });
+    // a Spark driver and a Python REPL start in the Livy session: 30-60 s on 2 idle cores, minutes under load
+    const ls = await waitFor(ns, "spark", isReady, "Ready on real Livy", 600_000);
     const sessionUrl = ls.status?.sessionURL ?? "";
     expect(sessionUrl).toBe(`${livyUrl}/sessions/${ls.status?.livySessionId}`);
     const base = sessionUrl.replace(/\/sessions\/\d+$/, "");
@@ -74,5 +75,5 @@ describe.skipIf(!livyUrl)(`operator with real Livy on Spark${livyUrl ? "" : ` â€
     } else {
       expect(after.status).toBe(404);
     }
-  });
+  }, 900_000);
 });
