@@ -213,12 +213,14 @@ describe("stand-in server", () => {
       status: 400,
       body: "Cannot construct instance of `org.apache.livy.server.interactive.CreateInteractiveRequest` (although at least one Creator exists): no String-argument constructor/factory method to deserialize from String value ('{not json')\n at [Source: (org.eclipse.jetty.server.HttpInputOverHTTP); line: 1, column: 1]",
     });
+    // a session that stays starting however slow the machine is, then made idle by the control API
+    fx.standin.control.configure({ sessionStartupMs: 600_000 });
     const session = (await raw("/sessions", '{"kind":"pyspark"}')).body as { id: number };
     expect(await raw(`/sessions/${session.id}/statements`, '{"code":"1"}')).toEqual({
       status: 500,
       body: "java.lang.IllegalStateException: Session is in state starting",
     });
-    await new Promise((r) => setTimeout(r, 40));
+    fx.standin.control.setSessionState(session.id, "idle");
     expect(await raw(`/sessions/${session.id}/statements`, '{"code":"1","bogus":true}')).toEqual({
       status: 400,
       body: 'Unrecognized field "bogus" (class org.apache.livy.ExecuteRequest), not marked as ignorable (3 known properties: "msg_type", "kind", "code"])\n at [Source: (org.eclipse.jetty.server.HttpInputOverHTTP); line: 1, column: 26] (through reference chain: org.apache.livy.ExecuteRequest["bogus"])',
