@@ -6,8 +6,11 @@
 import { ANNOTATION_DEMANDED_AT, GROUP, type LivySessionStatus, PLURAL, VERSION } from "../api/index.ts";
 import { type KubeClient, type KubeObject, type ResourceType, resourcePath } from "../kube/client.ts";
 import { LivyClient, type LivyClientOptions } from "./client.ts";
-import { LivyError } from "./errors.ts";
-import type { InteractiveSession, SessionOptions } from "./session.ts";
+import { LivyError, LivyUnreachableError, SessionGoneError, SessionNotUsableError } from "./errors.ts";
+import { isSessionTerminal } from "./protocol.ts";
+import type { StatementResult } from "./result.ts";
+import type { InteractiveSession, SessionOptions, SubmitOptions } from "./session.ts";
+import type { StatementHandle } from "./statement.ts";
 import { Deadline, raceSignal, sleep, type WaitOptions } from "./wait.ts";
 
 export const LIVYSESSION_RESOURCE: ResourceType = {
@@ -198,4 +201,85 @@ export async function connectLivySession(
   const endpoint = await resolveLivySession(kube, namespace, name, opts);
   const client = new LivyClient({ ...opts.client, baseUrl: endpoint.serverURL });
   return { endpoint, client, session: client.session(endpoint.sessionId, opts.session) };
+}
+
+/**
+ * A LivySession as a target that outlives its endpoints: the operator tears servers down when idle and
+ * recreates them on demand, with a new URL or session id. `submit` uses the current endpoint and, when it
+ * is gone (Livy answers 404 for the session, reports it dead, or does not answer at all), resolves the
+ * LivySession again (waking it) and submits there once more. Statements in flight on a lost endpoint are
+ * not moved: they are lost with it and their results reject.
+ */
+export class LivySessionTarget {
+  readonly namespace: string;
+  readonly name: string;
+  readonly #kube: KubeClient;
+  readonly #opts: ConnectOptions;
+  #current: { endpoint: LivySessionEndpoint; client: LivyClient; session: InteractiveSession } | undefined;
+  #resolving:
+    | Promise<{ endpoint: LivySessionEndpoint; client: LivyClient; session: InteractiveSession }>
+    | undefined;
+
+  constructor(kube: KubeClient, namespace: string, name: string, opts: ConnectOptions = {}) {
+    this.#kube = kube;
+    this.namespace = namespace;
+    this.name = name;
+    this.#opts = opts;
+  }
+
+  /** The endpoint in use, once one was resolved. */
+  get endpoint(): LivySessionEndpoint | undefined {
+    return this.#current?.endpoint;
+  }
+
+  /** The current session view, resolving (and waking) the LivySession when there is none. */
+  async session(opts: WaitOptions = {}): Promise<InteractiveSession> {
+    return (await this.#connection(opts)).session;
+  }
+
+  async submit(code: string, options: SubmitOptions = {}): Promise<StatementHandle> {
+    const first = await this.#connection(options);
+    try {
+      return await first.session.submit(code, options);
+    } catch (err) {
+      if (!endpointLost(err)) throw err;
+      // Only if nobody replaced it meanwhile: concurrent submitters share one re-resolution.
+      if (this.#current === first) await this.#drop();
+      const next = await this.#connection(options);
+      return next.session.submit(code, options);
+    }
+  }
+
+  async run(code: string, options: SubmitOptions = {}): Promise<StatementResult> {
+    return (await this.submit(code, options)).result;
+  }
+
+  async close(): Promise<void> {
+    await this.#drop();
+  }
+
+  async #connection(opts: WaitOptions) {
+    if (this.#current) return this.#current;
+    this.#resolving ??= connectLivySession(this.#kube, this.namespace, this.name, {
+      ...this.#opts,
+      ...(opts.signal ? { signal: opts.signal } : {}),
+    }).finally(() => {
+      this.#resolving = undefined;
+    });
+    this.#current = await this.#resolving;
+    return this.#current;
+  }
+
+  async #drop(): Promise<void> {
+    const old = this.#current;
+    this.#current = undefined;
+    await old?.client.close();
+  }
+}
+
+/** Errors after which the endpoint will not work again: the LivySession must be resolved anew. */
+function endpointLost(err: unknown): boolean {
+  if (err instanceof SessionGoneError) return true;
+  if (err instanceof SessionNotUsableError) return isSessionTerminal(err.state) || err.state === "inactive";
+  return err instanceof LivyUnreachableError && !err.requestSent;
 }

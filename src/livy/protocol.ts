@@ -228,4 +228,6 @@ export const LIVY_MESSAGES = {
   sessionNotActive: /Session isn't active/,
   /** 500 (a Java exception string) when posting to a session that is not running, e.g. still `starting`. */
   sessionInState: /Session is in state (\w+)/,
+  /** 400 of POST /sessions while `livy.server.session.max-creation` sessions are starting: retry later. */
+  tooManySessions: /Rejected, too many sessions are being created/,
 } as const;

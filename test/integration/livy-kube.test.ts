@@ -7,7 +7,12 @@ import { join } from "node:path";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { LivyTimeoutError } from "../../src/livy/index.ts";
-import { connectLivySession, LivySessionNotReadyError, resolveLivySession } from "../../src/livy/kube.ts";
+import {
+  connectLivySession,
+  LivySessionNotReadyError,
+  LivySessionTarget,
+  resolveLivySession,
+} from "../../src/livy/kube.ts";
 import { testbed } from "../testbed/context.ts";
 import { REPO_ROOT } from "../testbed/paths.ts";
 import {
@@ -19,6 +24,7 @@ import {
   kubectl,
   type OperatorProcess,
   startOperator,
+  until,
   waitFor,
 } from "./harness.ts";
 
@@ -64,6 +70,26 @@ describe("reaching Livy through a LivySession", () => {
     ).rejects.toBeInstanceOf(LivyTimeoutError);
     const woken = await resolveLivySession(await kube(), ns, "sleepy", { timeoutMs: 60_000 });
     expect(woken.sessionId).not.toBe(first.sessionId);
+  });
+
+  it("follows a LivySession across an idle teardown: the next submission wakes it and goes to the new session", async () => {
+    await applySession(ns, "follow", { kind: "pyspark", idleTimeout: "2s" });
+    const target = new LivySessionTarget(await kube(), ns, "follow", { timeoutMs: 60_000 });
+    try {
+      await expect(target.run("1 + 1")).resolves.toMatchObject({ text: "2" });
+      const before = target.endpoint?.sessionId;
+      await waitFor(ns, "follow", (ls) => condition(ls, "Idle")?.status === "True", "Idle", 60_000);
+      // The operator records Idle before it deletes the Livy session: wait until that session is really gone.
+      await until("the idle Livy session deleted", async () => {
+        const res = await fetch(`${testbed().standinUrl}/sessions/${before}`);
+        await res.body?.cancel();
+        return res.status === 404;
+      });
+      await expect(target.run("2 + 2")).resolves.toMatchObject({ text: "4" });
+      expect(target.endpoint?.sessionId).not.toBe(before);
+    } finally {
+      await target.close();
+    }
   });
 
   it("fails at once for a suspended LivySession", async () => {
