@@ -348,9 +348,15 @@ describe("monitoring", () => {
     const client = fx.client();
     const session = client.session(await fx.idleSession(client));
     await session.run("0");
-    const started = performance.now();
-    await session.run("1 + 1");
-    expect(performance.now() - started).toBeLessThan(100);
+    const times: number[] = [];
+    for (let i = 0; i < 7; i++) {
+      const started = performance.now();
+      await session.run("1 + 1");
+      times.push(performance.now() - started);
+    }
+    // The median, so that one scheduling hiccup of a loaded machine does not decide.
+    const median = times.sort((a, b) => a - b)[3] ?? Number.POSITIVE_INFINITY;
+    expect(median).toBeLessThan(50);
   });
 
   it("falls back to reading a statement by id when it is older than the list window", async () => {
