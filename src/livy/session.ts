@@ -118,20 +118,17 @@ export class InteractiveSession {
       },
     });
     const onDeadline = () => {
+      if (tracked.done) return;
       tracked.fail(deadline.signal.reason);
       // Nobody waits for it any more: free the session for the statements behind it.
       this.#cancelQuietly(statement.id);
     };
     deadline.signal.addEventListener("abort", onDeadline, { once: true });
-    void handle.result
-      .then(
-        () => {},
-        () => {},
-      )
-      .finally(() => {
-        deadline.signal.removeEventListener("abort", onDeadline);
-        deadline.dispose();
-      });
+    const cleanup = () => {
+      deadline.signal.removeEventListener("abort", onDeadline);
+      deadline.dispose();
+    };
+    void handle.result.then(cleanup, cleanup);
     this.#monitor.track(tracked);
     return handle;
   }
