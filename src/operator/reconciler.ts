@@ -450,12 +450,22 @@ class Pass {
     const deadline = Date.parse(this.st.lastActivityTime) + idleMs;
     if (deadline <= this.now.getTime()) {
       this.d.metrics.idleTeardowns.inc();
-      return await this.park(
-        "IdleTimeout",
-        `no activity for ${this.spec.idleTimeout}: the Livy server was removed; set annotation ${ANNOTATION_DEMANDED_AT} (livyctl wake) to start it again`,
-      );
+      return await this.park("IdleTimeout", this.idleMessage());
     }
     return { requeueAfterMs: Math.min(poll, deadline - this.now.getTime()) };
+  }
+
+  private idleMessage(): string {
+    return `no activity for ${this.spec.idleTimeout}: the Livy server was removed; set annotation ${ANNOTATION_DEMANDED_AT} (livyctl wake) to start it again`;
+  }
+
+  /** Ready once, and by the activity recorded in status, past the idle deadline. */
+  private idleDeadlinePassed(): boolean {
+    const idleMs = parseDuration(this.spec.idleTimeout);
+    const last = Date.parse(this.st.lastActivityTime ?? this.st.readyTime ?? "");
+    return (
+      Boolean(this.st.readyTime) && idleMs > 0 && Number.isFinite(last) && last + idleMs <= this.now.getTime()
+    );
   }
 
   /** Creates the attempt's Livy session, or adopts it if a previous pass created it and then crashed. */
@@ -491,6 +501,12 @@ class Pass {
   private async livyFailure(err: unknown, startupLeft: number): Promise<ReconcileResult> {
     const everReady = Boolean(this.st.readyTime);
     if (err instanceof SessionGoneError || (err instanceof LivyHttpError && err.status === 404)) {
+      // An idle teardown cut short (operator killed after deleting the Livy session, before recording
+      // it): the session is gone because we removed it, so finish the teardown instead of failing.
+      if (this.idleDeadlinePassed()) {
+        this.d.metrics.idleTeardowns.inc();
+        return await this.park("IdleTimeout", this.idleMessage());
+      }
       return await this.fail(
         "SessionLost",
         `Livy session ${this.st.livySessionId} no longer exists on ${this.st.serverURL}`,
@@ -585,7 +601,12 @@ class Pass {
 
   /** Suspended or idle: no server, no Livy session, the resource and its record stay. */
   private async park(reason: "Suspended" | "IdleTimeout", message: string): Promise<ReconcileResult> {
-    await this.teardown();
+    // In this order, so that an operator killed anywhere in between finishes the job on restart: the Livy
+    // session (its id is in status until the commit), then the record, then the server. Killed after the
+    // first step, the next pass finds the Livy session gone past the idle deadline and parks (livyFailure);
+    // after the second, it finds the resource parked and removes the server. Removing the server first
+    // made the next pass read the half-removed server as ServerLost/SessionLost and fail the resource.
+    await this.deleteCurrentSession();
     const wasParked = getCondition(this.st.conditions, "Idle")?.status === "True";
     if (!wasParked || getCondition(this.st.conditions, "Idle")?.reason !== reason)
       this.st.idleSince = this.nowIso();
@@ -595,6 +616,8 @@ class Pass {
     this.cond("ServerReady", "False", reason, "");
     this.cond("SessionReady", "False", reason, "");
     this.st.message = undefined;
+    await this.commit();
+    await this.deleteServer();
     return {};
   }
 
