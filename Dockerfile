@@ -3,14 +3,17 @@
 # Three stages: build (all dependencies, tsc to dist/), deps (production dependencies only), and a small
 # final image with dist/ and those dependencies, running as a non-root user.
 # test/integration/image-build.test.ts replays these steps without Docker, following the COPY and RUN
-# lines below: keep to COPY, RUN npm ci / npm run / find node_modules, WORKDIR, ENV, USER, EXPOSE and
-# ENTRYPOINT (other RUN commands are not replayed).
+# lines below: keep to COPY, RUN npm ci / npm install / npm run / find node_modules, WORKDIR, ENV, USER,
+# EXPOSE and ENTRYPOINT (other RUN commands are not replayed).
 ARG NODE_IMAGE=node:24-alpine
 
 FROM ${NODE_IMAGE} AS build
 WORKDIR /app
 COPY package.json package-lock.json ./
-RUN npm ci --no-audit --no-fund
+# `npm install` (at the lock's versions), not `npm ci`: npm 11 writes a lock without @biomejs/biome's
+# binaries for other platforms and then refuses it in `npm ci` (see the Makefile). TypeScript 7's compiler
+# is an optional platform package, so --omit=optional is no way out. The production install below is `npm ci`.
+RUN npm install --no-audit --no-fund
 COPY tsconfig.json tsconfig.build.json ./
 COPY src ./src
 RUN npm run build

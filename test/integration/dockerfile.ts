@@ -6,9 +6,9 @@ import { basename, isAbsolute, join } from "node:path";
 /**
  * A small reader and replayer of Dockerfiles, for machines without a container engine: it reads the
  * instructions, and replays a stage's COPY lines (from the build context or from an earlier stage) and
- * the `npm ci`, `npm run` and `find <relative path>` commands of its RUN lines in a clean directory per
- * stage. Other RUN commands (package managers, `rm` of base-image files, `npm cache clean`) would act on
- * this machine instead of an image: they are reported as skipped, never run.
+ * the `npm ci`, `npm install`, `npm run` and `find <relative path>` commands of its RUN lines in a clean
+ * directory per stage. Other RUN commands (package managers, `rm` of base-image files, `npm cache clean`)
+ * would act on this machine instead of an image: they are reported as skipped, never run.
  */
 export interface Instruction {
   op: string;
@@ -144,8 +144,8 @@ export interface Replay {
 }
 
 /**
- * Replays every stage: COPY into a clean directory per stage (its WORKDIR), then the `npm ci`, `npm run`
- * and relative `find` commands of its RUN lines in that directory.
+ * Replays every stage: COPY into a clean directory per stage (its WORKDIR), then the `npm ci`, `npm install`,
+ * `npm run` and relative `find` commands of its RUN lines in that directory.
  */
 export function replay(
   dockerfile: { stages: Stage[] },
@@ -199,7 +199,7 @@ export function replay(
       } else if (ins.op === "RUN") {
         for (const part of ins.args.split("&&").map((s) => s.trim())) {
           const words = part.split(/\s+/);
-          const isNpm = words[0] === "npm" && (words[1] === "ci" || words[1] === "run");
+          const isNpm = words[0] === "npm" && ["ci", "install", "run"].includes(words[1] ?? "");
           // a find over a relative path only touches the stage's own directory
           const isLocalFind = words[0] === "find" && words[1] !== undefined && !words[1].startsWith("/");
           if (!isNpm && !isLocalFind) {
