@@ -81,7 +81,7 @@ const json = (v: string): unknown => {
 
 type Parser = (v: string) => unknown;
 /** flag name, env suffix, config key, parser */
-const FIELDS: Array<[string, keyof OperatorConfig, Parser, string]> = [
+export const FIELDS: Array<[string, keyof OperatorConfig, Parser, string]> = [
   [
     "kubeconfig",
     "kubeconfig",
@@ -139,7 +139,7 @@ const FIELDS: Array<[string, keyof OperatorConfig, Parser, string]> = [
   ["http-host", "httpHost", String, "address of /healthz, /readyz and /metrics"],
 ];
 
-function envName(flag: string): string {
+export function envName(flag: string): string {
   return `LIVY_OPERATOR_${flag.toUpperCase().replaceAll("-", "_")}`;
 }
 
