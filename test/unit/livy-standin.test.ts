@@ -181,6 +181,8 @@ describe("stand-in server", () => {
   });
 
   it("finds sessions by name, pages the log like Livy and answers bad numbers with 400", async () => {
+    // Still starting throughout: becoming idle would add a log line between the reads.
+    fx.standin.control.configure({ sessionStartupMs: 600_000 });
     await post("/sessions", { kind: "pyspark", name: "etl" });
     expect((await get("/sessions/etl")).body).toMatchObject({ id: 0, name: "etl" });
     expect(await post("/sessions", { name: "etl" })).toMatchObject({
@@ -239,7 +241,7 @@ describe("stand-in server", () => {
   it("in blockingSleep mode cancels a Python sleep the way Livy does: cancelling until the sleep ends", async () => {
     fx.standin.control.configure({ blockingSleep: true });
     await post("/sessions", { kind: "pyspark" });
-    await new Promise((r) => setTimeout(r, 40));
+    fx.standin.control.setSessionState(0, "idle");
     await post("/sessions/0/statements", { code: "import time; time.sleep(0.3)" });
     await post("/sessions/0/statements", { code: "2 + 2" });
     await new Promise((r) => setTimeout(r, 50));
@@ -261,7 +263,7 @@ describe("stand-in server", () => {
 
   it("pages statements newest first with from and size", async () => {
     await post("/sessions", { kind: "pyspark" });
-    await new Promise((r) => setTimeout(r, 40));
+    fx.standin.control.setSessionState(0, "idle");
     for (const code of ["0", "1", "2", "3"]) await post("/sessions/0/statements", { code });
     const page = (await get("/sessions/0/statements?order=desc&from=1&size=2")).body as {
       total_statements: number;
