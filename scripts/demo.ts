@@ -55,6 +55,17 @@ async function main(): Promise<void> {
     PATH: `${tb.binDirs.join(":")}:${process.env.PATH}`,
   };
   const kubectl = (...args: string[]) => execFileSync("kubectl", args, { env, encoding: "utf8" });
+  const ownedLeft = () =>
+    kubectl(
+      "get",
+      "deployments,services,configmaps",
+      "-n",
+      "demo",
+      "-l",
+      "app.kubernetes.io/managed-by=livy-operator",
+      "-o",
+      "name",
+    ).trim();
   kubectl("apply", "--server-side", "--force-conflicts", "-f", join(REPO_ROOT, "crds"));
   kubectl("wait", "--for=condition=Established", "crd/livysessions.livy.dev");
   execFileSync("kubectl", ["apply", "-f", "-"], {
@@ -147,16 +158,7 @@ async function main(): Promise<void> {
 
     say("no more statements: waiting for the idle teardown (idleTimeout 15s)");
     await follow((ls) => ls.status?.phase === "Idle", "Idle", 120_000);
-    const left = kubectl(
-      "get",
-      "deployments,services,configmaps",
-      "-n",
-      "demo",
-      "-l",
-      "app.kubernetes.io/managed-by=livy-operator",
-      "-o",
-      "name",
-    ).trim();
+    const left = ownedLeft();
     say(`idle: Livy server removed (owned objects left: ${left || "none"}); the LivySession stays`);
 
     say("waking it with the livy.dev/demanded-at annotation (what livyctl wake does)");
@@ -167,21 +169,7 @@ async function main(): Promise<void> {
     say("deleting it: the finalizer deletes the Livy session, garbage collection the server");
     await kube.delete(path);
     await until("deleted", async () => (await get()) === null, 120_000);
-    await until(
-      "owned objects collected",
-      async () =>
-        kubectl(
-          "get",
-          "deployments,services,configmaps",
-          "-n",
-          "demo",
-          "-l",
-          "app.kubernetes.io/managed-by=livy-operator",
-          "-o",
-          "name",
-        ).trim() === "",
-      60_000,
-    );
+    await until("owned objects collected", async () => ownedLeft() === "", 60_000);
     say("deleted; nothing left behind");
     const metrics = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
     const pick = (name: string) =>
