@@ -22,7 +22,7 @@ import type { Informer } from "../kube/informer.ts";
 import type { LivyAuth, LivyClient } from "../livy/client.ts";
 import { LivyHttpError, LivyTimeoutError, LivyUnreachableError, SessionGoneError } from "../livy/errors.ts";
 import type { Session } from "../livy/protocol.ts";
-import { isSessionTerminal, isSessionUsable } from "../livy/protocol.ts";
+import { isSessionTerminal, isSessionUsable, LIVY_MESSAGES } from "../livy/protocol.ts";
 import { authFromSecret, type SecretLike } from "../livy/secret-auth.ts";
 import { type OperatorConfig, serverUrl } from "./config.ts";
 import type { EventRecorder } from "./events.ts";
@@ -526,7 +526,7 @@ class Pass {
     if (
       err instanceof LivyHttpError &&
       err.status === 400 &&
-      /too many sessions/i.test(msg) &&
+      LIVY_MESSAGES.tooManySessions.test(err.msg) &&
       startupLeft > 0
     ) {
       this.cond("Ready", "False", "Starting", `Livy is busy creating sessions: ${msg}`);
