@@ -78,14 +78,15 @@ async function connect(
       : ["default", g.livysession];
     if (!namespace || !name)
       throw new UsageError(`--livysession: expected NAMESPACE/NAME, got ${g.livysession}`);
-    const { kube, resolveLivySession } = await kubernetes(g.kubeconfig);
+    const { kube, resolveLivySession, livySessionAuth } = await kubernetes(g.kubeconfig);
     try {
       const endpoint = await resolveLivySession(kube, namespace, name, {
         signal,
         timeoutMs: wait ?? 5 * 60_000,
       });
+      const auth = token ? undefined : await livySessionAuth(kube, namespace, name);
       return {
-        client: new LivyClient({ ...clientOptions, baseUrl: endpoint.serverURL }),
+        client: new LivyClient({ ...clientOptions, ...(auth ? { auth } : {}), baseUrl: endpoint.serverURL }),
         sessionId: sessionId ?? endpoint.sessionId,
       };
     } finally {

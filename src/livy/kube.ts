@@ -3,12 +3,20 @@
  * main client stays free of Kubernetes): read the endpoint from the status, wake a session the operator
  * tore down for idleness (the demand annotation), and wait for Ready through a watch.
  */
-import { ANNOTATION_DEMANDED_AT, GROUP, type LivySessionStatus, PLURAL, VERSION } from "../api/index.ts";
-import { type KubeClient, type KubeObject, type ResourceType, resourcePath } from "../kube/client.ts";
-import { LivyClient, type LivyClientOptions } from "./client.ts";
+import {
+  ANNOTATION_DEMANDED_AT,
+  type AuthSpec,
+  GROUP,
+  type LivySessionStatus,
+  PLURAL,
+  VERSION,
+} from "../api/index.ts";
+import { CORE, type KubeClient, type KubeObject, type ResourceType, resourcePath } from "../kube/client.ts";
+import { type LivyAuth, LivyClient, type LivyClientOptions } from "./client.ts";
 import { LivyError, LivyUnreachableError, SessionGoneError, SessionNotUsableError } from "./errors.ts";
 import { isSessionTerminal } from "./protocol.ts";
 import type { StatementResult } from "./result.ts";
+import { authFromSecret, type SecretLike } from "./secret-auth.ts";
 import type { InteractiveSession, SessionOptions, SubmitOptions } from "./session.ts";
 import type { StatementHandle } from "./statement.ts";
 import { Deadline, raceSignal, sleep, type WaitOptions } from "./wait.ts";
@@ -191,6 +199,24 @@ export interface ConnectOptions extends ResolveOptions {
   session?: SessionOptions;
 }
 
+/**
+ * The credentials a LivySession's `spec.auth` names, read from its Secret (the same mapping the operator
+ * uses), or undefined when it sets none. Reading the Secret needs `get` on secrets in that namespace.
+ */
+export async function livySessionAuth(
+  kube: KubeClient,
+  namespace: string,
+  name: string,
+): Promise<LivyAuth | undefined> {
+  const obj = await kube.getOrNull<{ spec?: { auth?: AuthSpec } }>(
+    resourcePath(LIVYSESSION_RESOURCE, namespace, name),
+  );
+  const auth = obj?.spec?.auth;
+  if (!auth) return undefined;
+  const secret = await kube.getOrNull<SecretLike>(resourcePath(CORE.secrets, namespace, auth.secretName));
+  return authFromSecret(auth, secret);
+}
+
 /** Resolves (and wakes) a LivySession, then opens a client and a session view on it. Close the client after use. */
 export async function connectLivySession(
   kube: KubeClient,
@@ -199,7 +225,8 @@ export async function connectLivySession(
   opts: ConnectOptions = {},
 ): Promise<{ endpoint: LivySessionEndpoint; client: LivyClient; session: InteractiveSession }> {
   const endpoint = await resolveLivySession(kube, namespace, name, opts);
-  const client = new LivyClient({ ...opts.client, baseUrl: endpoint.serverURL });
+  const auth = opts.client?.auth ?? (await livySessionAuth(kube, namespace, name));
+  const client = new LivyClient({ ...opts.client, ...(auth ? { auth } : {}), baseUrl: endpoint.serverURL });
   return { endpoint, client, session: client.session(endpoint.sessionId, opts.session) };
 }
 
