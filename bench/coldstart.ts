@@ -86,7 +86,14 @@ interface TargetResult {
 async function runTarget(
   bed: Bed,
   target: "livy" | "standin",
-  opts: { n: number; wakes: number; idleTimeout: string; pollMs: number; sessionPollMs: number },
+  opts: {
+    n: number;
+    wakes: number;
+    idleTimeout: string;
+    pollMs: number;
+    sessionPollMs: number;
+    mode: "js" | "ts";
+  },
 ): Promise<TargetResult> {
   const livyUrl = target === "livy" ? bed.state.livyUrl : bed.state.standinUrl;
   if (!livyUrl) throw new Error("no real Livy in the test bed");
@@ -99,6 +106,7 @@ async function runTarget(
     logDir: `${bed.state.stateDir}/logs`,
     name: `coldstart-${target}`,
     sessionPollIntervalMs: opts.sessionPollMs,
+    mode: opts.mode,
   });
   const current = new Map<string, Timeline>();
   const seenLivyIds = new Set<number>();
@@ -279,6 +287,7 @@ export async function coldstart(args: Args): Promise<BenchBody> {
   const which = args.str("target", "both");
   const n = args.num("n", 3);
   const nStandin = args.num("n-standin", 20);
+  const mode = args.str("operator", "js") === "ts" ? "ts" : "js";
   const bed = await testbed({ needLivy: which !== "standin" });
   const results: TargetResult[] = [];
   if (which === "standin" || which === "both")
@@ -289,6 +298,7 @@ export async function coldstart(args: Args): Promise<BenchBody> {
         idleTimeout: args.str("idle-timeout-standin", "2s"),
         pollMs: args.num("poll-ms-standin", 5),
         sessionPollMs: args.num("session-poll-ms", 500),
+        mode,
       }),
     );
   if (which === "livy" || which === "both")
@@ -299,6 +309,7 @@ export async function coldstart(args: Args): Promise<BenchBody> {
         idleTimeout: args.str("idle-timeout", "10s"),
         pollMs: args.num("poll-ms", 20),
         sessionPollMs: args.num("session-poll-ms", 500),
+        mode,
       }),
     );
   const tables: Table[] = [];
@@ -338,7 +349,7 @@ export async function coldstart(args: Args): Promise<BenchBody> {
       target: which,
       n,
       nStandin,
-      operator: "--session-poll-interval-ms 500 --concurrency 16 (defaults otherwise)",
+      operator: `${mode === "js" ? "compiled JavaScript, as the image runs it" : "src/ through type stripping"}; --session-poll-interval-ms 500 --concurrency 16 (defaults otherwise)`,
       spec: "kind pyspark, idleTimeout 10s (real) / 2s (stand-in), startupTimeout 10m",
     },
     results: {

@@ -12,6 +12,7 @@ import { CORE, type KubeList, type KubeObject, resourcePath } from "../src/kube/
 import { type Args, type BenchBody, log } from "./lib/bench.ts";
 import {
   applySession,
+  BENCH_FIELD_MANAGER,
   boundedAll,
   createNamespace,
   type DeploymentLike,
@@ -23,11 +24,17 @@ import {
   waitUntil,
   watchKind,
 } from "./lib/kube.ts";
-import { Operator, type ReconcileTotals, type RequestCounts, reconcileTotals } from "./lib/operator.ts";
+import {
+  metricValue,
+  Operator,
+  type ReconcileTotals,
+  type RequestCounts,
+  reconcileTotals,
+} from "./lib/operator.ts";
 import { newestProfile, type ProfileSummary, summarizeProfile } from "./lib/profile.ts";
 import { BENCH_DIR, fmt, type Goal, marginBelow, type Table } from "./lib/report.ts";
 import { percentile, round } from "./lib/stats.ts";
-import { testbed } from "./lib/testbed.ts";
+import { setControlPlaneLimits, testbed } from "./lib/testbed.ts";
 
 interface PerSession {
   deployAvailable?: number;
@@ -54,6 +61,17 @@ function diffTotals(a: ReconcileTotals, b: ReconcileTotals): ReconcileTotals {
   };
 }
 
+/** Mean latency per route between two snapshots. */
+function latencyBetween(a: RequestCounts, b: RequestCounts): Record<string, { meanMs: number; n: number }> {
+  const out: Record<string, { meanMs: number; n: number }> = {};
+  for (const [k, v] of Object.entries(b.latency ?? {})) {
+    const p = a.latency?.[k] ?? { sumMs: 0, n: 0, maxMs: 0 };
+    const n = v.n - p.n;
+    if (n > 0) out[k] = { meanMs: round((v.sumMs - p.sumMs) / n), n };
+  }
+  return out;
+}
+
 function sumWhere(c: Record<string, number>, prefix: string): number {
   return Object.entries(c).reduce((s, [k, v]) => (k.startsWith(prefix) ? s + v : s), 0);
 }
@@ -66,8 +84,22 @@ export async function scale(args: Args): Promise<BenchBody> {
   const sessionPollMs = args.num("session-poll-ms", 5_000);
   const profile = args.bool("cpu-prof");
   const readyTimeoutS = args.num("ready-timeout-s", 600);
+  const limits = args.str("control-plane", "raised") === "default" ? "default" : "raised";
   const bed = await testbed();
+  const controlPlaneFlags = await setControlPlaneLimits(bed, limits);
   await bed.standin.reset();
+  // The test bed's Service range is a /24 (about 250 ClusterIPs); one Service per LivySession needs more.
+  // An extra ServiceCIDR (Kubernetes 1.33+) widens it without restarting the API server.
+  await bed.kube.apply(
+    "/apis/networking.k8s.io/v1/servicecidrs/bench-scale",
+    {
+      apiVersion: "networking.k8s.io/v1",
+      kind: "ServiceCIDR",
+      metadata: { name: "bench-scale" },
+      spec: { cidrs: ["10.96.0.0/16"] },
+    },
+    BENCH_FIELD_MANAGER,
+  );
   const ns = await createNamespace(bed.kube, "bench-scale");
   const profDir = join(BENCH_DIR, "profiles", `scale-${Date.now()}`);
   const op = await Operator.start({
@@ -81,6 +113,7 @@ export async function scale(args: Args): Promise<BenchBody> {
     // kwok's node has 64 CPUs: the default request (500m) would leave most pods unschedulable
     extraArgs: ["--default-resources", JSON.stringify({ requests: { cpu: "10m", memory: "32Mi" } })],
     ...(profile ? { cpuProfDir: profDir } : {}),
+    mode: args.str("operator", "js") === "ts" ? "ts" : "js",
   });
   log(`operator pid ${op.pid}, namespace ${ns}, ${n} sessions, idleTimeout ${idleTimeout}`);
 
@@ -112,15 +145,26 @@ export async function scale(args: Args): Promise<BenchBody> {
   );
   await Promise.all([sessions.waitForSync(), deployments.waitForSync()]);
 
-  const rss: Array<[number, number]> = [];
+  /** [s since start, RSS MiB, V8 heap used MiB, heap total MiB, external MiB] every 2 s */
+  const rss: Array<[number, number, number, number, number]> = [];
   const t0 = performance.now();
   const rssTimer = setInterval(() => {
-    try {
-      rss.push([round((performance.now() - t0) / 1000), round(op.memory().rssMiB)]);
-    } catch {
-      // the process is gone
-    }
-  }, 1_000);
+    void (async () => {
+      try {
+        const text = await op.metrics();
+        const mib = (name: string) => round(metricValue(text, name) / 2 ** 20);
+        rss.push([
+          round((performance.now() - t0) / 1000),
+          round(op.memory().rssMiB),
+          mib("nodejs_heap_size_used_bytes"),
+          mib("nodejs_heap_size_total_bytes"),
+          mib("nodejs_external_memory_bytes"),
+        ]);
+      } catch {
+        // the process is gone
+      }
+    })();
+  }, 2_000);
   const apiserverTotal = async () => {
     // /metrics is Prometheus text (the bench's KubeClient parses JSON): read it through kubectl
     const raw = await bed.kubectl(["get", "--raw", "/metrics"]);
@@ -132,6 +176,7 @@ export async function scale(args: Args): Promise<BenchBody> {
 
   const names = Array.from({ length: n }, (_, i) => `s${String(i).padStart(4, "0")}`);
   const spec = { kind: "pyspark", idleTimeout, startupTimeout: "10m" };
+  const cpu0 = op.cpuSeconds();
   const c0 = await op.requests();
   const a0 = await apiserverTotal();
   const m0 = reconcileTotals(await op.metrics());
@@ -165,7 +210,16 @@ export async function scale(args: Args): Promise<BenchBody> {
   );
   const c1 = await op.requests();
   const a1 = await apiserverTotal();
-  const m1 = reconcileTotals(await op.metrics());
+  const cpuAtReady = op.cpuSeconds() - cpu0;
+  const metricsAtReady = await op.metrics();
+  const m1 = reconcileTotals(metricsAtReady);
+  const meanOf = (name: string, labels: Record<string, string> = {}) =>
+    (metricValue(metricsAtReady, `${name}_sum`, labels) /
+      Math.max(1, metricValue(metricsAtReady, `${name}_count`, labels))) *
+    1000;
+  const reconcileMeanMs = meanOf("controller_runtime_reconcile_time_seconds");
+  const queueWaitMeanMs = meanOf("workqueue_queue_duration_seconds");
+  const reconcilesAtReady = metricValue(metricsAtReady, "controller_runtime_reconcile_time_seconds_count");
   const memReady = op.memory();
   const readyTimes = names.map((x) => per.get(x)?.ready).filter((v): v is number => v !== undefined);
   const availTimes = names
@@ -245,6 +299,7 @@ export async function scale(args: Args): Promise<BenchBody> {
   const a3 = await apiserverTotal();
   const m3 = reconcileTotals(await op.metrics());
   const mem = op.memory();
+  const cpuTotal = op.cpuSeconds() - cpu0;
   clearInterval(rssTimer);
   await sessions.stop();
   await deployments.stop();
@@ -273,6 +328,7 @@ export async function scale(args: Args): Promise<BenchBody> {
   await bed.kube.delete(`/api/v1/namespaces/${ns}`);
 
   const create = diffCounts(c0, c1);
+  const createLatency = latencyBetween(c0, c1);
   const idle = diffCounts(c1, c2);
   const del = diffCounts(c2, c3);
   const all = diffCounts(c0, c3);
@@ -359,13 +415,21 @@ export async function scale(args: Args): Promise<BenchBody> {
     },
     {
       title: "Operator requests by route (whole run)",
-      columns: ["route", "create → Ready", "idle-out", "delete", "per session"],
+      columns: [
+        "route",
+        "create → Ready",
+        "idle-out",
+        "delete",
+        "per session",
+        "mean latency, create → Ready (ms)",
+      ],
       rows: Object.keys(all).map((k) => [
         k,
         create[k] ?? 0,
         idle[k] ?? 0,
         del[k] ?? 0,
         round((all[k] ?? 0) / n, 2),
+        createLatency[k]?.meanMs ?? "",
       ]),
     },
   ];
@@ -386,9 +450,15 @@ export async function scale(args: Args): Promise<BenchBody> {
     params: {
       sessions: n,
       applyConcurrency,
+      operatorBuild:
+        args.str("operator", "js") === "ts"
+          ? "src/ through type stripping"
+          : "compiled JavaScript (tsc -p tsconfig.build.json), as the image runs it",
       operator: `--concurrency ${concurrency} --session-poll-interval-ms ${sessionPollMs} --default-resources {"requests":{"cpu":"10m","memory":"32Mi"}}${profile ? " (node --cpu-prof)" : ""}`,
       spec,
       standin: "session start 300 ms",
+      controlPlane: limits,
+      controlPlaneExtraFlags: controlPlaneFlags,
     },
     results: {
       allReady,
@@ -396,6 +466,10 @@ export async function scale(args: Args): Promise<BenchBody> {
       allDeploymentsAvailableS: round(lastAvailS),
       applySeconds: s(tApplied - tApply),
       applyErrors: applyErrors.length,
+      createToReadyReconciles: reconcilesAtReady,
+      operatorCpuSeconds: { createToReady: round(cpuAtReady), total: round(cpuTotal) },
+      reconcileMeanMs: round(reconcileMeanMs),
+      queueWaitMeanMs: round(queueWaitMeanMs),
       readyMinusAvailableMs: {
         p50: round(percentile(lag, 50)),
         p90: round(percentile(lag, 90)),
@@ -411,6 +485,7 @@ export async function scale(args: Args): Promise<BenchBody> {
       allDeleted,
       deleteSeconds: s(tDeleted - tDelete),
       leftovers: { ...left, replicaSets: rs, standinSessions: standinLeft },
+      operatorRequestLatencyCreateToReady: createLatency,
       operatorRequests: { createToReady: create, idleOut: idle, delete: del, total: all },
       operatorKubeRequestsPerSession: {
         createToReady: round(kubeCreate / n, 2),

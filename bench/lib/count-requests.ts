@@ -13,6 +13,9 @@ interface CreateMessage {
 
 const kubeOrigin = process.env.BENCH_KUBE_ORIGIN ?? "";
 const counts: Record<string, number> = {};
+/** Time from sending a request to its response headers, by the same keys: sum and count in ms. */
+const latency: Record<string, { sumMs: number; n: number; maxMs: number }> = {};
+const started = new WeakMap<object, { key: string; at: number }>();
 let total = 0;
 
 /** `/apis/g/v/namespaces/ns/plural/name/status` → `plural/{name}/status`; Livy ids become `:id`. */
@@ -34,13 +37,26 @@ subscribe("undici:request:create", (msg) => {
   const key = `${kube ? "kube" : "livy"} ${request.method ?? "?"} ${route(request.path ?? "", kube)}`;
   counts[key] = (counts[key] ?? 0) + 1;
   total++;
+  started.set(request, { key, at: performance.now() });
+});
+
+subscribe("undici:request:headers", (msg) => {
+  const { request } = msg as CreateMessage;
+  const s = started.get(request);
+  if (!s) return;
+  const ms = performance.now() - s.at;
+  const l = latency[s.key] ?? { sumMs: 0, n: 0, maxMs: 0 };
+  l.sumMs += ms;
+  l.n++;
+  if (ms > l.maxMs) l.maxMs = ms;
+  latency[s.key] = l;
 });
 
 const port = Number(process.env.BENCH_COUNT_PORT ?? 0);
 if (port > 0) {
   const server = createServer((_req, res) => {
     res.setHeader("content-type", "application/json");
-    res.end(JSON.stringify({ total, counts }));
+    res.end(JSON.stringify({ total, counts, latency }));
   });
   server.listen(port, "127.0.0.1");
   server.unref();

@@ -1,10 +1,45 @@
 /** The real operator process, started by a benchmark against its test bed, with request counting. */
-import { type ChildProcess, spawn } from "node:child_process";
-import { closeSync, mkdirSync, openSync, readFileSync } from "node:fs";
+import { type ChildProcess, execFile, spawn } from "node:child_process";
+import { closeSync, mkdirSync, openSync, readFileSync, writeFileSync } from "node:fs";
+import { stripTypeScriptTypes } from "node:module";
 import { createServer } from "node:net";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
+import { promisify } from "node:util";
+import { log } from "./bench.ts";
 import { BENCH_DIR, REPO_ROOT } from "./report.ts";
+
+const BUILD_DIR = join(BENCH_DIR, ".build");
+let built: Promise<void> | null = null;
+
+/**
+ * The operator as it ships (the image runs `node dist/operator/main.js`): compiled with the project's
+ * tsconfig.build.json into bench/.build, so that no TypeScript stripping (its compiler's memory and start
+ * time) is measured. The request counter is stripped to plain JavaScript beside it for the same reason.
+ */
+function buildOperator(): Promise<void> {
+  built ??= (async () => {
+    log("compiling the operator (tsc -p tsconfig.build.json) into bench/.build");
+    await promisify(execFile)(
+      process.execPath,
+      [
+        join(REPO_ROOT, "node_modules", "typescript", "bin", "tsc"),
+        "-p",
+        join(REPO_ROOT, "tsconfig.build.json"),
+        "--outDir",
+        BUILD_DIR,
+        "--declaration",
+        "false",
+        "--sourceMap",
+        "false",
+      ],
+      { cwd: REPO_ROOT, maxBuffer: 16 << 20 },
+    );
+    const counter = readFileSync(join(BENCH_DIR, "lib", "count-requests.ts"), "utf8");
+    writeFileSync(join(BUILD_DIR, "count-requests.mjs"), stripTypeScriptTypes(counter));
+  })();
+  return built;
+}
 
 export async function freePort(): Promise<number> {
   return await new Promise((resolve, reject) => {
@@ -30,11 +65,15 @@ export interface OperatorOptions {
   /** Write a V8 CPU profile (node --cpu-prof) into this directory on exit. */
   cpuProfDir?: string;
   logLevel?: string;
+  /** "js" (default): the compiled operator, as shipped; "ts": src/ through Node's type stripping. */
+  mode?: "js" | "ts";
 }
 
 export interface RequestCounts {
   total: number;
   counts: Record<string, number>;
+  /** Request → response headers, per route, as the operator saw it. */
+  latency: Record<string, { sumMs: number; n: number; maxMs: number }>;
 }
 
 export class Operator {
@@ -58,7 +97,13 @@ export class Operator {
     mkdirSync(o.logDir, { recursive: true });
     const log = join(o.logDir, `operator-${o.name}-${Date.now()}.log`);
     const fd = openSync(log, "a");
-    const nodeArgs = ["--import", join(BENCH_DIR, "lib", "count-requests.ts")];
+    const mode = o.mode ?? "js";
+    if (mode === "js") await buildOperator();
+    const entry =
+      mode === "js" ? join(BUILD_DIR, "operator", "main.js") : join(REPO_ROOT, "src", "operator", "main.ts");
+    const counter =
+      mode === "js" ? join(BUILD_DIR, "count-requests.mjs") : join(BENCH_DIR, "lib", "count-requests.ts");
+    const nodeArgs = ["--import", counter];
     if (o.cpuProfDir) {
       mkdirSync(o.cpuProfDir, { recursive: true });
       nodeArgs.push("--cpu-prof", "--cpu-prof-dir", o.cpuProfDir);
@@ -67,7 +112,7 @@ export class Operator {
       process.execPath,
       [
         ...nodeArgs,
-        join(REPO_ROOT, "src", "operator", "main.ts"),
+        entry,
         "--kubeconfig",
         o.kubeconfig,
         "--server-url-template",
@@ -128,6 +173,14 @@ export class Operator {
     const kb = (key: string) =>
       Number(new RegExp(`^${key}:\\s+(\\d+) kB`, "m").exec(status)?.[1] ?? Number.NaN);
     return { peakRssMiB: kb("VmHWM") / 1024, rssMiB: kb("VmRSS") / 1024 };
+  }
+
+  /** CPU time the operator process used so far (user + system), in seconds. */
+  cpuSeconds(): number {
+    const stat = readFileSync(`/proc/${this.pid}/stat`, "utf8");
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    // fields[11] and [12] are utime and stime (the 14th and 15th of the whole line), in clock ticks of 1/100 s
+    return (Number(fields[11]) + Number(fields[12])) / 100;
   }
 
   /** SIGTERM and wait (the CPU profile, if any, is written on this exit). */

@@ -36,7 +36,10 @@ function where(cf: CallFrame): string {
   if (!cf.url) return "(native)";
   const path = cf.url.replace(/^file:\/\//, "");
   const rel = relative(REPO_ROOT, path);
-  const short = rel.startsWith("..") ? path : rel.replace(/^node_modules\//, "npm:");
+  // the compiled operator (bench/.build) maps one to one onto src/
+  const short = rel.startsWith("..")
+    ? path
+    : rel.replace(/^node_modules\//, "npm:").replace(/^bench\/\.build\//, "src/");
   return `${short}:${cf.lineNumber + 1}`;
 }
 

@@ -23,6 +23,7 @@ export interface MachineInfo {
   livy: string;
   pylivy: string;
   gitCommit: string;
+  /** Uncommitted changes under src/, test/standin, test/testbed or bench/ when it ran. */
   gitDirty: boolean;
 }
 
@@ -103,7 +104,12 @@ export async function machineInfo(
       livy = "unreachable";
     }
   }
-  const status = await out("git", ["status", "--porcelain", "--untracked-files=no"], { cwd: REPO_ROOT });
+  // others edit the shared work tree too: only uncommitted changes to what the benchmarks run count
+  const status = await out(
+    "git",
+    ["status", "--porcelain", "--untracked-files=no", "--", "src", "test/standin", "test/testbed", "bench"],
+    { cwd: REPO_ROOT },
+  );
   return {
     nproc: cpus().length,
     cpuModel: cpus()[0]?.model ?? "unknown",

@@ -8,7 +8,7 @@ import { join } from "node:path";
 import { promisify } from "node:util";
 import { GROUP, PLURAL } from "../../src/api/index.ts";
 import { KubeClient, loadKubeConfig } from "../../src/kube/client.ts";
-import { type TestbedState, up } from "../../test/testbed/testbed.ts";
+import { readState, restartProcess, type TestbedState, up } from "../../test/testbed/testbed.ts";
 import { REPO_ROOT } from "./report.ts";
 
 const run = promisify(execFile);
@@ -90,4 +90,42 @@ export async function testbed(opts: { needLivy?: boolean } = {}): Promise<Bed> {
   const kube = await KubeClient.create(loadKubeConfig(state.kubeconfig), { connections: 64 });
   bed = { state, kube, kubectl, standin: new Standin(state.standinUrl) };
   return bed;
+}
+
+/**
+ * Client rate limits of the control plane's controllers. "default" is the test bed as it starts (and as
+ * Kubernetes ships: kube-controller-manager 20 QPS / burst 30 and 5 Deployment and ReplicaSet workers,
+ * kube-scheduler 50 QPS / burst 100); "raised" lifts them, so that a benchmark of the operator at scale
+ * measures the operator rather than those limits. Restarts the component only when its flags change.
+ */
+export const RAISED_FLAGS: Record<string, string[]> = {
+  "kube-controller-manager": [
+    "--kube-api-qps=1000",
+    "--kube-api-burst=2000",
+    "--concurrent-deployment-syncs=50",
+    "--concurrent-replicaset-syncs=50",
+  ],
+  "kube-scheduler": ["--kube-api-qps=1000", "--kube-api-burst=2000"],
+};
+
+export async function setControlPlaneLimits(
+  b: Bed,
+  limits: "default" | "raised",
+): Promise<Record<string, string[]>> {
+  const stateDir = b.state.stateDir;
+  const out: Record<string, string[]> = {};
+  for (const [name, extra] of Object.entries(RAISED_FLAGS)) {
+    const proc = readState(stateDir)?.processes.find((p) => p.name === name);
+    if (!proc?.spec)
+      throw new Error(`${name}: the test bed in ${stateDir} has no recorded command line (restart it)`);
+    const base = proc.spec.args.filter((a) => !extra.some((e) => a.startsWith(`${e.split("=")[0]}=`)));
+    const want = limits === "raised" ? [...base, ...extra] : base;
+    out[name] = want.filter((a) => !base.includes(a));
+    if (JSON.stringify(want) === JSON.stringify(proc.spec.args)) continue;
+    process.stderr.write(`[bench] restarting ${name} with ${limits} client limits\n`);
+    await restartProcess(stateDir, name, { args: want });
+  }
+  // give the restarted controllers a moment to list and start their workers
+  await new Promise((r) => setTimeout(r, 5_000));
+  return out;
 }
