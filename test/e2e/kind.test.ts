@@ -61,8 +61,8 @@ const title = reason ? `kind end-to-end [NOT RUN: ${reason}]` : "kind end-to-end
 describe.skipIf(reason !== null)(title, () => {
   const run = promisify(execFile);
   const cluster = `livy-e2e-${Date.now().toString(36)}`;
-  const dir = mkdtempSync(join(tmpdir(), "kind-e2e-"));
-  const kubeconfig = join(dir, "kubeconfig");
+  let dir = "";
+  let kubeconfig = "";
   const operatorImage = "livy-operator:e2e";
   const livyImage = process.env.E2E_LIVY_IMAGE ?? "livy-server:e2e";
   const ns = "e2e";
@@ -97,6 +97,8 @@ describe.skipIf(reason !== null)(title, () => {
   };
 
   beforeAll(async () => {
+    dir = mkdtempSync(join(tmpdir(), "kind-e2e-"));
+    kubeconfig = join(dir, "kubeconfig");
     await sh("kind", ["create", "cluster", "--name", cluster, "--kubeconfig", kubeconfig, "--wait", "180s"]);
     await sh("docker", ["build", "-t", operatorImage, REPO_ROOT], { timeoutMs: 1_200_000 });
     if (!process.env.E2E_LIVY_IMAGE) {
@@ -115,7 +117,7 @@ describe.skipIf(reason !== null)(title, () => {
       return;
     }
     await sh("kind", ["delete", "cluster", "--name", cluster]).catch(() => "");
-    rmSync(dir, { recursive: true, force: true });
+    if (dir) rmSync(dir, { recursive: true, force: true });
   }, 300_000);
 
   it("installs the chart with both images and the operator becomes ready", async () => {

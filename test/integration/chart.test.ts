@@ -1,5 +1,5 @@
 import { execFile } from "node:child_process";
-import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
@@ -27,6 +27,8 @@ const run = promisify(execFile);
 const CHART = join(REPO_ROOT, "charts", "livy-operator");
 const KUBE_VERSION = ["--kube-version", versions().K8S_VERSION ?? "1.34.4"];
 const SA = { group: "", version: "v1", plural: "serviceaccounts", namespaced: true };
+/** Directories holding ServiceAccount tokens, removed after the suite. */
+const tempDirs: string[] = [];
 const NETWORK_POLICIES = {
   group: "networking.k8s.io",
   version: "v1",
@@ -113,6 +115,10 @@ const OPERATOR_RULES: Rule[] = [
 ];
 
 describe("the Helm chart", () => {
+  afterAll(() => {
+    for (const d of tempDirs) rmSync(d, { recursive: true, force: true });
+  });
+
   it("passes helm lint, default and --strict, with default and non-default values", async () => {
     await helm(["lint", CHART]);
     await helm(["lint", "--strict", CHART]);
@@ -628,7 +634,9 @@ async function serviceAccountKubeconfig(namespace: string, sa: string): Promise<
   const ctx = admin.contexts.find((c) => c.name === admin["current-context"]);
   const cluster = admin.clusters.find((c) => c.name === ctx?.context.cluster);
   if (!cluster) throw new Error("the test bed kubeconfig has no current cluster");
-  const file = join(mkdtempSync(join(tmpdir(), "sa-kubeconfig-")), "kubeconfig");
+  const dir = mkdtempSync(join(tmpdir(), "sa-kubeconfig-"));
+  tempDirs.push(dir);
+  const file = join(dir, "kubeconfig");
   writeFileSync(
     file,
     stringify({
