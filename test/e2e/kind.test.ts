@@ -20,7 +20,7 @@ import { REPO_ROOT } from "../testbed/paths.ts";
  * (TEST_CLUSTER=kind) where Docker or kind is missing fails instead of skipping.
  *
  * Knobs: E2E_LIVY_IMAGE uses an already built Livy server image instead of building deploy/livy-image
- * (a 5-15 minute Maven build); E2E_KEEP_CLUSTER=1 keeps the cluster for inspection.
+ * (it downloads Spark's base image and Livy's release); E2E_KEEP_CLUSTER=1 keeps the cluster for inspection.
  */
 const requested = process.env.TEST_CLUSTER === "kind";
 
