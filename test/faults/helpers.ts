@@ -216,6 +216,45 @@ export async function apiserverUp(timeoutMs = 90_000): Promise<void> {
   }
 }
 
+/**
+ * Waits until the rest of the control plane works again after an API server restart: a Deployment gets a
+ * ReplicaSet (kube-controller-manager), its pod a node (kube-scheduler) and Ready (kwok). Their client-go
+ * watches come back by themselves, but only after their own backoff, up to a minute or more.
+ */
+export async function controlPlaneWorks(timeoutMs = 180_000): Promise<number> {
+  const started = Date.now();
+  const k = await freshKube();
+  const name = `faults-probe-${Date.now().toString(36)}`;
+  const path = resourcePath(CORE.deployments, "default", name);
+  try {
+    await k.create(resourcePath(CORE.deployments, "default"), {
+      apiVersion: "apps/v1",
+      kind: "Deployment",
+      metadata: { name, namespace: "default" },
+      spec: {
+        replicas: 1,
+        selector: { matchLabels: { app: name } },
+        template: {
+          metadata: { labels: { app: name } },
+          spec: { containers: [{ name: "probe", image: "probe" }], automountServiceAccountToken: false },
+        },
+      },
+    });
+    await until(
+      "the control plane runs a Deployment again (controller-manager, scheduler, kwok)",
+      async () => {
+        const d = await k.get<{ status?: { availableReplicas?: number } }>(path, { timeoutMs: 5_000 });
+        return (d.status?.availableReplicas ?? 0) >= 1;
+      },
+      timeoutMs,
+    );
+    return Date.now() - started;
+  } finally {
+    await k.delete(path).catch(() => false);
+    await k.close();
+  }
+}
+
 /** Stops kube-apiserver at once (SIGTERM then SIGKILL after 1 s: an outage, not a rollout). */
 export async function stopApiserver(): Promise<void> {
   await stopProcessByName(testbed().stateDir, "kube-apiserver", { graceMs: 1_000 });
