@@ -34,7 +34,7 @@ import {
 import { newestProfile, type ProfileSummary, summarizeProfile } from "./lib/profile.ts";
 import { BENCH_DIR, fmt, type Goal, marginBelow, type Table } from "./lib/report.ts";
 import { percentile, round } from "./lib/stats.ts";
-import { setControlPlaneLimits, testbed } from "./lib/testbed.ts";
+import { componentCpu, machineBusyCpu, setControlPlaneLimits, testbed } from "./lib/testbed.ts";
 
 interface PerSession {
   deployAvailable?: number;
@@ -177,6 +177,8 @@ export async function scale(args: Args): Promise<BenchBody> {
   const names = Array.from({ length: n }, (_, i) => `s${String(i).padStart(4, "0")}`);
   const spec = { kind: "pyspark", idleTimeout, startupTimeout: "10m" };
   const cpu0 = op.cpuSeconds();
+  const comp0 = componentCpu(bed);
+  comp0["whole machine (every process, anyone's)"] = machineBusyCpu();
   const c0 = await op.requests();
   const a0 = await apiserverTotal();
   const m0 = reconcileTotals(await op.metrics());
@@ -211,6 +213,8 @@ export async function scale(args: Args): Promise<BenchBody> {
   const c1 = await op.requests();
   const a1 = await apiserverTotal();
   const cpuAtReady = op.cpuSeconds() - cpu0;
+  const comp1 = componentCpu(bed);
+  comp1["whole machine (every process, anyone's)"] = machineBusyCpu();
   const metricsAtReady = await op.metrics();
   const m1 = reconcileTotals(metricsAtReady);
   const meanOf = (name: string, labels: Record<string, string> = {}) =>
@@ -300,6 +304,8 @@ export async function scale(args: Args): Promise<BenchBody> {
   const m3 = reconcileTotals(await op.metrics());
   const mem = op.memory();
   const cpuTotal = op.cpuSeconds() - cpu0;
+  const comp3 = componentCpu(bed);
+  comp3["whole machine (every process, anyone's)"] = machineBusyCpu();
   clearInterval(rssTimer);
   await sessions.stop();
   await deployments.stop();
@@ -433,6 +439,18 @@ export async function scale(args: Args): Promise<BenchBody> {
       ]),
     },
   ];
+  const cpuRows: Array<Array<string | number>> = Object.keys(comp0).map((k) => [
+    k,
+    round((comp1[k] ?? 0) - (comp0[k] ?? 0)),
+    round((comp3[k] ?? 0) - (comp0[k] ?? 0)),
+  ]);
+  cpuRows.push(["livy-operator", round(cpuAtReady), round(cpuTotal)]);
+  cpuRows.sort((a, b) => Number(b[1]) - Number(a[1]));
+  tables.push({
+    title: `CPU seconds by process (2 cores = 2 CPU-seconds per second; create → all Ready took ${fmt(lastReadyS)} s)`,
+    columns: ["process", "create → all Ready", "whole run"],
+    rows: cpuRows,
+  });
   if (prof) {
     tables.push({
       title: `CPU profile of the operator (node --cpu-prof): ${fmt(prof.busyS)} s busy of ${fmt(prof.wallS)} s; self time by file`,
@@ -468,6 +486,14 @@ export async function scale(args: Args): Promise<BenchBody> {
       applyErrors: applyErrors.length,
       createToReadyReconciles: reconcilesAtReady,
       operatorCpuSeconds: { createToReady: round(cpuAtReady), total: round(cpuTotal) },
+      componentCpuSeconds: {
+        createToReady: Object.fromEntries(
+          Object.keys(comp0).map((k) => [k, round((comp1[k] ?? 0) - (comp0[k] ?? 0))]),
+        ),
+        total: Object.fromEntries(
+          Object.keys(comp0).map((k) => [k, round((comp3[k] ?? 0) - (comp0[k] ?? 0))]),
+        ),
+      },
       reconcileMeanMs: round(reconcileMeanMs),
       queueWaitMeanMs: round(queueWaitMeanMs),
       readyMinusAvailableMs: {

@@ -4,6 +4,7 @@
  * Stop it with `npm run testbed -- down --state-dir /tmp/bench-tb`.
  */
 import { execFile } from "node:child_process";
+import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { GROUP, PLURAL } from "../../src/api/index.ts";
@@ -128,4 +129,29 @@ export async function setControlPlaneLimits(
   // give the restarted controllers a moment to list and start their workers
   await new Promise((r) => setTimeout(r, 5_000));
   return out;
+}
+
+/** CPU seconds (user + system) each test-bed process has used so far, by component name. */
+export function componentCpu(b: Bed): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const p of readState(b.state.stateDir)?.processes ?? []) {
+    try {
+      const stat = readFileSync(`/proc/${p.pid}/stat`, "utf8");
+      const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+      out[p.name] = (Number(f[11]) + Number(f[12])) / 100;
+    } catch {
+      out[p.name] = Number.NaN;
+    }
+  }
+  return out;
+}
+
+/** CPU seconds the whole machine has been busy since boot (all processes, anyone's), from /proc/stat. */
+export function machineBusyCpu(): number {
+  const line = readFileSync("/proc/stat", "utf8").split("\n")[0] ?? "";
+  const [, user = 0, nice = 0, system = 0, , , irq = 0, softirq = 0, steal = 0] = line
+    .trim()
+    .split(/\s+/)
+    .map(Number);
+  return (user + nice + system + irq + softirq + steal) / 100;
 }
