@@ -83,6 +83,8 @@ export interface ReconcilerDeps {
 /** Reasons that need a new demand (annotation or spec change) before anything starts again. */
 const SESSION_FAILURES = new Set(["SessionDead", "SessionLost"]);
 const STARTING_POLL_MS = 250;
+/** Server failures that may resolve by themselves while a pod waits: Recover waits for them until startupTimeout. */
+const MAY_RESOLVE = new Set(["Unschedulable", "ImagePullFailed"]);
 
 type Status = LivySessionStatus & { conditions: Condition[] };
 
@@ -337,7 +339,27 @@ class Pass {
       },
       "observed the server",
     );
-    if (server.state === "Failed") return await this.fail(server.reason, server.message, "server");
+    if (server.state === "Failed") {
+      const starting = this.st.livySessionId === undefined || this.st.livySessionId === null;
+      if (this.spec.failurePolicy === "Recover" && starting && MAY_RESOLVE.has(server.reason)) {
+        // Recover waits for what may still come (a node from the autoscaler, a pull that succeeds on the
+        // kubelet's retry) until startupTimeout. Restarting at once deleted the pending pod each time, so
+        // an autoscaler never saw it long enough to add a node, and the attempt never reached its deadline.
+        const msg = `${server.reason}: ${server.message}`;
+        if (startupLeft <= 0)
+          return await this.fail(
+            "StartupTimeout",
+            `not Ready within ${this.spec.startupTimeout}: ${msg}`,
+            "server",
+          );
+        this.cond("ServerReady", "False", server.reason, server.message);
+        this.cond("SessionReady", "False", "WaitingForServer", "");
+        this.cond("Ready", "False", "Starting", msg);
+        this.st.message = msg;
+        return { requeueAfterMs: Math.min(startupLeft, 30_000) };
+      }
+      return await this.fail(server.reason, server.message, "server");
+    }
     if (server.state !== "Available") {
       const msg = server.state === "Progressing" ? server.message : `Deployment ${name}: ${server.state}`;
       if (this.st.livySessionId !== undefined && this.st.livySessionId !== null) {
