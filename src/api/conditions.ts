@@ -71,7 +71,11 @@ export const Reason = {
   Deleting: "Deleting",
   /** Ready False: the auth Secret is missing or lacks the keys its type needs (the keys' values are never shown). */
   AuthSecretInvalid: "AuthSecretInvalid",
-  /** Ready False: the object read from the cluster does not parse (e.g. written under an older schema). */
+  /**
+   * Ready False, phase Failed: the object read from the cluster does not parse (e.g. written under an older
+   * schema), or the API server refuses an object built from the spec as invalid (HTTP 422, e.g. pod
+   * annotations over 256 KiB in total, a request above its limit); nothing retries until the spec changes.
+   */
   InvalidSpec: "InvalidSpec",
 } as const;
 export type Reason = (typeof Reason)[keyof typeof Reason];

@@ -257,7 +257,13 @@ class Pass {
       // a demand while running counts as activity: someone is about to use the session
       this.st.lastActivityTime = this.nowIso();
     }
-    return await this.runDemanded();
+    try {
+      return await this.runDemanded();
+    } catch (err) {
+      // the same spec builds the same refused object: Failed until the spec changes, not a retry loop
+      if (err instanceof DerivedObjectRefused) return await this.fail("InvalidSpec", err.message, "server");
+      throw err;
+    }
   }
 
   private startAttempt(why: string): void {
@@ -578,7 +584,9 @@ class Pass {
   private async fail(reason: string, message: string, scope: "server" | "session"): Promise<ReconcileResult> {
     const restarts = this.st.restarts ?? 0;
     const max = this.spec.maxRestarts;
-    if (this.spec.failurePolicy === "Recover" && (max === undefined || restarts < max)) {
+    // an invalid spec fails the same way on every attempt: no restart
+    const recoverable = reason !== "InvalidSpec";
+    if (this.spec.failurePolicy === "Recover" && recoverable && (max === undefined || restarts < max)) {
       const backoffMs = Math.min(300_000, 1_000 * 2 ** restarts);
       this.st.restarts = restarts + 1;
       this.log.warn({ reason, restarts: this.st.restarts, backoffMs }, `recovering: ${message}`);
@@ -606,9 +614,9 @@ class Pass {
       this.st.sessionURL = undefined;
       return { requeueAfterMs: backoffMs };
     }
-    const finalReason = this.spec.failurePolicy === "Recover" ? "RestartLimitReached" : reason;
-    const finalMessage =
-      this.spec.failurePolicy === "Recover" ? `${restarts} restarts, then ${reason}: ${message}` : message;
+    const gaveUp = this.spec.failurePolicy === "Recover" && recoverable;
+    const finalReason = gaveUp ? "RestartLimitReached" : reason;
+    const finalMessage = gaveUp ? `${restarts} restarts, then ${reason}: ${message}` : message;
     this.log.warn({ reason: finalReason }, `failed: ${finalMessage}`);
     await this.deleteCurrentSession();
     await this.deleteServer();
@@ -689,11 +697,22 @@ class Pass {
     const live = inf.get(`${desired.metadata.namespace}/${desired.metadata.name}`);
     if (live && !live.metadata?.deletionTimestamp && upToDate(live, desired)) return live as T;
     if (live?.metadata?.deletionTimestamp) return live as T; // being deleted: wait for it to go
-    const applied = await this.d.kube.apply<T>(
-      resourcePath(rt, desired.metadata.namespace, desired.metadata.name),
-      desired,
-      FIELD_MANAGER,
-    );
+    let applied: T;
+    try {
+      applied = await this.d.kube.apply<T>(
+        resourcePath(rt, desired.metadata.namespace, desired.metadata.name),
+        desired,
+        FIELD_MANAGER,
+      );
+    } catch (err) {
+      // 422: the object built from the spec is invalid (a spec the CRD admits, e.g. pod annotations over
+      // the 256 KiB total, or a request above its limit)
+      if (err instanceof KubeApiError && err.status === 422)
+        throw new DerivedObjectRefused(
+          `the API server refused the ${rt.plural} object built from this spec: ${err.message}`,
+        );
+      throw err;
+    }
     inf.setIfNewer(applied);
     return applied;
   }
@@ -743,6 +762,11 @@ class Pass {
       this.beforePhase = phase;
     }
   }
+}
+
+/** An object built from the spec was refused by the API server as invalid (HTTP 422). */
+class DerivedObjectRefused extends Error {
+  override name = "DerivedObjectRefused";
 }
 
 /** Drops undefined fields so that comparison and the merge patch see only what is set. */
