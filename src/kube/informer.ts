@@ -124,6 +124,7 @@ export class Informer<T extends KubeObject> {
    * holds a newer version: so the next pass does not act on a copy older than its own write.
    */
   setIfNewer(obj: T): void {
+    slim(obj);
     const key = objectKey(obj);
     const cur = this.cache.get(key);
     const cmp = compareResourceVersions(obj.metadata?.resourceVersion, cur?.metadata?.resourceVersion);
@@ -225,7 +226,7 @@ export class Informer<T extends KubeObject> {
         timeoutMs: 60_000,
         ...(this.abort ? { signal: this.abort.signal } : {}),
       });
-      for (const item of page.items) fresh.set(objectKey(item), item);
+      for (const item of page.items) fresh.set(objectKey(slim(item)), item);
       cont = page.metadata.continue || undefined;
       rv = page.metadata.resourceVersion;
     } while (cont);
@@ -286,7 +287,7 @@ export class Informer<T extends KubeObject> {
     }
     // keep a newer copy the reconciler stored itself (setIfNewer) until the watch catches up
     const cmp = compareResourceVersions(rv, prev?.metadata?.resourceVersion);
-    if (!(prev && cmp !== null && cmp < 0)) this.cache.set(key, e.object);
+    if (!(prev && cmp !== null && cmp < 0)) this.cache.set(key, slim(e.object));
     if (prev) this.emit("update", e.object, prev);
     else this.emit("add", e.object);
   }
@@ -302,4 +303,14 @@ export class Informer<T extends KubeObject> {
       }
     }
   }
+}
+
+/**
+ * Drops metadata.managedFields before caching, as controller-runtime's default transform does: the server-side
+ * apply bookkeeping is often the largest part of an object and nothing here reads it.
+ */
+function slim<T extends KubeObject>(obj: T): T {
+  const meta = obj.metadata as (KubeObject["metadata"] & { managedFields?: unknown }) | undefined;
+  if (meta && "managedFields" in meta) delete meta.managedFields;
+  return obj;
 }
