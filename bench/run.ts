@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 /**
  * npm run bench -- <name> [--option value ...]
- * Each benchmark prints its tables (Markdown) and writes bench/results/<name>.json and .md.
+ * Each benchmark prints its tables (Markdown) and writes bench/results/<name>.json and .md (or <out>.json
+ * and .md with `--out <out>`, for a variant of a benchmark kept beside its main run).
  * Benchmarks report figures and goals met or missed; they never fail on a time (exit 1 only when a
  * benchmark could not run at all).
  */
@@ -42,14 +43,19 @@ async function main(): Promise<number> {
     process.stderr.write(`${usage}\n`);
     return name === undefined || name === "--help" ? 0 : 2;
   }
+  // --out NAME: write results/NAME.json (a variant beside the main run) instead of results/<name>.json
+  const outAt = rest.indexOf("--out");
+  const outName = outAt >= 0 ? rest[outAt + 1] : undefined;
+  if (outAt >= 0) rest.splice(outAt, 2);
+  if (outAt >= 0 && !outName) throw new Error("--out needs a name");
   const fn = await bench.load();
   const load = new LoadMonitor();
   const started = new Date();
   const body = await fn(new Args(rest));
   const finished = new Date();
   const output: BenchOutput = {
-    name,
-    command: `npm run bench -- ${[name, ...rest].join(" ")}`,
+    name: outName ?? name,
+    command: `npm run bench -- ${[name, ...rest, ...(outName ? ["--out", outName] : [])].join(" ")}`,
     startedAt: started.toISOString(),
     finishedAt: finished.toISOString(),
     durationS: (finished.getTime() - started.getTime()) / 1000,
