@@ -225,6 +225,29 @@ export class LivyClient {
     );
   }
 
+  /**
+   * The session named `name` (Livy 0.8+ looks `/sessions/{idOrName}` up by name when it is not a number),
+   * or null when there is none: one request, where listing would grow with the server's sessions.
+   */
+  async findSessionByName(name: string, opts: RequestOptions = {}): Promise<Session | null> {
+    if (/^-?\d+$/.test(name))
+      throw new RangeError(`a session name that is a number is read as an id: ${name}`);
+    try {
+      return await this.#call(
+        {
+          method: "GET",
+          route: "/sessions/:name",
+          path: `/sessions/${encodeURIComponent(name)}`,
+          schema: sessionSchema,
+        },
+        opts,
+      );
+    } catch (err) {
+      if (err instanceof LivyHttpError && err.status === 404) return null;
+      throw err;
+    }
+  }
+
   getSession(id: number, opts: RequestOptions = {}): Promise<Session> {
     return this.#call(
       {

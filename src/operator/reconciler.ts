@@ -158,6 +158,11 @@ async function resolveAuth(kube: KubeClient, obj: LivySession): Promise<LivyAuth
   return authFromSecret(auth, secret);
 }
 
+/** A Livy session that will not take statements again. */
+function isEnded(session: Session): boolean {
+  return isSessionTerminal(session.state) || session.state === "shutting_down";
+}
+
 async function deleteLivySession(
   client: LivyClient,
   id: number,
@@ -417,14 +422,7 @@ class Pass {
     }
     this.st.livySessionState = session.state;
     this.st.sessionURL = `${url}/sessions/${session.id}`;
-    if (isSessionTerminal(session.state) || session.state === "shutting_down") {
-      const tail = (session.log ?? []).slice(-5).join("\n");
-      return await this.fail(
-        "SessionDead",
-        `Livy session ${session.id} is ${session.state}${tail ? `; last log lines:\n${tail}` : ""}`,
-        "session",
-      );
-    }
+    if (isEnded(session)) return await this.sessionDead(session);
     if (!isSessionUsable(session.state)) {
       this.cond("SessionReady", "False", "SessionStarting", `Livy session ${session.id} is ${session.state}`);
       this.cond("Ready", "False", "Starting", `Livy session ${session.id} is ${session.state}`);
@@ -466,6 +464,9 @@ class Pass {
         if (s.state === "waiting" || s.state === "running" || s.state === "cancelling") busy = true;
       }
     } catch (err) {
+      // the session may have died between the two reads: then that is the failure to report
+      const again = await livy.getSession(session.id, { timeoutMs }).catch(() => null);
+      if (again && isEnded(again)) return await this.sessionDead(again);
       return await this.livyFailure(err, startupLeft);
     }
     const lastKnown = Date.parse(this.st.lastActivityTime ?? this.st.readyTime ?? this.nowIso());
@@ -496,15 +497,28 @@ class Pass {
     );
   }
 
+  private async sessionDead(session: Session): Promise<ReconcileResult> {
+    this.st.livySessionState = session.state;
+    const tail = (session.log ?? []).slice(-5).join("\n");
+    return await this.fail(
+      "SessionDead",
+      `Livy session ${session.id} is ${session.state}${tail ? `; last log lines:\n${tail}` : ""}`,
+      "session",
+    );
+  }
+
   /** Creates the attempt's Livy session, or adopts it if a previous pass created it and then crashed. */
   private async openSession(livy: LivyClient): Promise<Session> {
     const timeoutMs = this.d.config.livyRequestTimeoutMs;
     const name = this.livySessionName();
-    const existing = await livy.listSessions({ timeoutMs, size: 1000 });
-    const mine = existing.sessions.find((s) => s.name === name && !isSessionTerminal(s.state));
-    if (mine) {
-      this.log.info({ livySessionId: mine.id }, "adopted the Livy session of this attempt");
-      return mine;
+    const existing = await livy.findSessionByName(name, { timeoutMs });
+    if (existing) {
+      // a pass that crashed after its POST: adopt it (a dead one then goes to the failure policy)
+      this.log.info(
+        { livySessionId: existing.id, state: existing.state },
+        "adopted the Livy session of this attempt",
+      );
+      return existing;
     }
     // Persist the attempt first: the name derives from it, so a crash after the POST is adopted later.
     if (this.obj.status?.startTime !== this.st.startTime) await this.commit();
