@@ -12,7 +12,7 @@ import { LivyClient } from "../src/livy/index.ts";
 import { type Args, type BenchBody, log } from "./lib/bench.ts";
 import { NaivePoller } from "./lib/naive.ts";
 import { BENCH_DIR, fmt, type Goal, marginBelow, type Table } from "./lib/report.ts";
-import { round, roundSummary, summarize } from "./lib/stats.ts";
+import { median, round, roundSummary, summarize } from "./lib/stats.ts";
 import { testbed } from "./lib/testbed.ts";
 
 const run = promisify(execFile);
@@ -113,41 +113,46 @@ export async function client(args: Args): Promise<BenchBody> {
       // 2. 200 statements across the sessions, all at once
       const perSession = Math.ceil(parallelTotal / nSessions);
       const total = perSession * nSessions;
-      const wall: Record<string, number> = {};
-      const preq: Record<string, number> = {};
-      {
-        log(`parallel: ours, ${total} statements over ${nSessions} sessions`);
-        const before = ours.stats().requests;
+      const walls: Record<"ours" | "pylivy" | "naive", number[]> = { ours: [], pylivy: [], naive: [] };
+      const preqs: Record<"ours" | "pylivy" | "naive", number[]> = { ours: [], pylivy: [], naive: [] };
+      const parallelRun = async (who: "ours" | "pylivy" | "naive") => {
+        log(`parallel: ${who}, ${total} statements over ${nSessions} sessions`);
+        if (who === "pylivy") {
+          // a thread per session, each running its share one statement after another
+          const r = await pylivy<PyParallel>(python, [
+            "parallel",
+            livyUrl,
+            String(perSession),
+            ...ids.map(String),
+          ]);
+          walls.pylivy.push(r.wallS);
+          preqs.pylivy.push(r.requests);
+          return;
+        }
+        const before = who === "ours" ? ours.stats().requests : naive.requests;
         const s0 = performance.now();
-        const handles = await Promise.all(
-          Array.from({ length: total }, (_, i) => ours.session(ids[i % nSessions] ?? 0).submit(CODE)),
-        );
-        for (const h of await Promise.all(handles.map((h) => h.result))) expect2(h.text);
-        wall.ours = (performance.now() - s0) / 1000;
-        preq.ours = ours.stats().requests - before;
-      }
-      {
-        log(`parallel: pylivy, ${total} statements over ${nSessions} sessions (a thread per session)`);
-        const r = await pylivy<PyParallel>(python, [
-          "parallel",
-          livyUrl,
-          String(perSession),
-          ...ids.map(String),
-        ]);
-        wall.pylivy = r.wallS;
-        preq.pylivy = r.requests;
-      }
-      {
-        log(`parallel: naive, ${total} statements over ${nSessions} sessions`);
-        const before = naive.requests;
-        const s0 = performance.now();
-        const outs = await Promise.all(
-          Array.from({ length: total }, (_, i) => naive.run(ids[i % nSessions] ?? 0, CODE)),
-        );
-        for (const o of outs) expect2(o);
-        wall.naive = (performance.now() - s0) / 1000;
-        preq.naive = naive.requests - before;
-      }
+        if (who === "ours") {
+          const handles = await Promise.all(
+            Array.from({ length: total }, (_, i) => ours.session(ids[i % nSessions] ?? 0).submit(CODE)),
+          );
+          for (const h of await Promise.all(handles.map((h) => h.result))) expect2(h.text);
+        } else {
+          const outs = await Promise.all(
+            Array.from({ length: total }, (_, i) => naive.run(ids[i % nSessions] ?? 0, CODE)),
+          );
+          for (const o of outs) expect2(o);
+        }
+        walls[who].push((performance.now() - s0) / 1000);
+        preqs[who].push((who === "ours" ? ours.stats().requests : naive.requests) - before);
+      };
+      for (const who of ["ours", "pylivy", "naive", "naive", "pylivy", "ours"] as const)
+        await parallelRun(who);
+      const wall = { ours: median(walls.ours), pylivy: median(walls.pylivy), naive: median(walls.naive) };
+      const preq = {
+        ours: median(preqs.ours),
+        pylivy: median(preqs.pylivy),
+        naive: median(preqs.naive),
+      };
       const sum = {
         ours: summarize(lat.ours),
         pylivy: summarize(lat.pylivy),
@@ -170,6 +175,9 @@ export async function client(args: Args): Promise<BenchBody> {
         parallel: {
           statements: total,
           wallS: Object.fromEntries(Object.entries(wall).map(([k, v]) => [k, round(v)])),
+          wallSamplesS: Object.fromEntries(
+            Object.entries(walls).map(([k, v]) => [k, v.map((x) => round(x))]),
+          ),
           requestsPerStatement: Object.fromEntries(
             Object.entries(preq).map(([k, v]) => [k, round(v / total, 2)]),
           ),
@@ -196,7 +204,7 @@ export async function client(args: Args): Promise<BenchBody> {
           "round trip p50 (ms)",
           "p99 (ms)",
           "requests / statement (one at a time)",
-          `${total} over ${nSessions} sessions: wall (s)`,
+          `${total} over ${nSessions} sessions: wall (s), median of 2`,
           "requests / statement (parallel)",
         ],
         rows: [

@@ -123,17 +123,18 @@ export async function dispatch(args: Args): Promise<BenchBody> {
       rows: [
         ["wall time (s)", round(wallS)],
         ["throughput (statements/s)", round(throughput)],
+        ["accepted by Livy → result, per statement, p50 / p99 (ms)", `${round(li.p50)} / ${round(li.p99)}`],
         [
-          "submit → result per statement, p50 / p99 (ms; includes waiting in the pool's queue)",
+          "pool.submit → result, p50 / p99 (ms; includes the wait in the pool's queue of 1000)",
           `${round(l.p50)} / ${round(l.p99)}`,
         ],
         [
-          "client RSS: before / peak / after (MiB)",
-          `${round(mem0.rss / MiB)} / ${round(peakRss / MiB)} / ${round(mem1.rss / MiB)}`,
+          "process RSS: before / peak / after (MiB); growth during the run",
+          `${round(mem0.rss / MiB)} / ${round(peakRss / MiB)} / ${round(mem1.rss / MiB)}; +${round((peakRss - mem0.rss) / MiB)}`,
         ],
         [
-          "client V8 heap used: before / peak / after (MiB)",
-          `${round(mem0.heapUsed / MiB)} / ${round(peakHeap / MiB)} / ${round(mem1.heapUsed / MiB)}`,
+          "V8 heap used: before / peak / after (MiB); growth during the run",
+          `${round(mem0.heapUsed / MiB)} / ${round(peakHeap / MiB)} / ${round(mem1.heapUsed / MiB)}; +${round((peakHeap - mem0.heapUsed) / MiB)}`,
         ],
         ["stand-in: statement POSTs", posts],
         [
