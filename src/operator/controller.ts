@@ -11,10 +11,10 @@ import {
 } from "../kube/client.ts";
 import { Informer } from "../kube/informer.ts";
 import { LivyClient } from "../livy/client.ts";
-import type { OperatorConfig } from "./config.ts";
+import { type OperatorConfig, serverUrl } from "./config.ts";
 import { EventRecorder } from "./events.ts";
 import type { Metrics } from "./metrics.ts";
-import { MANAGED_SELECTOR, SESSION_LABEL } from "./objects.ts";
+import { LIVY_PORT, MANAGED_SELECTOR, SESSION_LABEL, serverName } from "./objects.ts";
 import type { DeploymentLike, PodLike } from "./observe.ts";
 import { WorkQueue } from "./queue.ts";
 import { type Caches, LIVYSESSIONS, Reconciler } from "./reconciler.ts";
@@ -135,6 +135,7 @@ export function createController(opts: {
       onDelete: (o) => {
         queue.cancelTimer(keyOf(o));
         queue.forget(keyOf(o));
+        releaseLivyClients(o);
       },
     });
   }
@@ -155,7 +156,29 @@ export function createController(opts: {
 
   metrics.setPhaseSource(() => sessions.list().map((s) => s.status?.phase ?? "Pending"));
 
-  const livyClients = new Map<string, LivyClient>();
+  /** Keyed by server URL (and a digest of the credentials); a client lives as long as a LivySession uses its URL. */
+  const livyClients = new Map<string, { url: string; client: LivyClient }>();
+  const urlOf = (o: KubeObject) =>
+    serverUrl(config.serverUrlTemplate, {
+      name: o.metadata?.name ?? "",
+      namespace: o.metadata?.namespace ?? "",
+      service: serverName(o.metadata?.name ?? ""),
+      port: LIVY_PORT,
+    });
+  /**
+   * Closes the Livy clients of a deleted LivySession's server, unless another LivySession still uses the
+   * same URL (a template without {name}). Kept forever, one client (and connection pool) per server ever
+   * seen made the operator's heap grow with every LivySession created and deleted.
+   */
+  function releaseLivyClients(gone: KubeObject): void {
+    const url = urlOf(gone);
+    if (sessions.list().some((s) => urlOf(s) === url)) return;
+    for (const [key, c] of livyClients) {
+      if (c.url !== url) continue;
+      livyClients.delete(key);
+      void c.client.close();
+    }
+  }
   const events = new EventRecorder(kube, log);
   const reconciler = new Reconciler({
     kube,
@@ -166,7 +189,7 @@ export function createController(opts: {
     livy(url, auth) {
       // keyed by a digest of the credentials, so a rotated Secret gets a new client and no secret is a map key
       const key = auth ? `${url}#${createHash("sha256").update(JSON.stringify(auth)).digest("hex")}` : url;
-      let c = livyClients.get(key);
+      let c = livyClients.get(key)?.client;
       if (!c) {
         c = new LivyClient({
           baseUrl: url,
@@ -174,7 +197,7 @@ export function createController(opts: {
           connections: 4,
           ...(auth ? { auth } : {}),
         });
-        livyClients.set(key, c);
+        livyClients.set(key, { url, client: c });
       }
       return c;
     },
@@ -258,7 +281,7 @@ export function createController(opts: {
       queue.shutdown();
       await Promise.all(running);
       await Promise.all(informers.map((i) => i.stop()));
-      await Promise.all([...livyClients.values()].map((c) => c.close()));
+      await Promise.all([...livyClients.values()].map((c) => c.client.close()));
     },
   };
 }

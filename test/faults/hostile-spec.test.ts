@@ -49,6 +49,7 @@ describe("hostile LivySession specs through the operator", () => {
   it("the longest name in the longest namespace, and odd but valid values everywhere, get Ready verbatim", async () => {
     const name = `0${"a-".repeat(28)}z`; // 58 characters, starts with a digit
     expect(name).toHaveLength(58);
+    // biome-ignore lint/suspicious/noTemplateCurlyInString: a literal ${X} is the point
     const odd = "ünï \"quoted\" 'single' $(HOME) ${X} `tick` # hash = eq \\ back";
     const spec = {
       kind: "pyspark",
