@@ -156,6 +156,12 @@ describe.skipIf(!SOAK)(
         await Promise.all(Array.from({ length: LANES }, lane));
         await convergedGone(ns, 120_000);
         await noErrors();
+        // flat after warm-up (the first 100 cycles): a per-session leak of even 10 KiB would add ~9 MiB
+        const run = samples.filter((x) => x.run === "create-delete" && x.cycles >= EVERY);
+        const first = run[0];
+        const last = run.at(-1);
+        if (first && last && last.cycles >= 5 * EVERY)
+          expect(last.heapUsedMiB - first.heapUsedMiB, "retained heap growth (MiB)").toBeLessThan(5);
       },
       4 * 3_600_000,
     );
