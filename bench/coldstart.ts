@@ -23,7 +23,7 @@ import {
   waitUntil,
   watchKind,
 } from "./lib/kube.ts";
-import { metricValue, Operator } from "./lib/operator.ts";
+import { buildOperator, metricValue, Operator } from "./lib/operator.ts";
 import { fmt, type Goal, marginBelow, type Table } from "./lib/report.ts";
 import { median, round, roundSummary, summarize } from "./lib/stats.ts";
 import { type Bed, testbed } from "./lib/testbed.ts";
@@ -386,7 +386,7 @@ export async function coldstart(args: Args): Promise<BenchBody> {
       target: which,
       n,
       nStandin,
-      operator: `${mode === "js" ? "compiled JavaScript, as the image runs it" : "src/ through type stripping"}; --session-poll-interval-ms 500 --concurrency 16 (defaults otherwise)`,
+      operator: `${mode === "js" ? `commit ${await buildOperator()}, compiled, as the image runs it` : "the work tree's src/ through type stripping"}; --session-poll-interval-ms 500 --concurrency 16 (defaults otherwise)`,
       spec: "kind pyspark, idleTimeout 10s (real) / 2s (stand-in), startupTimeout 10m",
     },
     results: {

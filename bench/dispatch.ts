@@ -3,6 +3,8 @@
  * throughput, the client's memory (this process: RSS and V8 heap, sampled every 20 ms), and the stand-in's
  * monitoring requests per completed statement (its own per-route counters).
  */
+import { setFlagsFromString } from "node:v8";
+import { runInNewContext } from "node:vm";
 import { LivyClient, SessionPool } from "../src/livy/index.ts";
 import { type Args, type BenchBody, log } from "./lib/bench.ts";
 import { fmt, type Goal, type Table } from "./lib/report.ts";
@@ -11,6 +13,12 @@ import { testbed } from "./lib/testbed.ts";
 
 const CODE = "1 + 1";
 const MiB = 2 ** 20;
+
+/** A full garbage collection, so that "heap used" means live objects, not garbage not yet collected. */
+function gc(): void {
+  setFlagsFromString("--expose-gc");
+  (runInNewContext("gc") as () => void)();
+}
 
 export async function dispatch(args: Args): Promise<BenchBody> {
   const total = args.num("statements", 10_000);
@@ -35,6 +43,7 @@ export async function dispatch(args: Args): Promise<BenchBody> {
   // warm up the code paths and connections
   await Promise.all(Array.from({ length: 200 }, () => pool.run(CODE)));
 
+  gc();
   const mem0 = process.memoryUsage();
   let peakRss = mem0.rss;
   let peakHeap = mem0.heapUsed;
@@ -80,6 +89,8 @@ export async function dispatch(args: Args): Promise<BenchBody> {
   await Promise.all(pending);
   const wallS = (performance.now() - t0) / 1000;
   clearInterval(sampler);
+  pending.length = 0;
+  gc();
   const mem1 = process.memoryUsage();
   const counters = await standin.counters();
   const stats = client.stats();
@@ -133,7 +144,7 @@ export async function dispatch(args: Args): Promise<BenchBody> {
           `${round(mem0.rss / MiB)} / ${round(peakRss / MiB)} / ${round(mem1.rss / MiB)}; +${round((peakRss - mem0.rss) / MiB)}`,
         ],
         [
-          "V8 heap used: before / peak / after (MiB); growth during the run",
+          "V8 heap used: before (after GC) / peak / after the run (after GC) (MiB); growth during the run",
           `${round(mem0.heapUsed / MiB)} / ${round(peakHeap / MiB)} / ${round(mem1.heapUsed / MiB)}; +${round((peakHeap - mem0.heapUsed) / MiB)}`,
         ],
         ["stand-in: statement POSTs", posts],

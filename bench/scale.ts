@@ -469,9 +469,9 @@ export async function scale(args: Args): Promise<BenchBody> {
       sessions: n,
       applyConcurrency,
       operatorBuild:
-        args.str("operator", "js") === "ts"
-          ? "src/ through type stripping"
-          : "compiled JavaScript (tsc -p tsconfig.build.json), as the image runs it",
+        op.commit === "work tree"
+          ? "the work tree's src/ through type stripping"
+          : `commit ${op.commit}, compiled (tsc -p tsconfig.build.json), as the image runs it`,
       operator: `--concurrency ${concurrency} --session-poll-interval-ms ${sessionPollMs} --default-resources {"requests":{"cpu":"10m","memory":"32Mi"}}${profile ? " (node --cpu-prof)" : ""}`,
       spec,
       standin: "session start 300 ms",

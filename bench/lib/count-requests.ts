@@ -22,7 +22,8 @@ let total = 0;
 function route(path: string, kube: boolean): string {
   const [p = "", query = ""] = path.split("?");
   const seg = p.split("/").filter(Boolean);
-  if (!kube) return `/${seg.map((s) => (/^\d+$/.test(s) ? ":id" : s)).join("/")}`;
+  if (!kube)
+    return `/${seg.map((s, i) => (/^\d+$/.test(s) ? ":id" : i === 1 && seg[0] === "sessions" ? ":name" : s)).join("/")}`;
   let i = seg[0] === "api" ? 2 : 3; // past /api/v1 or /apis/group/version
   if (seg[i] === "namespaces" && seg.length > i + 2) i += 2;
   const [plural = "", name, sub] = seg.slice(i);

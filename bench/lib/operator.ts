@@ -1,6 +1,6 @@
 /** The real operator process, started by a benchmark against its test bed, with request counting. */
 import { type ChildProcess, execFile, spawn } from "node:child_process";
-import { closeSync, mkdirSync, openSync, readFileSync, writeFileSync } from "node:fs";
+import { closeSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { stripTypeScriptTypes } from "node:module";
 import { createServer } from "node:net";
 import { join } from "node:path";
@@ -10,22 +10,37 @@ import { log } from "./bench.ts";
 import { BENCH_DIR, REPO_ROOT } from "./report.ts";
 
 const BUILD_DIR = join(BENCH_DIR, ".build");
-let built: Promise<void> | null = null;
+const BUILD_SRC = join(BENCH_DIR, ".build-src");
+let built: Promise<string> | null = null;
 
 /**
- * The operator as it ships (the image runs `node dist/operator/main.js`): compiled with the project's
- * tsconfig.build.json into bench/.build, so that no TypeScript stripping (its compiler's memory and start
- * time) is measured. The request counter is stripped to plain JavaScript beside it for the same reason.
+ * The operator as it ships (the image runs `node dist/operator/main.js`), from the last commit: `git archive
+ * HEAD` of src/ and the tsconfigs into bench/.build-src (others edit the shared work tree while benchmarks
+ * run), compiled with tsconfig.build.json into bench/.build. So no TypeScript stripping (its compiler's
+ * memory and start time) is measured, and the result names the commit it measured. The request counter is
+ * stripped to plain JavaScript beside it for the same reason. Returns the commit.
  */
-function buildOperator(): Promise<void> {
+export function buildOperator(): Promise<string> {
   built ??= (async () => {
-    log("compiling the operator (tsc -p tsconfig.build.json) into bench/.build");
-    await promisify(execFile)(
+    const run = promisify(execFile);
+    const commit = (await run("git", ["rev-parse", "--short", "HEAD"], { cwd: REPO_ROOT })).stdout.trim();
+    log(
+      `compiling the operator of commit ${commit} (git archive, tsc -p tsconfig.build.json) into bench/.build`,
+    );
+    rmSync(BUILD_SRC, { recursive: true, force: true });
+    rmSync(BUILD_DIR, { recursive: true, force: true });
+    mkdirSync(BUILD_SRC, { recursive: true });
+    await run(
+      "sh",
+      ["-c", `git archive HEAD src tsconfig.json tsconfig.build.json | tar -x -C '${BUILD_SRC}'`],
+      { cwd: REPO_ROOT, maxBuffer: 64 << 20 },
+    );
+    await run(
       process.execPath,
       [
         join(REPO_ROOT, "node_modules", "typescript", "bin", "tsc"),
         "-p",
-        join(REPO_ROOT, "tsconfig.build.json"),
+        join(BUILD_SRC, "tsconfig.build.json"),
         "--outDir",
         BUILD_DIR,
         "--declaration",
@@ -33,10 +48,13 @@ function buildOperator(): Promise<void> {
         "--sourceMap",
         "false",
       ],
-      { cwd: REPO_ROOT, maxBuffer: 16 << 20 },
+      { cwd: BUILD_SRC, maxBuffer: 16 << 20 },
     );
+    // the copy would otherwise be type-checked again by the repository's tsconfig (it includes bench/)
+    rmSync(BUILD_SRC, { recursive: true, force: true });
     const counter = readFileSync(join(BENCH_DIR, "lib", "count-requests.ts"), "utf8");
     writeFileSync(join(BUILD_DIR, "count-requests.mjs"), stripTypeScriptTypes(counter));
+    return commit;
   })();
   return built;
 }
@@ -65,7 +83,7 @@ export interface OperatorOptions {
   /** Write a V8 CPU profile (node --cpu-prof) into this directory on exit. */
   cpuProfDir?: string;
   logLevel?: string;
-  /** "js" (default): the compiled operator, as shipped; "ts": src/ through Node's type stripping. */
+  /** "js" (default): the last commit's operator compiled, as shipped; "ts": the work tree's src/ through type stripping. */
   mode?: "js" | "ts";
 }
 
@@ -81,6 +99,8 @@ export class Operator {
   readonly port: number;
   readonly countPort: number;
   readonly log: string;
+  /** The commit whose operator runs ("work tree" for mode ts). */
+  commit = "work tree";
   readonly #exited: Promise<number | null>;
 
   private constructor(proc: ChildProcess, port: number, countPort: number, log: string) {
@@ -98,7 +118,7 @@ export class Operator {
     const log = join(o.logDir, `operator-${o.name}-${Date.now()}.log`);
     const fd = openSync(log, "a");
     const mode = o.mode ?? "js";
-    if (mode === "js") await buildOperator();
+    const commit = mode === "js" ? await buildOperator() : "work tree";
     const entry =
       mode === "js" ? join(BUILD_DIR, "operator", "main.js") : join(REPO_ROOT, "src", "operator", "main.ts");
     const counter =
@@ -136,6 +156,7 @@ export class Operator {
     );
     closeSync(fd);
     const op = new Operator(proc, port, countPort, log);
+    op.commit = commit;
     const deadline = Date.now() + 60_000;
     for (;;) {
       if (proc.exitCode !== null) throw new Error(`operator exited with ${proc.exitCode}:\n${op.logTail()}`);
