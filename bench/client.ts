@@ -8,7 +8,7 @@
 import { execFile } from "node:child_process";
 import { join } from "node:path";
 import { promisify } from "node:util";
-import { LivyClient } from "../src/livy/index.ts";
+import { LivyClient, LivyProtocolError } from "../src/livy/index.ts";
 import { type Args, type BenchBody, log } from "./lib/bench.ts";
 import { NaivePoller } from "./lib/naive.ts";
 import { BENCH_DIR, fmt, type Goal, marginBelow, type Table } from "./lib/report.ts";
@@ -36,6 +36,28 @@ async function pylivy<T>(python: string, args: string[]): Promise<T> {
   });
   const last = stdout.trim().split("\n").pop() ?? "{}";
   return JSON.parse(last) as T;
+}
+
+/**
+ * Real Livy 0.9 sometimes answers a finished statement as `available` with `output: null` for a moment
+ * (pylivy keeps polling in that case; see LivySession._execute). Our client rejects it with
+ * LivyProtocolError ("... is available without output"): a bug in src/livy reported with these results.
+ * The benchmark counts each occurrence and runs the statement again, so the comparison can go on.
+ */
+const outputRace = { count: 0 };
+function isOutputRace(err: unknown): boolean {
+  return err instanceof LivyProtocolError && /available without output/.test(err.message);
+}
+async function runOurs(run: () => Promise<{ text: string | undefined }>): Promise<void> {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      expect2((await run()).text);
+      return;
+    } catch (err) {
+      if (!isOutputRace(err) || attempt >= 5) throw err;
+      outputRace.count++;
+    }
+  }
 }
 
 function expect2(text: string | undefined): void {
@@ -70,7 +92,7 @@ export async function client(args: Args): Promise<BenchBody> {
     const startS = (performance.now() - t0) / 1000;
     log(`sessions ${ids.join(",")} idle after ${startS.toFixed(0)} s`);
     // a fresh pyspark session's first statement takes seconds (Python and JVM warm-up): not what is compared
-    await Promise.all(ids.map(async (id) => expect2((await ours.session(id).run(CODE)).text)));
+    await Promise.all(ids.map((id) => runOurs(() => ours.session(id).run(CODE))));
     const naive = new NaivePoller(livyUrl, naiveMs);
     const sid = ids[0] ?? 0;
     try {
@@ -94,7 +116,7 @@ export async function client(args: Args): Promise<BenchBody> {
         for (let i = 0; i < warm + count; i++) {
           const before = who === "ours" ? ours.stats().requests : naive.requests;
           const s0 = performance.now();
-          if (who === "ours") expect2((await ours.session(sid).run(CODE)).text);
+          if (who === "ours") await runOurs(() => ours.session(sid).run(CODE));
           else expect2(await naive.run(sid, CODE));
           const dt = performance.now() - s0;
           if (i >= warm) {
@@ -137,7 +159,17 @@ export async function client(args: Args): Promise<BenchBody> {
           const handles = await Promise.all(
             Array.from({ length: total }, (_, i) => ours.session(ids[i % nSessions] ?? 0).submit(CODE)),
           );
-          for (const h of await Promise.all(handles.map((h) => h.result))) expect2(h.text);
+          // a statement hit by the output race is run again once its batch is done (counted in the result)
+          const settled = await Promise.allSettled(handles.map((h) => h.result));
+          const again: number[] = [];
+          settled.forEach((r, i) => {
+            if (r.status === "fulfilled") expect2(r.value.text);
+            else if (isOutputRace(r.reason)) {
+              outputRace.count++;
+              again.push(i);
+            } else throw r.reason;
+          });
+          await Promise.all(again.map((i) => runOurs(() => ours.session(ids[i % nSessions] ?? 0).run(CODE))));
         } else {
           const outs = await Promise.all(
             Array.from({ length: total }, (_, i) => naive.run(ids[i % nSessions] ?? 0, CODE)),
@@ -185,6 +217,7 @@ export async function client(args: Args): Promise<BenchBody> {
           ),
         },
         oursP50OverPylivyP50: round(ratio),
+        oursOutputRaceRejections: outputRace.count,
         samplesMs: {
           ours: lat.ours.map((v) => round(v)),
           pylivy: lat.pylivy.map((v) => round(v)),
@@ -226,6 +259,7 @@ export async function client(args: Args): Promise<BenchBody> {
             : `missed: ${(ratio / 0.25).toFixed(2)}x the allowed ratio`,
       });
       notes.push(
+        `Our client rejected ${outputRace.count} statement(s) that real Livy briefly reported as \`available\` with \`output: null\` (LivyProtocolError "available without output"; pylivy and the naive poller keep polling in that case); the benchmark ran each again. This is a bug in src/livy, reported with these results.`,
         `pylivy sleeps 0.1 s before its first poll of a statement and then 0.2, 0.3, 0.5, 1 s (livy/session.py polling_intervals), which sets its floor; the naive poller's floor is its ${naiveMs} ms interval. Our monitor polls 2 ms after a submission, then backs off from 10 ms by 1.5x to 1 s.`,
         `The ${nSessions} real Livy sessions took ${startS.toFixed(0)} s to start (not timed in the comparison).`,
       );
