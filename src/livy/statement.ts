@@ -8,6 +8,9 @@ import { isStatementDone, type Statement, type StatementState } from "./protocol
 import { type StatementResult, statementResult } from "./result.ts";
 import type { WaitOptions } from "./wait.ts";
 
+/** Polls of an `available` statement without output before it counts as a protocol error. */
+const MAX_EMPTY_AVAILABLE = 20;
+
 export interface StatementStateChange {
   state: StatementState;
   progress: number;
@@ -41,6 +44,7 @@ export class StatementHandle implements AsyncIterable<StatementStateChange> {
   readonly result: Promise<StatementResult>;
   #statement: Statement;
   #done = false;
+  #availableWithoutOutput = 0;
   /** Set when the wait ended for a reason other than the statement's own outcome. */
   #failure: LivyError | undefined;
   #resolve!: (result: StatementResult) => void;
@@ -191,6 +195,14 @@ export class StatementHandle implements AsyncIterable<StatementStateChange> {
     if (this.#done || !isStatementDone(statement.state)) return;
     if (statement.state === "cancelled") {
       this.#end(() => this.#reject(new StatementCancelledError(this.sessionId, this.id)));
+      return;
+    }
+    // Real Livy can report `available` a moment before it sets the output: keep polling a bounded while.
+    if (
+      statement.state === "available" &&
+      !statement.output &&
+      ++this.#availableWithoutOutput < MAX_EMPTY_AVAILABLE
+    ) {
       return;
     }
     try {
