@@ -43,7 +43,7 @@ interface Timeline {
   ready?: number;
   result?: number;
   livyId?: number;
-  /** Time Livy took to answer the operator's GET /sessions and POST /sessions of this start (ms). */
+  /** Time Livy took to answer the operator's session lookup (GET /sessions or /sessions/{name}) and POST /sessions (ms). */
   livyAnswerMs?: number;
 }
 
@@ -210,7 +210,7 @@ async function runTarget(
       failures.push(`${name} ${kind}: first statement failed: ${String(err)}`);
     }
     const lat1 = (await op.requests()).latency;
-    t.livyAnswerMs = ["livy GET /sessions", "livy POST /sessions"].reduce(
+    t.livyAnswerMs = ["livy GET /sessions", "livy GET /sessions/:name", "livy POST /sessions"].reduce(
       (a, k) => a + (lat1[k]?.sumMs ?? 0) - (lat0[k]?.sumMs ?? 0),
       0,
     );
@@ -272,9 +272,9 @@ async function runTarget(
 
 /** The first operator stage of a cold start, split: its own pass that adds the finalizer, then the start pass. */
 const FINALIZER_SPLIT = [
-  ["  of which: apply → finalizer added (a pass of its own)", "applied", "finalizer"],
+  ["  of which: apply → finalizer added", "applied", "finalizer"],
   [
-    "  of which: finalizer → Deployment applied (ConfigMap, Service, Deployment in turn)",
+    "  of which: finalizer added → Deployment applied (ConfigMap, Service, Deployment)",
     "finalizer",
     "deployAdded",
   ],
