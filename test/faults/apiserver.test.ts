@@ -40,6 +40,34 @@ import {
  */
 const OUTAGE_MS = Number(process.env.FAULTS_OUTAGE_MS ?? 15_000);
 
+/** Runs a setup step and prints how long it took (API server restarts dominate this file's time). */
+async function timed<T>(what: string, fn: () => Promise<T>): Promise<T> {
+  const started = Date.now();
+  try {
+    return await fn();
+  } finally {
+    console.log(`[faults] ${what}: ${Date.now() - started} ms`);
+  }
+}
+
+/**
+ * The API server's command line at the start. The 410 test runs it without the ConfigMap watch cache; the
+ * outage test, after it, starts it again on this command line; and if that did not happen (a filter, a
+ * failure), the file's last hook does. Each restart costs the controller-manager, scheduler and kwok their
+ * client-go backoff, which stays long for two minutes after a failure: hence no restart more than needed.
+ */
+let original: string[] = [];
+beforeAll(() => {
+  original = apiserverArgs();
+});
+afterAll(async () => {
+  if (original.length && JSON.stringify(apiserverArgs()) !== JSON.stringify(original)) {
+    await timed("API server stopped", stopApiserver);
+    await timed("API server started as before", () => startApiserver(original));
+    await timed("control plane working again", controlPlaneWorks);
+  }
+});
+
 const restarts = async (op: OperatorProcess, labels: Record<string, string>) =>
   metricValue(await op.metrics(), "livy_operator_watch_restarts_total", labels);
 
@@ -73,10 +101,10 @@ describe("a watch that stalls silently", () => {
 
   afterAll(async () => {
     proxy?.resume();
-    await kubectl(["delete", "livysessions", "--all", "-n", ns, "--wait=true", "--timeout=60s"]).catch(
-      () => "",
+    await timed("cleanup: LivySessions deleted", () =>
+      kubectl(["delete", "livysessions", "--all", "-n", ns, "--wait=true", "--timeout=60s"]).catch(() => ""),
     );
-    await op?.stop();
+    await timed("cleanup: operator stopped", async () => op?.stop());
     await proxy?.close();
     await kubectl(["delete", "namespace", ns, "--wait=false"]).catch(() => "");
   });
@@ -115,6 +143,62 @@ describe("a watch that stalls silently", () => {
   });
 });
 
+describe("a watch that expires (410 Gone)", () => {
+  let ns: string;
+  let op: OperatorProcess | null = null;
+
+  beforeAll(async () => {
+    await installCrd();
+    ns = await createNamespace("expire");
+    // Without the watch cache for ConfigMaps, their watches are served by etcd itself, which answers a
+    // resourceVersion older than its compaction with 410 Gone, as it does in any cluster after compaction.
+    await timed("API server stopped", stopApiserver);
+    await timed("API server started without the ConfigMap watch cache", () =>
+      startApiserver([...original, "--watch-cache-sizes=configmaps#0"]),
+    );
+    await timed("control plane working again", controlPlaneWorks);
+    op = await startOperator({
+      name: "expire",
+      args: ["--namespaces", ns, "--watch-timeout-seconds", "2"],
+    });
+  });
+
+  afterAll(async () => {
+    await timed("cleanup: LivySessions deleted", () =>
+      kubectl(["delete", "livysessions", "--all", "-n", ns, "--wait=true", "--timeout=60s"]).catch(() => ""),
+    );
+    await timed("cleanup: operator stopped", async () => op?.stop());
+    await kubectl(["delete", "namespace", ns, "--wait=false"]).catch(() => "");
+  });
+
+  it("relists and carries on, counted as expired", async () => {
+    if (!op) throw new Error("no operator");
+    await applySession(ns, "a", { kind: "pyspark", idleTimeout: "1h" });
+    await convergedReady(ns, ["a"]);
+    expect(await restarts(op, { reason: "expired" })).toBe(0);
+    // the ConfigMap watch resumes every 2 s from the resourceVersion of the last ConfigMap event it saw;
+    // writes elsewhere move etcd past it, then the history before is compacted away
+    await applySession(ns, "other", { kind: "pyspark", suspend: true });
+    const rev = await compactEtcd();
+    await until(
+      "a ConfigMap watch expired",
+      async () => (await restarts(op as OperatorProcess, { resource: "configmaps", reason: "expired" })) > 0,
+      20_000,
+    );
+    expect(op.logs()).toMatch(/"reason":"expired"/);
+    // the relisted cache serves the operator as before: a teardown and a start both see their ConfigMaps
+    await patchSession(ns, "a", { spec: { suspend: true } });
+    await convergedParked(ns, ["a"], "Suspended");
+    await patchSession(ns, "a", { spec: { suspend: false } });
+    await convergedReady(ns, ["a"]);
+    expect((await readyz(op)).status).toBe(200);
+    await deleteSession(ns, "a");
+    await deleteSession(ns, "other");
+    await convergedGone(ns);
+    console.log(`[faults] expired watch: etcd compacted at revision ${rev}, ConfigMap watch relisted`);
+  });
+});
+
 describe("kube-apiserver outage", () => {
   let ns: string;
   let op: OperatorProcess | null = null;
@@ -126,10 +210,10 @@ describe("kube-apiserver outage", () => {
   });
 
   afterAll(async () => {
-    await kubectl(["delete", "livysessions", "--all", "-n", ns, "--wait=true", "--timeout=60s"]).catch(
-      () => "",
+    await timed("cleanup: LivySessions deleted", () =>
+      kubectl(["delete", "livysessions", "--all", "-n", ns, "--wait=true", "--timeout=60s"]).catch(() => ""),
     );
-    await op?.stop();
+    await timed("cleanup: operator stopped", async () => op?.stop());
     await kubectl(["delete", "namespace", ns, "--wait=false"]).catch(() => "");
   });
 
@@ -170,7 +254,8 @@ describe("kube-apiserver outage", () => {
         await sleep(500);
       }
     } finally {
-      await startApiserver();
+      // on the same port, with the test bed's own flags (which also ends the 410 test's setting)
+      await startApiserver(original);
     }
     const upAt = Date.now();
     // informers relist and watch again by themselves (the backoff is at most 30 s)
@@ -199,67 +284,5 @@ describe("kube-apiserver outage", () => {
     console.log(
       `[faults] apiserver outage: stopped ${OUTAGE_MS} ms (+ ${upAt - stoppedAt - OUTAGE_MS} ms to start again), /readyz 503 from ${seen.find((s) => s.status === 503)?.t} ms after the stop, ready ${readyAfterMs} ms after the API server was back (the controller-manager, scheduler and kwok after ${controlPlaneMs} ms)`,
     );
-  });
-});
-
-describe("a watch that expires (410 Gone)", () => {
-  let ns: string;
-  let op: OperatorProcess | null = null;
-  let original: string[];
-
-  beforeAll(async () => {
-    await installCrd();
-    ns = await createNamespace("expire");
-    // Without the watch cache for ConfigMaps, their watches are served by etcd itself, which answers a
-    // resourceVersion older than its compaction with 410 Gone, as it does in any cluster after compaction.
-    original = apiserverArgs();
-    await stopApiserver();
-    await startApiserver([...original, "--watch-cache-sizes=configmaps#0"]);
-    await controlPlaneWorks();
-    op = await startOperator({
-      name: "expire",
-      args: ["--namespaces", ns, "--watch-timeout-seconds", "2"],
-    });
-  });
-
-  afterAll(async () => {
-    await kubectl(["delete", "livysessions", "--all", "-n", ns, "--wait=true", "--timeout=60s"]).catch(
-      () => "",
-    );
-    await op?.stop();
-    await kubectl(["delete", "namespace", ns, "--wait=false"]).catch(() => "");
-    // the test bed's API server as it was
-    if (original) {
-      await stopApiserver();
-      await startApiserver(original);
-      await controlPlaneWorks();
-    }
-  });
-
-  it("relists and carries on, counted as expired", async () => {
-    if (!op) throw new Error("no operator");
-    await applySession(ns, "a", { kind: "pyspark", idleTimeout: "1h" });
-    await convergedReady(ns, ["a"]);
-    expect(await restarts(op, { reason: "expired" })).toBe(0);
-    // the ConfigMap watch resumes every 2 s from the resourceVersion of the last ConfigMap event it saw;
-    // writes elsewhere move etcd past it, then the history before is compacted away
-    await applySession(ns, "other", { kind: "pyspark", suspend: true });
-    const rev = await compactEtcd();
-    await until(
-      "a ConfigMap watch expired",
-      async () => (await restarts(op as OperatorProcess, { resource: "configmaps", reason: "expired" })) > 0,
-      20_000,
-    );
-    expect(op.logs()).toMatch(/"reason":"expired"/);
-    // the relisted cache serves the operator as before: a teardown and a start both see their ConfigMaps
-    await patchSession(ns, "a", { spec: { suspend: true } });
-    await convergedParked(ns, ["a"], "Suspended");
-    await patchSession(ns, "a", { spec: { suspend: false } });
-    await convergedReady(ns, ["a"]);
-    expect((await readyz(op)).status).toBe(200);
-    await deleteSession(ns, "a");
-    await deleteSession(ns, "other");
-    await convergedGone(ns);
-    console.log(`[faults] expired watch: etcd compacted at revision ${rev}, ConfigMap watch relisted`);
   });
 });
