@@ -4,22 +4,26 @@ SHELL := /bin/bash
 NODE_ENV_SH := . scripts/node-env.sh
 LIVY_SH := . scripts/livy-availability.sh
 
-.PHONY: setup demo test test-unit lint build testbed-build bench clean
+.PHONY: setup system-deps demo test test-unit lint build testbed-build bench clean
 
 node_modules/.install-stamp: package.json package-lock.json
 	@$(NODE_ENV_SH) && npm ci --no-audit --no-fund --loglevel=error && touch $@
 
 setup: node_modules/.install-stamp
 
-testbed-build: setup
+# Debian packages the test bed needs (container engine, the real node's runtime and CNI plugins, debootstrap)
+system-deps:
+	@bash scripts/system-deps.sh
+
+testbed-build: setup system-deps
 	@$(NODE_ENV_SH) && $(LIVY_SH) && npm run --silent testbed -- build
 
-demo: setup
+demo: setup system-deps
 	@$(NODE_ENV_SH) && $(LIVY_SH) && npm run --silent testbed -- build && npm run --silent demo
 
 # the test bed is built first, in the open (about 15 min on 2 cores when the cache is cold), so the test
 # run itself only starts processes
-test: setup
+test: setup system-deps
 	@$(NODE_ENV_SH) && $(LIVY_SH) && npm run --silent testbed -- build && npm test
 
 test-unit: setup
