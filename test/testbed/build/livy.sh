@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds Apache Livy and the Spark it runs on from package registries, cached by version:
 #   spark  python venv spark-venv-$SPARK_VERSION: pyspark (its package dir is SPARK_HOME) + the PyPI livy client
-#   livy   LIVY_HOME livy-$LIVY_VERSION laid out from Apache's binary release (LIVY_DISTRIBUTION)
+#   livy   LIVY_HOME livy-$LIVY_VERSION laid out from Apache's binary release (found by find-livy.sh)
 # Usage: livy.sh [spark|livy]...   (no argument: both). Idempotent.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -43,14 +43,16 @@ s.stop()' 2>"$out/verify.log" | tail -1) || true
 
 # Livy 0.8 and 0.9 are in no package registry: Maven Central stops at 0.7.1-incubating for livy-server,
 # livy-rsc and livy-api and never published livy-repl_* or livy-assembly, so no pom can lay out a 0.9
-# LIVY_HOME. The test bed therefore takes Apache's binary release: LIVY_DISTRIBUTION names
-# apache-livy-$LIVY_VERSION_2.12-bin.zip (from the Apache mirrors) or an unpacked LIVY_HOME of it.
-# Without one, real Livy is unavailable and the test run says so (LIVY_TESTBED_SKIP_LIVY=1 opts out).
+# LIVY_HOME. The test bed therefore takes Apache's binary release, found by find-livy.sh: LIVY_DISTRIBUTION
+# (a zip or an unpacked LIVY_HOME), else the project's verified mirror in shared/livy/ above the repository,
+# else the verified copy of it in the cache. Without one, real Livy is unavailable and the test run says so
+# (LIVY_TESTBED_SKIP_LIVY=1 opts out).
 build_livy() {
   local out="$CACHE/livy-$LIVY_VERSION"
   [ -f "$out/.complete" ] && { log "livy $LIVY_VERSION cached at $out"; return; }
-  local dist=${LIVY_DISTRIBUTION:-}
-  [ -n "$dist" ] || fail "livy: Apache Livy $LIVY_VERSION is not served by any package registry (Maven Central stops at 0.7.1-incubating and has no livy-repl); set LIVY_DISTRIBUTION to apache-livy-${LIVY_VERSION}_2.12-bin.zip or its unpacked directory, or LIVY_TESTBED_SKIP_LIVY=1 to test without real Livy"
+  local dist; dist=$(bash "$here/find-livy.sh") || dist=""
+  [ -n "$dist" ] || fail "livy: Apache Livy $LIVY_VERSION is not served by any package registry (Maven Central stops at 0.7.1-incubating and has no livy-repl), and no verified shared/livy/apache-livy-${LIVY_VERSION}_2.12-bin.zip was found above the repository or in the cache; set LIVY_DISTRIBUTION to that zip or its unpacked directory, or LIVY_TESTBED_SKIP_LIVY=1 to test without real Livy"
+  log "livy: laying out $dist"
   command -v java >/dev/null || fail "livy: java is not installed (Livy 0.9 runs on Java 17)"
   rm -rf "$out"; mkdir -p "$out"
   if [ -f "$dist" ]; then
@@ -61,7 +63,7 @@ build_livy() {
   elif [ -d "$dist" ]; then
     cp -r "$dist/." "$out/"
   else
-    fail "livy: LIVY_DISTRIBUTION=$dist is neither a zip nor a directory"
+    fail "livy: $dist is neither a zip nor a directory"
   fi
   chmod +x "$out"/bin/* 2>/dev/null || true
   # Livy's assembly puts kryo-shaded, minlog and objenesis in both rsc-jars/ and repl_2.12-jars/; a session
@@ -73,7 +75,7 @@ build_livy() {
     if [ -f "$out/rsc-jars/$(basename "$j")" ]; then rm -f "$j"; fi
   done
   verify_livy_layout "$out"
-  build_spark  # the server checks its Spark at start-up
+  ( flock 8; build_spark ) 8>"$CACHE/.lock-spark"  # the server checks its Spark at start-up
   verify_livy_server "$out" "$CACHE/src/livy-verify"
   touch "$out/.complete"; log "livy $LIVY_VERSION laid out in $out"
 }
@@ -115,4 +117,7 @@ verify_livy_server() {
 }
 
 targets=("$@"); [ ${#targets[@]} -gt 0 ] || targets=(spark livy)
-for t in "${targets[@]}"; do "build_$t"; done
+for t in "${targets[@]}"; do
+  # one builder per component at a time, machine-wide (build_livy also builds spark: it takes that lock too)
+  ( flock 9; "build_$t" ) 9>"$CACHE/.lock-$t"
+done
