@@ -1,4 +1,4 @@
-export * from "./conditions.ts";
 export * from "./crd.ts";
 export * from "./duration.ts";
 export * from "./livysession.ts";
+export * from "./status.ts";

@@ -1,6 +1,5 @@
 import type { V1ObjectMeta } from "@kubernetes/client-node";
 import { z } from "zod";
-import { PHASES, REASON_PATTERN } from "./conditions.ts";
 import { DURATION_MAX_LENGTH, DURATION_PATTERN, durationNanos } from "./duration.ts";
 import {
   annotate,
@@ -20,6 +19,7 @@ import {
   str,
   withRules,
 } from "./schema-kit.ts";
+import { PHASES, REASON_PATTERN, STATUS_LIMITS } from "./status.ts";
 
 export const GROUP = "livy.dev";
 export const VERSION = "v1alpha1";
@@ -370,7 +370,8 @@ export const specSchema = withRules(
 
 const TIMESTAMP =
   "^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\\.[0-9]{1,9})?(Z|[+-][0-9]{2}:[0-9]{2})$";
-const timestamp = (description: string) => str({ max: 64, pattern: TIMESTAMP, description });
+const timestamp = (description: string) =>
+  str({ max: STATUS_LIMITS.timestamp, pattern: TIMESTAMP, description });
 
 /** metav1.Condition, with its validation. */
 export const conditionSchema = z.object({
@@ -385,11 +386,11 @@ export const conditionSchema = z.object({
   lastTransitionTime: timestamp("When status last changed."),
   reason: str({
     min: 1,
-    max: 1024,
+    max: STATUS_LIMITS.reason,
     pattern: REASON_PATTERN,
     description: "CamelCase cause; see the README.",
   }),
-  message: str({ max: 32768, description: "Human-readable details." }),
+  message: str({ max: STATUS_LIMITS.message, description: "Human-readable details." }),
 });
 
 export const statusSchema = z.object({
@@ -403,9 +404,12 @@ export const statusSchema = z.object({
     .optional()
     .meta({ description: "Summary for kubectl, derived from the conditions; do not branch on it." }),
   conditions: listMap(conditionSchema, ["type"], 16, "ServerReady, SessionReady, Ready and Idle.").optional(),
-  serverURL: str({ max: 2048, description: "Base URL of the Livy server while one is deployed." }).optional(),
+  serverURL: str({
+    max: STATUS_LIMITS.url,
+    description: "Base URL of the Livy server while one is deployed.",
+  }).optional(),
   sessionURL: str({
-    max: 2048,
+    max: STATUS_LIMITS.url,
     description: "URL of the Livy session: POST statements to <sessionURL>/statements.",
   }).optional(),
   livySessionId: int({
@@ -414,7 +418,7 @@ export const statusSchema = z.object({
     description: "Livy's id of the current session.",
   }).optional(),
   livySessionState: str({
-    max: 64,
+    max: STATUS_LIMITS.livySessionState,
     description:
       "Livy's state of the session: not_started, starting, idle, busy, shutting_down, error, dead, killed, success.",
   }).optional(),
@@ -427,15 +431,19 @@ export const statusSchema = z.object({
     "When the current start attempt began (or, during Recover's backoff, when the next one may begin); startupTimeout counts from here.",
   ).optional(),
   demandedAt: str({
-    max: 64,
-    description: "The livy.dev/demanded-at annotation value last served; a different value is a new demand.",
+    max: STATUS_LIMITS.demandedAt,
+    description:
+      "The livy.dev/demanded-at annotation value last served (a digest when longer than 64 characters); a different value is a new demand.",
   }).optional(),
   restarts: int({
     min: 0,
     max: 2_147_483_647,
     description: "Restarts made by failurePolicy Recover.",
   }).optional(),
-  message: str({ max: 32768, description: "Human-readable summary of the current state." }).optional(),
+  message: str({
+    max: STATUS_LIMITS.message,
+    description: "Human-readable summary of the current state.",
+  }).optional(),
 });
 
 // ---------------------------------------------------------------- the resource
@@ -475,7 +483,6 @@ export type LivySessionSpec = z.output<typeof specSchema>;
 /** A spec as written in a manifest: defaulted fields may be omitted. */
 export type LivySessionSpecInput = z.input<typeof specSchema>;
 export type LivySessionStatus = z.output<typeof statusSchema>;
-export type Condition = z.output<typeof conditionSchema>;
 export type ServerSpec = z.output<typeof serverSchema>;
 export type SessionSpec = z.output<typeof sessionSchema>;
 export type AuthSpec = z.output<typeof authSchema>;

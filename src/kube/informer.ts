@@ -1,3 +1,4 @@
+import { backoffDelay } from "../util/backoff.ts";
 import {
   KubeApiError,
   type KubeClient,
@@ -195,8 +196,12 @@ export class Informer<T extends KubeObject> {
           this.opts.onError?.(err);
         }
         this.failures++;
-        const base = Math.min(this.opts.maxBackoffMs, this.opts.minBackoffMs * 2 ** (this.failures - 1));
-        await this.backoff(base / 2 + Math.random() * (base / 2));
+        await this.backoff(
+          backoffDelay(
+            { baseMs: this.opts.minBackoffMs, maxMs: this.opts.maxBackoffMs, jitter: 0.5 },
+            this.failures - 1,
+          ),
+        );
       }
     }
   }

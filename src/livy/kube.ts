@@ -7,11 +7,17 @@ import {
   ANNOTATION_DEMANDED_AT,
   type AuthSpec,
   GROUP,
+  isFailed,
+  isIdle,
+  isReady,
+  isSuspended,
   type LivySessionStatus,
   PLURAL,
+  readyCondition,
   VERSION,
 } from "../api/index.ts";
 import { CORE, type KubeClient, type KubeObject, type ResourceType, resourcePath } from "../kube/client.ts";
+import { backoffDelay } from "../util/backoff.ts";
 import { type LivyAuth, LivyClient, type LivyClientOptions } from "./client.ts";
 import { LivyError, LivyUnreachableError, SessionGoneError, SessionNotUsableError } from "./errors.ts";
 import { isSessionTerminal } from "./protocol.ts";
@@ -49,7 +55,7 @@ export class LivySessionNotReadyError extends LivyError {
   readonly reason: string | undefined;
 
   constructor(namespace: string, name: string, status: LivySessionStatus | undefined, why: string) {
-    const ready = status?.conditions?.find((c) => c.type === "Ready");
+    const ready = readyCondition({ status });
     super(
       "LIVY_SESSION_NOT_USABLE",
       `LivySession ${namespace}/${name} ${why}${ready?.reason ? ` (${ready.reason}: ${ready.message ?? ""})` : ""}`,
@@ -68,8 +74,7 @@ export function endpointOf(
   obj: LivySessionObject,
 ): LivySessionEndpoint | null {
   const s = obj.status;
-  const ready = s?.conditions?.find((c) => c.type === "Ready")?.status === "True";
-  if (!ready || !s?.serverURL || s.livySessionId === undefined) return null;
+  if (!isReady(obj) || !s?.serverURL || s.livySessionId === undefined) return null;
   return {
     namespace,
     name,
@@ -81,14 +86,9 @@ export function endpointOf(
 /** Why waiting is pointless, or null while the operator may still make it Ready. */
 function hopeless(obj: LivySessionObject): string | null {
   if (obj.metadata?.deletionTimestamp) return "is being deleted";
-  const phase = obj.status?.phase;
-  if (phase === "Failed") return "has failed";
-  if (phase === "Suspended") return "is suspended (spec.suspend is true)";
+  if (isFailed(obj)) return "has failed";
+  if (isSuspended(obj)) return "is suspended (spec.suspend is true)";
   return null;
-}
-
-function isIdle(obj: LivySessionObject): boolean {
-  return obj.status?.conditions?.some((c) => c.type === "Idle" && c.status === "True") ?? false;
 }
 
 export interface ResolveOptions extends WaitOptions {
@@ -145,7 +145,7 @@ export async function resolveLivySession(
       // it (watches time out); then read again, as a level-triggered loop does.
       const from = obj.metadata?.resourceVersion;
       const decided = await raceSignal(watchUntilDecided(kube, namespace, name, from, signal), signal);
-      if (!decided) await sleep(Math.min(1_000, 100 * 2 ** attempt), signal);
+      if (!decided) await sleep(backoffDelay({ baseMs: 100, maxMs: 1_000 }, attempt), signal);
     }
   } finally {
     deadline.dispose();

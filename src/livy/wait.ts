@@ -2,6 +2,7 @@
  * Deadlines: every wait in the client ends on the caller's AbortSignal, on a timeout, or when the
  * client closes, and the reason is always a typed LivyError (never a bare DOMException).
  */
+import { backoffDelay as delay } from "../util/backoff.ts";
 import { LivyAbortError, LivyTimeoutError } from "./errors.ts";
 
 export interface WaitOptions {
@@ -113,6 +114,9 @@ export function backoffDelay(
   attempt: number,
   random: () => number = Math.random,
 ): number {
-  const base = Math.min(policy.maxDelayMs, policy.minDelayMs * policy.factor ** attempt);
-  return Math.round(base * (0.5 + random() / 2));
+  return delay(
+    { baseMs: policy.minDelayMs, maxMs: policy.maxDelayMs, factor: policy.factor, jitter: 0.5 },
+    attempt,
+    random,
+  );
 }

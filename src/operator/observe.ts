@@ -1,3 +1,5 @@
+import { Reason } from "../api/index.ts";
+
 /**
  * Pure readings of the world: what a Deployment and its Pods say about a Livy server. The reconciler
  * decides from these; unit tests feed them tables of objects.
@@ -33,12 +35,10 @@ export interface PodLike {
   };
 }
 
-export type ServerFailureReason =
-  | "ImagePullFailed"
-  | "Unschedulable"
-  | "CrashLooping"
-  | "ContainerConfigError"
-  | "ReplicaFailure";
+export type ServerFailureReason = Extract<
+  Reason,
+  "ImagePullFailed" | "Unschedulable" | "CrashLooping" | "ContainerConfigError" | "ReplicaFailure"
+>;
 
 export type ServerObservation =
   | { state: "Missing" }
@@ -67,7 +67,7 @@ export function observeServer(deployment: DeploymentLike | undefined, pods: PodL
       if (waiting?.reason && IMAGE_PULL.has(waiting.reason)) {
         return {
           state: "Failed",
-          reason: "ImagePullFailed",
+          reason: Reason.ImagePullFailed,
           message: `${waiting.reason}: ${waiting.message ?? "cannot pull the Livy image"}`,
         };
       }
@@ -78,14 +78,14 @@ export function observeServer(deployment: DeploymentLike | undefined, pods: PodL
           : "";
         return {
           state: "Failed",
-          reason: "CrashLooping",
+          reason: Reason.CrashLooping,
           message: `the Livy server keeps crashing${detail}`,
         };
       }
       if (waiting?.reason && CONFIG_ERRORS.has(waiting.reason)) {
         return {
           state: "Failed",
-          reason: "ContainerConfigError",
+          reason: Reason.ContainerConfigError,
           message: `${waiting.reason}: ${waiting.message ?? ""}`.trim(),
         };
       }
@@ -94,7 +94,7 @@ export function observeServer(deployment: DeploymentLike | undefined, pods: PodL
     if (scheduled?.status === "False" && scheduled.reason === "Unschedulable") {
       return {
         state: "Failed",
-        reason: "Unschedulable",
+        reason: Reason.Unschedulable,
         message: scheduled.message ?? "no node can run the Livy server pod",
       };
     }
@@ -105,7 +105,7 @@ export function observeServer(deployment: DeploymentLike | undefined, pods: PodL
   if (failure)
     return {
       state: "Failed",
-      reason: "ReplicaFailure",
+      reason: Reason.ReplicaFailure,
       message: failure.message ?? failure.reason ?? "replica failure",
     };
   const st = deployment.status ?? {};
@@ -117,43 +117,4 @@ export function observeServer(deployment: DeploymentLike | undefined, pods: PodL
     state: "Progressing",
     message: progressing?.message ?? `waiting for the Livy server pod (${st.readyReplicas ?? 0}/1 ready)`,
   };
-}
-
-export interface Condition {
-  type: string;
-  status: "True" | "False" | "Unknown";
-  reason: string;
-  message: string;
-  lastTransitionTime: string;
-  observedGeneration?: number;
-}
-
-/**
- * Sets a condition like apimachinery's meta.SetStatusCondition: lastTransitionTime moves only when the
- * status changes. Returns a new list; the order of types is kept stable.
- */
-export function setCondition(
-  conditions: Condition[],
-  next: { type: string; status: "True" | "False" | "Unknown"; reason: string; message?: string },
-  generation: number,
-  now: Date,
-): Condition[] {
-  const existing = conditions.find((c) => c.type === next.type);
-  const cond: Condition = {
-    type: next.type,
-    status: next.status,
-    reason: next.reason,
-    message: (next.message ?? "").slice(0, 32_768),
-    lastTransitionTime:
-      existing && existing.status === next.status
-        ? existing.lastTransitionTime
-        : now.toISOString().replace(/\.\d{3}Z$/, "Z"),
-    observedGeneration: generation,
-  };
-  if (!existing) return [...conditions, cond];
-  return conditions.map((c) => (c.type === next.type ? cond : c));
-}
-
-export function getCondition(conditions: Condition[] | undefined, type: string): Condition | undefined {
-  return conditions?.find((c) => c.type === type);
 }

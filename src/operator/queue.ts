@@ -1,3 +1,5 @@
+import { backoffDelay } from "../util/backoff.ts";
+
 /**
  * A work queue keyed by namespace/name with the semantics of client-go's workqueue:
  * - a key is never processed by two workers at once;
@@ -82,7 +84,7 @@ export class WorkQueue {
     const n = this.failures.get(key) ?? 0;
     this.failures.set(key, n + 1);
     this.hooks.onRetry?.();
-    const delay = Math.min(this.backoff.maxMs, this.backoff.baseMs * 2 ** n);
+    const delay = backoffDelay({ baseMs: this.backoff.baseMs, maxMs: this.backoff.maxMs }, n);
     this.addAfter(key, delay);
     return delay;
   }

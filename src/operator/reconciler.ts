@@ -1,13 +1,21 @@
 import type { Logger } from "pino";
 import {
   ANNOTATION_DEMANDED_AT,
+  type Condition,
+  type ConditionType,
+  derivePhase,
+  FAILURE_REASONS,
   FINALIZER,
   GROUP,
+  getCondition,
   KIND,
   type LivySession,
   type LivySessionStatus,
+  type Phase,
   PLURAL,
   parseDuration,
+  type Reason,
+  setCondition,
   VERSION,
 } from "../api/index.ts";
 import {
@@ -24,6 +32,7 @@ import { LivyHttpError, LivyTimeoutError, LivyUnreachableError, SessionGoneError
 import type { Session } from "../livy/protocol.ts";
 import { isSessionTerminal, isSessionUsable, LIVY_MESSAGES } from "../livy/protocol.ts";
 import { authFromSecret, type SecretLike } from "../livy/secret-auth.ts";
+import { backoffDelay } from "../util/backoff.ts";
 import { type OperatorConfig, serverUrl } from "./config.ts";
 import type { EventRecorder } from "./events.ts";
 import type { Metrics } from "./metrics.ts";
@@ -39,15 +48,7 @@ import {
   serverName,
   upToDate,
 } from "./objects.ts";
-import {
-  type Condition,
-  type DeploymentLike,
-  getCondition,
-  observeServer,
-  type PodLike,
-  setCondition,
-} from "./observe.ts";
-import { derivePhase, FAILURE_REASONS, type Phase } from "./phase.ts";
+import { type DeploymentLike, observeServer, type PodLike } from "./observe.ts";
 
 export const LIVYSESSIONS: ResourceType = {
   group: GROUP,
@@ -86,6 +87,9 @@ const SESSION_FAILURES = new Set(["SessionDead", "SessionLost"]);
 const STARTING_POLL_MS = 100;
 /** Server failures that may resolve by themselves while a pod waits: Recover waits for them until startupTimeout. */
 const MAY_RESOLVE = new Set(["Unschedulable", "ImagePullFailed"]);
+
+/** failurePolicy Recover's delay before restart n: 1 s, 2 s, 4 s, ... up to 5 min. */
+const RECOVER_BACKOFF = { baseMs: 1_000, maxMs: 300_000 };
 
 type Status = LivySessionStatus & { conditions: Condition[] };
 
@@ -225,7 +229,7 @@ class Pass {
   private cond(type: string, status: "True" | "False" | "Unknown", reason: string, message = ""): void {
     this.st.conditions = setCondition(
       this.st.conditions,
-      { type, status, reason, message },
+      { type: type as ConditionType, status, reason: reason as Reason, message },
       this.generation,
       this.now,
     );
@@ -605,7 +609,7 @@ class Pass {
     // an invalid spec fails the same way on every attempt: no restart
     const recoverable = reason !== "InvalidSpec";
     if (this.spec.failurePolicy === "Recover" && recoverable && (max === undefined || restarts < max)) {
-      const backoffMs = Math.min(300_000, 1_000 * 2 ** restarts);
+      const backoffMs = backoffDelay(RECOVER_BACKOFF, restarts);
       this.st.restarts = restarts + 1;
       this.log.warn({ reason, restarts: this.st.restarts, backoffMs }, `recovering: ${message}`);
       this.cond(

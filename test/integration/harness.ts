@@ -2,7 +2,7 @@ import { type ChildProcess, execFile, spawn } from "node:child_process";
 import { closeSync, mkdirSync, openSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { promisify } from "node:util";
-import { GROUP, type LivySession, PLURAL, VERSION } from "../../src/api/index.ts";
+import { GROUP, getCondition, isReady, type LivySession, PLURAL, VERSION } from "../../src/api/index.ts";
 import { KubeApiError, KubeClient, loadKubeConfig, resourcePath } from "../../src/kube/client.ts";
 import { LIVYSESSIONS } from "../../src/operator/reconciler.ts";
 import { testbed } from "../testbed/context.ts";
@@ -90,7 +90,7 @@ export function condition(
   ls: LivySession | null,
   type: string,
 ): { status: string; reason: string; message: string } | undefined {
-  return ls?.status?.conditions?.find((c) => c.type === type);
+  return getCondition(ls?.status?.conditions, type);
 }
 
 export async function waitFor(
@@ -115,7 +115,7 @@ export async function waitFor(
   });
 }
 
-export const isReady = (ls: LivySession) => condition(ls, "Ready")?.status === "True";
+export { isReady };
 export const phaseIs = (p: string) => (ls: LivySession) => ls.status?.phase === p;
 
 export async function exists(path: string): Promise<boolean> {
