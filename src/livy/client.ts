@@ -4,10 +4,11 @@
  * The operator uses the plain methods; applications usually go through `client.session(id)`.
  */
 import { Buffer } from "node:buffer";
-import { type Dispatcher, Pool } from "undici";
+import { Client, type Dispatcher, Pool } from "undici";
 import type { z } from "zod";
 import {
   isTransient,
+  LivyAbortError,
   LivyError,
   LivyHttpError,
   LivyProtocolError,
@@ -16,6 +17,7 @@ import {
   SessionNotUsableError,
   snippetOf,
 } from "./errors.ts";
+import { type LaneRequest, OrderedLane } from "./lane.ts";
 import { type MonitorOptions, SessionMonitor } from "./monitor.ts";
 import {
   type CompletionRequest,
@@ -42,7 +44,7 @@ import {
   versionSchema,
 } from "./protocol.ts";
 import { InteractiveSession, type SessionOptions } from "./session.ts";
-import { type BackoffPolicy, backoffDelay, Deadline, sleep } from "./wait.ts";
+import { type BackoffPolicy, backoffDelay, Deadline, raceSignal, sleep } from "./wait.ts";
 
 export type LivyAuth =
   | { type: "basic"; username: string; password: string }
@@ -79,8 +81,16 @@ export interface LivyClientOptions {
    * `client.session(id, {mode: "resilient"})` passes its own policy.
    */
   retry?: RetryPolicy | false;
-  /** Keep-alive connections to the server, default 16. */
+  /** Keep-alive connections to the server for reads and other requests, default 16. */
   connections?: number;
+  /**
+   * Statement POSTs of one session in flight at once on that session's own connection (HTTP/1.1
+   * pipelining), default 16. Livy numbers them in the order they were written (see lane.ts), so a burst
+   * costs Livy's handling time per statement, not a round trip each. 1 sends each after the previous one
+   * was answered; that is also what happens with a `dispatcher` of the caller's (a proxy may not keep the
+   * order of one connection's requests).
+   */
+  pipelining?: number;
   /** Replaces the client's own connection pool (a proxy agent, a mock); the client will not close it. */
   dispatcher?: Dispatcher;
   /** Polling of in-flight statements. */
@@ -105,6 +115,18 @@ export interface ListStatementsOptions extends PageOptions {
 
 export interface SubmitStatementOptions extends RequestOptions {
   kind?: StatementKind;
+  /**
+   * Runs in submission order just before the statement is sent (each time it is): nothing submitted to this
+   * session after it is sent before this ends, so a wait here (e.g. until the session is usable) keeps the
+   * order. Throwing drops the statement unsent.
+   */
+  beforeSend?: (attempt: number) => Promise<void> | void;
+  /**
+   * Sends the statement again when this returns true for its failure; only for failures after which Livy
+   * certainly did not create it (the session was still starting, the connection was refused). It goes out
+   * again before anything submitted to this session after it that was not sent yet.
+   */
+  resendWhen?: (err: unknown, attempt: number) => boolean;
 }
 
 export interface ClientStats {
@@ -150,6 +172,10 @@ export class LivyClient {
   readonly #retry: RetryPolicy | false;
   readonly #monitorOptions: Partial<MonitorOptions>;
   readonly #monitors = new Map<number, SessionMonitor>();
+  readonly #pipelining: number;
+  readonly #tls: LivyTlsOptions | undefined;
+  /** Per session: the ordered lane of its statement POSTs and, when the client owns its transport, the connection. */
+  readonly #lanes = new Map<number, { lane: OrderedLane; dispatcher: Dispatcher; owned: boolean }>();
   /** Aborts every request and wait of this client on close(). */
   readonly #closing = new AbortController();
   #requests = 0;
@@ -179,26 +205,17 @@ export class LivyClient {
     this.#timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
     this.#retry = options.retry ?? false;
     this.#monitorOptions = options.monitor ?? {};
+    this.#pipelining = options.pipelining ?? 16;
+    if (!Number.isInteger(this.#pipelining) || this.#pipelining < 1)
+      throw new RangeError(`pipelining must be an integer ≥ 1, got ${options.pipelining}`);
+    this.#tls = options.tls;
     if (options.dispatcher) {
       this.#dispatcher = options.dispatcher;
       this.#ownsDispatcher = false;
     } else {
-      const tls = options.tls;
       this.#dispatcher = new Pool(this.#origin, {
         connections: options.connections ?? 16,
-        ...(tls
-          ? {
-              connect: {
-                ...(tls.ca !== undefined ? { ca: tls.ca } : {}),
-                ...(tls.cert !== undefined ? { cert: tls.cert } : {}),
-                ...(tls.key !== undefined ? { key: tls.key } : {}),
-                ...(tls.rejectUnauthorized !== undefined
-                  ? { rejectUnauthorized: tls.rejectUnauthorized }
-                  : {}),
-                ...(tls.servername !== undefined ? { servername: tls.servername } : {}),
-              },
-            }
-          : {}),
+        ...connectOptions(options.tls),
       });
       this.#ownsDispatcher = true;
     }
@@ -318,19 +335,55 @@ export class LivyClient {
 
   // --- statements ----------------------------------------------------------------------------------
 
-  /** POSTs a statement; Livy answers at once (usually `waiting`). Never retried: it is not idempotent. */
+  /**
+   * POSTs a statement; Livy answers at once (usually `waiting`). Never retried unless `opts.resendWhen` says so:
+   * it is not idempotent. A session's statements are numbered by Livy in the order of the calls (they go out
+   * pipelined on the session's own connection, in call order).
+   */
   submitStatement(sessionId: number, code: string, opts: SubmitStatementOptions = {}): Promise<Statement> {
-    return this.#call(
-      {
-        method: "POST",
-        route: "/sessions/:id/statements",
-        path: `/sessions/${sessionId}/statements`,
-        body: opts.kind === undefined ? { code } : { code, kind: opts.kind },
-        schema: statementSchema,
-        sessionId,
+    const call: Call<Statement> = {
+      method: "POST",
+      route: "/sessions/:id/statements",
+      path: `/sessions/${sessionId}/statements`,
+      body: opts.kind === undefined ? { code } : { code, kind: opts.kind },
+      schema: statementSchema,
+      sessionId,
+    };
+    const { lane, dispatcher, owned } = this.#lane(sessionId);
+    const what = `${call.method} ${call.path}`;
+    // The caller's signal and timeout bound the whole submission, its wait in the lane included; the
+    // transport's own timeout counts from the moment the request was sent (see #lane).
+    const deadline = new Deadline(what, { signal: opts.signal, timeoutMs: opts.timeoutMs }, [
+      this.#closing.signal,
+    ]);
+    const { beforeSend, resendWhen } = opts;
+    const request: LaneRequest<Prepared, Statement> = {
+      signal: deadline.signal,
+      prepare: async (attempt) => {
+        if (beforeSend) await beforeSend(attempt);
+        return this.#prepare(call);
       },
-      opts,
+      send: (prepared) =>
+        owned
+          ? this.#sendOrdered(call, prepared, dispatcher)
+          : this.#attempt(call, this.#timeoutMs, this.#closing.signal, prepared),
+      ...(resendWhen ? { resend: resendWhen } : {}),
+    };
+    const submitted = lane.submit(request);
+    // Given up on after it was sent, it may still be created: cancel it, so it does not hold up the session.
+    submitted.then(
+      (st) => {
+        if (deadline.signal.aborted && !this.closed)
+          this.cancelStatement(sessionId, st.id, { timeoutMs: 5_000 }).catch(() => {});
+      },
+      () => {},
     );
+    return raceSignal(submitted, deadline.signal).finally(() => deadline.dispose());
+  }
+
+  /** Statement POSTs of this session submitted and not answered yet. */
+  pendingSubmissions(sessionId: number): number {
+    return this.#lanes.get(sessionId)?.lane.pending ?? 0;
   }
 
   getStatement(sessionId: number, statementId: number, opts: RequestOptions = {}): Promise<Statement> {
@@ -431,6 +484,10 @@ export class LivyClient {
     this.#closing.abort(new Error("client closed"));
     for (const monitor of this.#monitors.values()) monitor.close();
     this.#monitors.clear();
+    const lanes = [...this.#lanes.values()];
+    this.#lanes.clear();
+    // destroy, not close: statement POSTs carry no abort signal (see #sendOrdered), so close() would wait for them
+    await Promise.all(lanes.filter((l) => l.owned).map((l) => l.dispatcher.destroy()));
     if (this.#ownsDispatcher) await this.#dispatcher.close();
   }
 
@@ -459,31 +516,20 @@ export class LivyClient {
     }
   }
 
-  async #attempt<T>(call: Call<T>, timeoutMs: number, parent: AbortSignal): Promise<T> {
+  async #attempt<T>(call: Call<T>, timeoutMs: number, parent: AbortSignal, ready?: Prepared): Promise<T> {
     const what = `${call.method} ${call.path}`;
     const deadline = new Deadline(what, { timeoutMs }, [parent]);
     deadline.throwIfDone();
-    const path = this.#basePath + call.path + queryString(call.query);
-    const headers: Record<string, string> = { ...this.#headers };
-    const auth = await this.#authorization();
-    if (auth) headers.authorization = auth;
-    let payload: string | undefined;
-    if (call.body !== undefined) {
-      payload = JSON.stringify(call.body);
-      headers["content-type"] = "application/json";
-    }
-    this.#requests++;
-    const key = `${call.method} ${call.route}`;
-    this.#byRoute[key] = (this.#byRoute[key] ?? 0) + 1;
     let status: number;
     let text: string;
     try {
+      const prepared = ready ?? (await this.#prepare(call));
       const res = await this.#dispatcher.request({
         origin: this.#origin,
-        path,
+        path: prepared.path,
         method: call.method,
-        headers,
-        body: payload ?? null,
+        headers: prepared.headers,
+        body: prepared.payload ?? null,
         signal: deadline.signal,
       });
       status = res.statusCode;
@@ -498,6 +544,99 @@ export class LivyClient {
     throw httpError(call, status, text);
   }
 
+  /** Path, headers (auth included) and body of a request; counts it. */
+  async #prepare(call: Call<unknown>): Promise<Prepared> {
+    const headers: Record<string, string> = { ...this.#headers };
+    const auth = await this.#authorization();
+    if (auth) headers.authorization = auth;
+    let payload: string | undefined;
+    if (call.body !== undefined) {
+      payload = JSON.stringify(call.body);
+      headers["content-type"] = "application/json";
+    }
+    this.#requests++;
+    const key = `${call.method} ${call.route}`;
+    this.#byRoute[key] = (this.#byRoute[key] ?? 0) + 1;
+    return { path: this.#basePath + call.path + queryString(call.query), headers, payload };
+  }
+
+  /**
+   * Sends a statement POST on its session's lane connection. No abort signal reaches the transport: undici
+   * aborts a request by destroying its socket, which would fail or (as it re-sends pipelined requests after a
+   * socket closes) duplicate the requests queued behind it. A request the connection would send a second
+   * time is refused instead: it may already have created its statement.
+   */
+  #sendOrdered(call: Call<Statement>, prepared: Prepared, dispatcher: Dispatcher): Promise<Statement> {
+    return new Promise<Statement>((resolve, reject) => {
+      let starts = 0;
+      let status = 0;
+      const chunks: Buffer[] = [];
+      const fail = (err: unknown) => {
+        reject(
+          this.#closing.signal.aborted
+            ? toAbort(`${call.method} ${call.path}`, this.#closing.signal.reason)
+            : this.#networkError(err, call),
+        );
+      };
+      dispatcher.dispatch(
+        {
+          origin: this.#origin,
+          path: prepared.path,
+          method: "POST",
+          headers: prepared.headers,
+          body: prepared.payload ?? null,
+          // what lets undici pipeline a POST; its automatic re-send is refused in onRequestStart
+          idempotent: true,
+          // undici's default for a POST: send nothing more on the connection until its answer's headers came
+          blocking: false,
+        },
+        {
+          onRequestStart: (controller) => {
+            if (++starts > 1) controller.abort(new PipelineResendRefused());
+          },
+          onResponseStart: (_controller, statusCode) => {
+            status = statusCode;
+          },
+          onResponseData: (_controller, chunk) => {
+            chunks.push(chunk);
+          },
+          onResponseEnd: () => {
+            const text = Buffer.concat(chunks).toString("utf8");
+            try {
+              if (status >= 200 && status < 300) resolve(parseBody(call, status, text));
+              else reject(httpError(call, status, text));
+            } catch (err) {
+              reject(err);
+            }
+          },
+          onResponseError: (_controller, err) => fail(err),
+        },
+      );
+    });
+  }
+
+  /** The ordered lane of a session's statement POSTs, created on first use. */
+  #lane(sessionId: number): { lane: OrderedLane; dispatcher: Dispatcher; owned: boolean } {
+    this.#closing.signal.throwIfAborted();
+    let entry = this.#lanes.get(sessionId);
+    if (!entry) {
+      if (this.#ownsDispatcher) {
+        const dispatcher = new Client(this.#origin, {
+          pipelining: this.#pipelining,
+          // a stalled Livy fails the connection's requests instead of holding them forever
+          headersTimeout: this.#timeoutMs,
+          bodyTimeout: this.#timeoutMs,
+          ...connectOptions(this.#tls),
+        });
+        entry = { lane: new OrderedLane(this.#pipelining), dispatcher, owned: true };
+      } else {
+        entry = { lane: new OrderedLane(1), dispatcher: this.#dispatcher, owned: false };
+      }
+      this.#lanes.set(sessionId, entry);
+    }
+    return entry;
+  }
+
   async #authorization(): Promise<string | undefined> {
     const auth = this.#auth;
     if (!auth) return undefined;
@@ -510,6 +649,17 @@ export class LivyClient {
 
   #networkError(err: unknown, call: Call<unknown>): LivyError {
     if (err instanceof LivyError) return err;
+    if (err instanceof PipelineResendRefused) {
+      return new LivyUnreachableError(
+        {
+          url: this.#origin + this.#basePath,
+          reason: "CONNECTION_LOST",
+          requestSent: true,
+          message: err.message,
+        },
+        { cause: err, ...(call.sessionId === undefined ? {} : { sessionId: call.sessionId }) },
+      );
+    }
     const code = errorCode(err);
     return new LivyUnreachableError(
       {
@@ -521,6 +671,39 @@ export class LivyClient {
       { cause: err, ...(call.sessionId === undefined ? {} : { sessionId: call.sessionId }) },
     );
   }
+}
+
+interface Prepared {
+  path: string;
+  headers: Record<string, string>;
+  payload: string | undefined;
+}
+
+/** The connection closed with this request written and unanswered: Livy may have acted on it. */
+class PipelineResendRefused extends Error {
+  constructor() {
+    super(
+      "the connection closed before Livy answered; the statement may have been created, so it is not sent again",
+    );
+    this.name = "PipelineResendRefused";
+  }
+}
+
+function toAbort(what: string, reason: unknown): LivyError {
+  return reason instanceof LivyError ? reason : new LivyAbortError(what, reason);
+}
+
+function connectOptions(tls: LivyTlsOptions | undefined): { connect?: Record<string, unknown> } {
+  if (!tls) return {};
+  return {
+    connect: {
+      ...(tls.ca !== undefined ? { ca: tls.ca } : {}),
+      ...(tls.cert !== undefined ? { cert: tls.cert } : {}),
+      ...(tls.key !== undefined ? { key: tls.key } : {}),
+      ...(tls.rejectUnauthorized !== undefined ? { rejectUnauthorized: tls.rejectUnauthorized } : {}),
+      ...(tls.servername !== undefined ? { servername: tls.servername } : {}),
+    },
+  };
 }
 
 function parseBody<T>(call: Call<T>, status: number, text: string): T {

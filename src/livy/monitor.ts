@@ -38,15 +38,24 @@ export interface MonitorOptions {
   maxWindow: number;
   /** How long statements of resilient sessions survive an unreachable server before they are rejected. */
   maxOutageMs: number;
+  /**
+   * Shortest interval while statements of the session are still being submitted. Livy's list route reads
+   * every retained statement from the driver (and updates each one's progress) whatever `size` asks for,
+   * on the same RPC channel the submissions need: polling fast during a burst made each submission take
+   * twice as long on real Livy. The burst's results cannot all be there before its last statement is
+   * accepted anyway; then polling is fast again.
+   */
+  burstIntervalMs: number;
 }
 
 export const DEFAULT_MONITOR_OPTIONS: MonitorOptions = {
   firstPollMs: 2,
-  minIntervalMs: 10,
+  minIntervalMs: 5,
   maxIntervalMs: 1_000,
   backoffFactor: 1.5,
   maxWindow: 100,
   maxOutageMs: 60_000,
+  burstIntervalMs: 250,
 };
 
 const WINDOW_SLACK = 2;
@@ -76,8 +85,6 @@ export class SessionMonitor {
   #interval: number;
   #maxSeenId = -1;
   #outageSince: number | undefined;
-  #postChain: Promise<unknown> = Promise.resolve();
-  #pendingPosts = 0;
   #closed = false;
   readonly #stats: MonitorStats = { ticks: 0, fallbackRequests: 0 };
 
@@ -101,20 +108,6 @@ export class SessionMonitor {
 
   stats(): MonitorStats {
     return { ...this.#stats };
-  }
-
-  /**
-   * Runs statement submissions one after another. Livy numbers statements in arrival order and runs
-   * them in that order; concurrent POSTs on several connections could arrive reordered, and a REPL's
-   * `x = 1` must run before the `print(x)` submitted after it.
-   */
-  serialize<T>(post: () => Promise<T>): Promise<T> {
-    this.#pendingPosts++;
-    const run = this.#postChain.then(post, post).finally(() => {
-      this.#pendingPosts--;
-    });
-    this.#postChain = run.catch(() => {});
-    return run;
   }
 
   /** Notes an id Livy assigned, so the list window reaches from the newest statement to the oldest tracked. */
@@ -147,10 +140,16 @@ export class SessionMonitor {
       this.#hurry = true;
       return;
     }
-    const due = Date.now() + this.#options.firstPollMs;
+    const first = this.#submitting() ? this.#options.burstIntervalMs : this.#options.firstPollMs;
+    const due = Date.now() + first;
     // Keep an earlier timer: rescheduling on every submit would starve a busy submitter's polls.
     if (this.#timer && this.#timerDue <= due) return;
-    this.#schedule(this.#options.firstPollMs);
+    this.#schedule(first);
+  }
+
+  /** Statements of this session are still on their way to Livy. */
+  #submitting(): boolean {
+    return this.#client.pendingSubmissions(this.sessionId) > 0;
   }
 
   #schedule(ms: number): void {
@@ -188,7 +187,9 @@ export class SessionMonitor {
       changed || this.#hurry
         ? firstPollMs
         : Math.min(maxIntervalMs, Math.max(minIntervalMs, this.#interval * backoffFactor));
-    this.#schedule(this.#interval);
+    this.#schedule(
+      this.#submitting() ? Math.max(this.#interval, this.#options.burstIntervalMs) : this.#interval,
+    );
   }
 
   /** One list request for all in-flight statements; true when any of them changed. */
@@ -198,7 +199,7 @@ export class SessionMonitor {
     const newest = Math.max(this.#maxSeenId, ...ids);
     // Submissions still under way may land before this poll does and push the oldest out of a tight
     // window: leave room for them (and a little for other clients) rather than fall back per statement.
-    const slack = this.#pendingPosts + WINDOW_SLACK;
+    const slack = this.#client.pendingSubmissions(this.sessionId) + WINDOW_SLACK;
     const size = Math.max(1, Math.min(this.#options.maxWindow, newest - oldest + 1 + slack));
     this.#stats.ticks++;
     const signal = this.#closeSignal;

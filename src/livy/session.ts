@@ -20,7 +20,7 @@ import {
 } from "./protocol.ts";
 import type { StatementResult } from "./result.ts";
 import { StatementHandle } from "./statement.ts";
-import { type BackoffPolicy, backoffDelay, Deadline, raceSignal, sleep, type WaitOptions } from "./wait.ts";
+import { type BackoffPolicy, backoffDelay, Deadline, sleep, type WaitOptions } from "./wait.ts";
 
 export type SessionMode = "failFast" | "resilient";
 
@@ -53,6 +53,8 @@ export const DEFAULT_RESILIENT_RETRY: RetryPolicy = {
   factor: 2,
 };
 const DEFAULT_WAIT_TIMEOUT_MS = 5 * 60_000;
+/** Times a resilient session sends a statement Livy refused unseen (starting session, refused connection). */
+const MAX_RESENDS = 20;
 const STATE_POLL: BackoffPolicy = { minDelayMs: 100, maxDelayMs: 1_000, factor: 1.5 };
 
 /** States after which the session will not take statements again. */
@@ -187,38 +189,36 @@ export class InteractiveSession {
 
   async #post(code: string, kind: StatementKind | undefined, deadline: Deadline): Promise<Statement> {
     const monitor = this.#monitor;
-    for (let attempt = 0; ; attempt++) {
-      deadline.throwIfDone();
-      const known = monitor.knownState;
-      if (isKnownDead(known)) throw new SessionNotUsableError(this.id, known);
-      if (this.mode === "resilient" && known !== undefined && !isSessionUsable(known)) {
-        await this.#waitFor(isSessionUsable, "usable", {
-          signal: deadline.signal,
-          timeoutMs: this.#waitTimeoutMs,
-        });
-      }
-      const posting = monitor.serialize(() => {
-        // It may have waited its turn past its deadline: then it must not reach Livy at all.
-        deadline.throwIfDone();
-        return this.client.submitStatement(this.id, code, kind === undefined ? {} : { kind });
-      });
-      // If the caller gives up while the POST is under way, the statement may still be created: cancel it.
-      posting.then(
-        (st) => {
-          if (deadline.signal.aborted) this.#cancelQuietly(st.id);
+    deadline.throwIfDone();
+    const resilient = this.mode === "resilient";
+    try {
+      // The session's statements go out in submission order (client.submitStatement): what is checked or
+      // waited for before each one runs in that order too, so a wait holds back the statements behind it.
+      const statement = await this.client.submitStatement(this.id, code, {
+        signal: deadline.signal,
+        ...(kind === undefined ? {} : { kind }),
+        beforeSend: async () => {
+          const known = monitor.knownState;
+          if (isKnownDead(known)) throw new SessionNotUsableError(this.id, known);
+          if (resilient && known !== undefined && !isSessionUsable(known)) {
+            await this.#waitFor(isSessionUsable, "usable", {
+              signal: deadline.signal,
+              timeoutMs: this.#waitTimeoutMs,
+            });
+          }
         },
-        () => {},
-      );
-      try {
-        const statement = await raceSignal(posting, deadline.signal);
-        monitor.noteStatementId(statement.id);
-        if (!isSessionUsable(monitor.knownState ?? "")) monitor.knownState = "busy";
-        return statement;
-      } catch (err) {
-        this.#learn(err);
-        if (this.mode === "failFast" || deadline.signal.aborted || !this.#mayRepost(err)) throw err;
-        await sleep(backoffDelay(this.#retry || DEFAULT_RESILIENT_RETRY, attempt), deadline.signal);
-      }
+        resendWhen: (err, attempt) => {
+          // called in submission order, as the answers come: what it learns holds back the statements behind
+          this.#learn(err);
+          return resilient && attempt < MAX_RESENDS && this.#mayRepost(err);
+        },
+      });
+      monitor.noteStatementId(statement.id);
+      if (!isSessionUsable(monitor.knownState ?? "")) monitor.knownState = "busy";
+      return statement;
+    } catch (err) {
+      this.#learn(err);
+      throw err;
     }
   }
 

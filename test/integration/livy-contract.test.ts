@@ -159,6 +159,19 @@ describe.each(targets)("Livy contract: $name", ({ name, url, sessionStartMs }) =
     expect(page.statements.map((s) => s.id)).toEqual([...ids].reverse());
   });
 
+  it("runs a burst of 40 dependent statements, submitted at once, in submission order", async () => {
+    // Sent pipelined on one connection (client.ts, lane.ts): Livy numbers them as they were written. Sent
+    // on separate connections instead, real Livy numbered such a burst out of order (livy-observed.md).
+    const codes = ["acc = []", ...Array.from({ length: 40 }, (_, i) => `acc = acc + [${i + 1}]; len(acc)`)];
+    const handles = await Promise.all(codes.map((c) => session.submit(c)));
+    const ids = handles.map((h) => h.id);
+    expect(ids).toEqual(ids.map((_, i) => (ids[0] ?? 0) + i));
+    const results = await Promise.all(handles.map((h) => h.result));
+    expect(results.slice(1).map((r) => r.text)).toEqual(codes.slice(1).map((_, i) => String(i + 1)));
+    const all = `[${Array.from({ length: 40 }, (_, i) => i + 1).join(", ")}]`;
+    await expect(session.run("acc")).resolves.toMatchObject({ text: all });
+  });
+
   it("answers 404 for an unknown session and an unknown statement", async () => {
     const noSession = await rejection(client.getSession(987654));
     expect(noSession).toBeInstanceOf(SessionGoneError);

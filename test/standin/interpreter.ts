@@ -3,7 +3,7 @@
  * (test/testbed/livy-smoke.ts recorded them) for the code the tests send.
  *
  * pyspark, one statement per line or `;`: `import ...`, `name = expr`, `print(expr)`, `time.sleep(S)` /
- * `sleep S`, `raise Name("msg")`, `spark.range(N).count()`, expressions over ints, floats, strings, bools,
+ * `sleep S`, `raise Name("msg")`, `spark.range(N).count()`, `len(x)`, expressions over ints, floats, strings, bools,
  * None, lists, tuples and dicts with + - * / // % ** and parentheses, and Livy's magics `%json name` and
  * `%table name`. spark (Scala): `spark.range(N).count()`, arithmetic, `val x = ...`, `Thread.sleep(ms)`.
  * sql: `SELECT <literals or id expressions> [FROM range(N)]`. Anything else is echoed back as text.
@@ -379,6 +379,14 @@ class Parser {
     if (tok.t === "name") {
       if (tok.v === "None") return none;
       if (tok.v === "True" || tok.v === "False") return { t: "bool", v: tok.v === "True" };
+      if (tok.v === "len" && !this.#vars.has("len") && this.#op("(")) {
+        this.#i++;
+        const [arg] = this.#items(")", () => this.#sum()).items;
+        if (arg?.t === "list" || arg?.t === "tuple" || arg?.t === "dict")
+          return { t: "int", v: arg.v.length };
+        if (arg?.t === "str") return { t: "int", v: arg.v.length };
+        throw new PyError("TypeError", `object of type '${arg?.t ?? "NoneType"}' has no len()`);
+      }
       const value = this.#vars.get(tok.v);
       if (!value) throw new PyError("NameError", `name '${tok.v}' is not defined`);
       return value;
