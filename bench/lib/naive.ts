@@ -30,7 +30,32 @@ export class NaivePoller {
 
   /** Runs `code` and returns its text/plain output. */
   async run(sessionId: number, code: string): Promise<string> {
-    let st = await this.#json<Statement>("POST", `/sessions/${sessionId}/statements`, { code });
+    return this.#await(sessionId, await this.#post(sessionId, code));
+  }
+
+  /**
+   * Runs a session's share of a burst. `ordered`: each POST waits for the previous one's 201 (what keeps
+   * Livy's order without pipelining, as this client did before); otherwise all are POSTed at once on the
+   * pool's connections, and Livy may number them in another order.
+   */
+  async burst(sessionId: number, codes: string[], ordered: boolean): Promise<string[]> {
+    if (!ordered) return Promise.all(codes.map((c) => this.run(sessionId, c)));
+    const waits: Promise<string>[] = [];
+    for (const code of codes) {
+      const st = await this.#post(sessionId, code);
+      const wait = this.#await(sessionId, st);
+      wait.catch(() => {});
+      waits.push(wait);
+    }
+    return Promise.all(waits);
+  }
+
+  #post(sessionId: number, code: string): Promise<Statement> {
+    return this.#json<Statement>("POST", `/sessions/${sessionId}/statements`, { code });
+  }
+
+  async #await(sessionId: number, first: Statement): Promise<string> {
+    let st = first;
     while (st.state === "waiting" || st.state === "running" || (st.state === "available" && !st.output)) {
       await new Promise((r) => setTimeout(r, this.#intervalMs));
       st = await this.#json<Statement>("GET", `/sessions/${sessionId}/statements/${st.id}`);
