@@ -19,6 +19,7 @@ import { GROUP, type LivySession, VERSION } from "../src/api/index.ts";
 import { KubeClient, loadKubeConfig, resourcePath } from "../src/kube/client.ts";
 import { LivyClient } from "../src/livy/client.ts";
 import { LIVYSESSIONS } from "../src/operator/reconciler.ts";
+import { KWOK_NAMESPACE_ANNOTATIONS } from "../test/testbed/controlplane.ts";
 import { REPO_ROOT } from "../test/testbed/paths.ts";
 import { freePort } from "../test/testbed/process.ts";
 import { envLines, up } from "../test/testbed/testbed.ts";
@@ -70,7 +71,12 @@ async function main(): Promise<void> {
   kubectl("wait", "--for=condition=Established", "crd/livysessions.livy.dev");
   execFileSync("kubectl", ["apply", "-f", "-"], {
     env,
-    input: "apiVersion: v1\nkind: Namespace\nmetadata: {name: demo}\n",
+    // the demo's Livy server pods go to the kwok node (Livy itself runs on the host)
+    input: JSON.stringify({
+      apiVersion: "v1",
+      kind: "Namespace",
+      metadata: { name: "demo", annotations: KWOK_NAMESPACE_ANNOTATIONS },
+    }),
   });
   say("CRD installed; starting the operator");
 

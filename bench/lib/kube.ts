@@ -16,6 +16,7 @@ import {
 } from "../../src/kube/client.ts";
 import { Informer } from "../../src/kube/informer.ts";
 import { LIVYSESSIONS } from "../../src/operator/reconciler.ts";
+import { KWOK_NAMESPACE_ANNOTATIONS } from "../../test/testbed/controlplane.ts";
 
 export const BENCH_FIELD_MANAGER = "livy-bench";
 export const MANAGED = `${LABEL_MANAGED_BY}=${MANAGED_BY}`;
@@ -26,7 +27,10 @@ export function sessionPath(ns: string, name?: string, sub?: string): string {
 
 export async function createNamespace(kube: KubeClient, prefix: string): Promise<string> {
   const ns = `${prefix}-${Date.now().toString(36)}`;
-  await kube.create("/api/v1/namespaces", { metadata: { name: ns } });
+  // its pods go to the kwok node (the benchmarks measure the operator against fake pods)
+  await kube.create("/api/v1/namespaces", {
+    metadata: { name: ns, annotations: { ...KWOK_NAMESPACE_ANNOTATIONS } },
+  });
   return ns;
 }
 

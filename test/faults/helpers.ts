@@ -13,6 +13,7 @@ import {
   until,
 } from "../integration/harness.ts";
 import { testbed } from "../testbed/context.ts";
+import { KWOK_POD_PLACEMENT } from "../testbed/controlplane.ts";
 import { readState, startProcessByName, stopProcessByName } from "../testbed/testbed.ts";
 
 /**
@@ -236,7 +237,11 @@ export async function controlPlaneWorks(timeoutMs = 180_000): Promise<number> {
         selector: { matchLabels: { app: name } },
         template: {
           metadata: { labels: { app: name } },
-          spec: { containers: [{ name: "probe", image: "probe" }], automountServiceAccountToken: false },
+          spec: {
+            containers: [{ name: "probe", image: "probe" }],
+            automountServiceAccountToken: false,
+            ...KWOK_POD_PLACEMENT,
+          },
         },
       },
     });

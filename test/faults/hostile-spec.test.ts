@@ -15,6 +15,7 @@ import {
   waitFor,
 } from "../integration/harness.ts";
 import { testbed } from "../testbed/context.ts";
+import { KWOK_NAMESPACE_ANNOTATIONS } from "../testbed/controlplane.ts";
 import { convergedGone, convergedReady, owned, sleep } from "./helpers.ts";
 
 /**
@@ -34,7 +35,9 @@ describe("hostile LivySession specs through the operator", () => {
 
   beforeAll(async () => {
     await installCrd();
-    await (await kube()).create("/api/v1/namespaces", { metadata: { name: ns } });
+    await (await kube()).create("/api/v1/namespaces", {
+      metadata: { name: ns, annotations: { ...KWOK_NAMESPACE_ANNOTATIONS } },
+    });
     op = await startOperator({ name: "hostile", args: ["--namespaces", ns] });
   });
 

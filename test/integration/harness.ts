@@ -6,6 +6,7 @@ import { GROUP, getCondition, isReady, type LivySession, PLURAL, VERSION } from 
 import { KubeApiError, KubeClient, loadKubeConfig, resourcePath } from "../../src/kube/client.ts";
 import { LIVYSESSIONS } from "../../src/operator/reconciler.ts";
 import { testbed } from "../testbed/context.ts";
+import { KWOK_NAMESPACE_ANNOTATIONS } from "../testbed/controlplane.ts";
 import { REPO_ROOT } from "../testbed/paths.ts";
 import { freePort } from "../testbed/process.ts";
 
@@ -58,9 +59,15 @@ export async function installCrd(): Promise<void> {
   await kubectl(["wait", "--for=condition=Established", "--timeout=60s", `crd/${PLURAL}.${GROUP}`]);
 }
 
-export async function createNamespace(prefix: string): Promise<string> {
+/**
+ * A fresh namespace whose pods all go to the kwok node (fake pods that turn Ready at once), by the API
+ * server's PodNodeSelector and PodTolerationRestriction plugins: the operator's tests run against kwok at
+ * speed. `{ realNode: true }` leaves the annotations off: its pods run on the real node.
+ */
+export async function createNamespace(prefix: string, opts: { realNode?: boolean } = {}): Promise<string> {
   const ns = `${prefix}-${Date.now().toString(36)}${Math.floor(Math.random() * 1e4)}`;
-  await (await kube()).create("/api/v1/namespaces", { metadata: { name: ns } });
+  const annotations = opts.realNode ? {} : { ...KWOK_NAMESPACE_ANNOTATIONS };
+  await (await kube()).create("/api/v1/namespaces", { metadata: { name: ns, annotations } });
   return ns;
 }
 

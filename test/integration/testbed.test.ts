@@ -7,6 +7,7 @@ import { AppsV1Api, CoreV1Api } from "@kubernetes/client-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { loadKubeConfig } from "../../src/kube/client.ts";
 import { testbed } from "../testbed/context.ts";
+import { KWOK_NAMESPACE_ANNOTATIONS } from "../testbed/controlplane.ts";
 import { until } from "./harness.ts";
 
 const run = promisify(execFile);
@@ -25,7 +26,10 @@ describe("the test bed's control plane", () => {
     const kc = loadKubeConfig(testbed().kubeconfig);
     core = kc.makeApiClient(CoreV1Api);
     apps = kc.makeApiClient(AppsV1Api);
-    await core.createNamespace({ body: { metadata: { name: ns } } });
+    // its pods go to the kwok node, as in every operator test (see harness.ts createNamespace)
+    await core.createNamespace({
+      body: { metadata: { name: ns, annotations: { ...KWOK_NAMESPACE_ANNOTATIONS } } },
+    });
   });
   afterAll(async () => {
     await core.deleteNamespace({ name: ns }).catch(() => undefined);
@@ -89,7 +93,7 @@ describe("the test bed's control plane", () => {
     expect(v.serverVersion.gitVersion).toMatch(/^v1\.(3[4-9])\.\d+$/);
     expect(v.clientVersion.gitVersion).toBe(v.serverVersion.gitVersion);
     const nodes = await run("kubectl", ["get", "nodes", "-o", "name"], { env: env() });
-    expect(nodes.stdout.trim()).toBe("node/kwok-node-0");
+    expect(nodes.stdout.trim().split("\n").sort()).toEqual(["node/kwok-node-0", "node/real-node-0"]);
   });
 
   it("enforces RBAC: an unprivileged service account is forbidden", async () => {

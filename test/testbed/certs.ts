@@ -12,6 +12,26 @@ export interface Pki {
   adminKey: string;
   saKey: string;
   saPub: string;
+  /** The API server's client certificate towards kubelets (logs, exec, port-forward). */
+  kubeletClientCert: string;
+  kubeletClientKey: string;
+  /** The real node's kubelet: its client certificate (system:node:<name>) and its serving certificate. */
+  nodeCert: string;
+  nodeKey: string;
+  nodeServingCert: string;
+  nodeServingKey: string;
+  /** kube-proxy's client certificate (system:kube-proxy, bound to system:node-proxier by default). */
+  proxyCert: string;
+  proxyKey: string;
+}
+
+export interface PkiAddresses {
+  /** The address the API server binds and advertises (the host side of the node's veth). */
+  apiserverIp: string;
+  /** The first address of the Service range: the `kubernetes` Service's ClusterIP. */
+  kubernetesServiceIp: string;
+  nodeName: string;
+  nodeIp: string;
 }
 
 function openssl(args: string[], cwd: string): void {
@@ -24,10 +44,14 @@ function openssl(args: string[], cwd: string): void {
 }
 
 /**
- * One CA signs the API server's serving certificate (localhost, 127.0.0.1 and the in-cluster names) and
- * the admin client certificate (O=system:masters); a separate key pair signs service-account tokens.
+ * One CA signs the API server's serving certificate (localhost, 127.0.0.1, the address it advertises, the
+ * `kubernetes` Service's ClusterIP and the in-cluster names), the admin client certificate (O=system:masters),
+ * and the real node's certificates: the kubelet's client (system:node:<name>, O=system:nodes, as the Node
+ * authorizer and NodeRestriction expect) and serving (its node IP) certificates, the API server's client
+ * certificate towards the kubelet, and kube-proxy's (system:kube-proxy). A separate key pair signs
+ * service-account tokens.
  */
-export function generatePki(dir: string): Pki {
+export function generatePki(dir: string, addr: PkiAddresses): Pki {
   mkdirSync(dir, { recursive: true });
   const p = (f: string) => join(dir, f);
   const ecKey = (name: string) =>
@@ -81,17 +105,28 @@ export function generatePki(dir: string): Pki {
       "basicConstraints=CA:FALSE",
       "keyUsage=digitalSignature,keyEncipherment",
       "extendedKeyUsage=serverAuth",
-      "subjectAltName=DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,IP:127.0.0.1,IP:10.0.0.1",
+      `subjectAltName=DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local,IP:127.0.0.1,IP:${addr.apiserverIp},IP:${addr.kubernetesServiceIp}`,
       "",
     ].join("\n"),
   );
+  const client = [
+    "basicConstraints=CA:FALSE",
+    "keyUsage=digitalSignature,keyEncipherment",
+    "extendedKeyUsage=clientAuth",
+    "",
+  ].join("\n");
+  sign("admin", "/O=system:masters/CN=admin", client);
+  sign("kubelet-client", "/O=system:masters/CN=kube-apiserver-kubelet-client", client);
+  sign("node", `/O=system:nodes/CN=system:node:${addr.nodeName}`, client);
+  sign("kube-proxy", "/CN=system:kube-proxy", client);
   sign(
-    "admin",
-    "/O=system:masters/CN=admin",
+    "node-serving",
+    `/CN=${addr.nodeName}`,
     [
       "basicConstraints=CA:FALSE",
       "keyUsage=digitalSignature,keyEncipherment",
-      "extendedKeyUsage=clientAuth",
+      "extendedKeyUsage=serverAuth",
+      `subjectAltName=DNS:${addr.nodeName},IP:${addr.nodeIp}`,
       "",
     ].join("\n"),
   );
@@ -107,5 +142,13 @@ export function generatePki(dir: string): Pki {
     adminKey: p("admin.key"),
     saKey: p("sa.key"),
     saPub: p("sa.pub"),
+    kubeletClientCert: p("kubelet-client.crt"),
+    kubeletClientKey: p("kubelet-client.key"),
+    nodeCert: p("node.crt"),
+    nodeKey: p("node.key"),
+    nodeServingCert: p("node-serving.crt"),
+    nodeServingKey: p("node-serving.key"),
+    proxyCert: p("kube-proxy.crt"),
+    proxyKey: p("kube-proxy.key"),
   };
 }

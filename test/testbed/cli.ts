@@ -1,8 +1,17 @@
 #!/usr/bin/env node
-// npm run testbed -- build|up|down|status|env
-import { build, defaultStateDir, down, envLines, readState, status, up } from "./testbed.ts";
+// npm run testbed -- build|up|down|status|env|import-image TAR
+import {
+  build,
+  defaultStateDir,
+  down,
+  envLines,
+  importImageIntoNode,
+  readState,
+  status,
+  up,
+} from "./testbed.ts";
 
-const usage = "usage: npm run testbed -- build|up|down|status|env [--state-dir DIR]";
+const usage = "usage: npm run testbed -- build|up|down|status|env|import-image IMAGE.tar [--state-dir DIR]";
 const args = process.argv.slice(2);
 const cmd = args[0];
 const dirFlag = args.indexOf("--state-dir");
@@ -22,6 +31,15 @@ async function main(): Promise<number> {
     case "down":
       await down(stateDir);
       return 0;
+    case "import-image": {
+      const tar = args[1];
+      if (!tar || tar.startsWith("--")) {
+        process.stderr.write(`${usage}\n`);
+        return 2;
+      }
+      await importImageIntoNode(tar, stateDir);
+      return 0;
+    }
     case "status":
       process.stdout.write(`${status(stateDir)}\n`);
       return 0;

@@ -15,6 +15,23 @@ export interface TestbedInfo {
   /** Python of the venv that holds pyspark (SPARK_HOME is its pyspark package) and the PyPI livy client. */
   python: string | null;
   sparkHome: string | null;
+  /** The real node (kubelet, containerd, kube-proxy, CoreDNS in a network namespace of its own). */
+  node: {
+    name: string;
+    /** The kubelet's InternalIP (node side of the veth); the host side is the API server's address. */
+    nodeIp: string;
+    hostIp: string;
+    podCidr: string;
+    serviceCidr: string;
+    kubernetesServiceIp: string;
+    dnsServiceIp: string;
+    /** containerd's socket: `ctr --address <it> -n k8s.io images import <tar>` (or importImageIntoNode). */
+    containerdSock: string;
+    /** The process holding the node's namespaces: `nsenter -t <it> -n -m <command>` runs inside them. */
+    holderPid: number;
+    /** Images present on the node from the start (imagePullPolicy Never): pause, CoreDNS, the probe. */
+    images: { pause: string; coredns: string; probe: string };
+  } | null;
 }
 
 declare module "vitest" {

@@ -14,9 +14,40 @@ export interface ControlPlane {
   kubeconfig: string;
   etcdUrl: string;
   processes: RunningProcess[];
+  pki: Pki;
+}
+
+/** Where the API server listens, and the ranges it allocates from (a test bed's slot: see slots.ts). */
+export interface ControlPlaneNetwork {
+  /** The API server binds and advertises it: the host side of the real node's veth. */
+  hostIp: string;
+  serviceCidr: string;
+  kubernetesServiceIp: string;
+  nodeIp: string;
 }
 
 export const FAKE_NODE = "kwok-node-0";
+
+/** The taint that keeps pods off the kwok node unless they tolerate it. */
+export const KWOK_TAINT = { key: "kwok.x-k8s.io/node", value: "fake", effect: "NoSchedule" } as const;
+
+/**
+ * Namespace annotations that send every pod of the namespace to the kwok node, through the API server's
+ * PodNodeSelector and PodTolerationRestriction admission plugins: tests and benchmarks that exercise the
+ * operator at scale against fake pods set them on their namespaces; other namespaces schedule on the real node.
+ */
+/** A pod spec's fields that place it on the kwok node (for pods outside such a namespace). */
+export const KWOK_POD_PLACEMENT = {
+  nodeSelector: { type: "kwok" },
+  tolerations: [{ key: KWOK_TAINT.key, operator: "Exists", effect: KWOK_TAINT.effect }],
+};
+
+export const KWOK_NAMESPACE_ANNOTATIONS: Readonly<Record<string, string>> = {
+  "scheduler.alpha.kubernetes.io/node-selector": "type=kwok",
+  "scheduler.alpha.kubernetes.io/defaultTolerations": JSON.stringify([
+    { key: KWOK_TAINT.key, operator: "Exists", effect: KWOK_TAINT.effect },
+  ]),
+};
 
 function b64(file: string): string {
   return readFileSync(file).toString("base64");
@@ -107,16 +138,25 @@ function kwokConfig(bins: GoBinaries): string {
 }
 
 /**
- * etcd, kube-apiserver (RBAC on, client-certificate admin), kube-controller-manager (Deployments, ReplicaSets,
- * garbage collection, service accounts), kube-scheduler and kwok with one fake node, as local processes on
- * loopback ports. Each step fails with the component's name and the tail of its log.
+ * etcd, kube-apiserver (Node and RBAC authorization, NodeRestriction, client-certificate admin, reaching
+ * kubelets with its own client certificate), kube-controller-manager (Deployments, ReplicaSets, garbage
+ * collection, service accounts), kube-scheduler and kwok with one fake node (tainted), as local processes:
+ * etcd and the others on loopback ports, the API server on the address the real node reaches. Each step fails
+ * with the component's name and the tail of its log.
  */
 export async function startControlPlane(
   bins: GoBinaries,
   stateDir: string,
   record: (p: RunningProcess) => void,
+  net: ControlPlaneNetwork,
+  nodeName: string,
 ): Promise<ControlPlane> {
-  const pki = generatePki(join(stateDir, "pki"));
+  const pki = generatePki(join(stateDir, "pki"), {
+    apiserverIp: net.hostIp,
+    kubernetesServiceIp: net.kubernetesServiceIp,
+    nodeName,
+    nodeIp: net.nodeIp,
+  });
   const processes: RunningProcess[] = [];
   const track = (p: RunningProcess) => {
     processes.push(p);
@@ -147,7 +187,7 @@ export async function startControlPlane(
   );
   await waitUntil("etcd", () => httpOk(`${etcdUrl}/health`), { timeoutMs: 30_000, proc: etcd });
 
-  const apiserverUrl = `https://127.0.0.1:${apiPort}`;
+  const apiserverUrl = `https://${net.hostIp}:${apiPort}`;
   const apiserver = track(
     startProcess(
       {
@@ -155,8 +195,8 @@ export async function startControlPlane(
         command: bins.kubeApiserver,
         args: [
           `--etcd-servers=${etcdUrl}`,
-          "--bind-address=127.0.0.1",
-          "--advertise-address=127.0.0.1",
+          `--bind-address=${net.hostIp}`,
+          `--advertise-address=${net.hostIp}`,
           `--secure-port=${apiPort}`,
           `--tls-cert-file=${pki.servingCert}`,
           `--tls-private-key-file=${pki.servingKey}`,
@@ -164,8 +204,13 @@ export async function startControlPlane(
           "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
           `--service-account-key-file=${pki.saPub}`,
           `--service-account-signing-key-file=${pki.saKey}`,
-          "--service-cluster-ip-range=10.0.0.0/24",
-          "--authorization-mode=RBAC",
+          `--service-cluster-ip-range=${net.serviceCidr}`,
+          "--authorization-mode=Node,RBAC",
+          "--enable-admission-plugins=NodeRestriction,PodNodeSelector,PodTolerationRestriction",
+          `--kubelet-client-certificate=${pki.kubeletClientCert}`,
+          `--kubelet-client-key=${pki.kubeletClientKey}`,
+          `--kubelet-certificate-authority=${pki.caCert}`,
+          "--kubelet-preferred-address-types=InternalIP",
           "--allow-privileged=true",
           "--enable-priority-and-fairness=false",
           "--profiling=false",
@@ -260,20 +305,22 @@ export async function startControlPlane(
   await kubectl(bins, kubeconfig, ["apply", "-f", "-"], fakeNodeManifest(FAKE_NODE));
   await waitUntil(
     "kwok (fake node Ready, not-ready taint removed by the node lifecycle controller)",
-    async () =>
-      (
+    async () => {
+      const [ready, taints] = (
         await kubectl(bins, kubeconfig, [
           "get",
           "node",
           FAKE_NODE,
           "-o",
-          "jsonpath={.status.conditions[?(@.type=='Ready')].status} {.spec.taints}",
+          "jsonpath={.status.conditions[?(@.type=='Ready')].status}|{.spec.taints[*].key}",
         ])
-      ).trim() === "True",
+      ).split("|");
+      return ready === "True" && !taints?.includes("node.kubernetes.io/not-ready");
+    },
     { timeoutMs: 60_000, proc: kwok, intervalMs: 300 },
   );
   await waitUntil("kube-scheduler", async () => true, { timeoutMs: 1_000, proc: scheduler });
-  return { apiserverUrl, kubeconfig, etcdUrl, processes };
+  return { apiserverUrl, kubeconfig, etcdUrl, processes, pki };
 }
 
 export function fakeNodeManifest(name: string): string {
@@ -291,7 +338,7 @@ export function fakeNodeManifest(name: string): string {
         type: "kwok",
       },
     },
-    spec: {},
+    spec: { taints: [KWOK_TAINT] },
     status: {
       allocatable: { cpu: "64", memory: "512Gi", pods: "2000" },
       capacity: { cpu: "64", memory: "512Gi", pods: "2000" },

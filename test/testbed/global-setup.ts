@@ -39,6 +39,24 @@ export default async function setup(project: TestProject): Promise<() => Promise
     standinUrl: state.standinUrl,
     python: state.python,
     sparkHome: state.sparkHome,
+    node: state.node
+      ? {
+          name: state.node.name,
+          nodeIp: state.node.nodeIp,
+          hostIp: state.node.hostIp,
+          podCidr: state.node.podCidr,
+          serviceCidr: state.node.serviceCidr,
+          kubernetesServiceIp: state.node.kubernetesServiceIp,
+          dnsServiceIp: state.node.dnsServiceIp,
+          containerdSock: state.node.containerdSock,
+          holderPid: state.node.holderPid,
+          images: {
+            pause: state.node.images.pause,
+            coredns: state.node.images.coredns,
+            probe: state.node.images.probe,
+          },
+        }
+      : null,
   });
   return async () => {
     if (owned) await down(state.stateDir);

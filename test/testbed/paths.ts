@@ -1,3 +1,4 @@
+import { createHash } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { homedir } from "node:os";
 import { dirname, join } from "node:path";
@@ -29,7 +30,22 @@ export interface GoBinaries {
   kwok: string;
   kwokStages: string;
   helm: string;
+  /** The real node: kubelet and kube-proxy (same version as the control plane), CoreDNS, the pause program. */
+  kubelet: string;
+  kubeProxy: string;
+  coredns: string;
+  pause: string;
+  /** The test image's program (node/probe.go). */
+  probe: string;
   binDirs: string[];
+}
+
+/** The cache key of a program in node/ (pause, probe): the hash of its source, as build/go-components.sh has it. */
+export function nodeProgramHash(name: "pause" | "probe"): string {
+  return createHash("sha256")
+    .update(readFileSync(join(TESTBED_DIR, "node", `${name}.go`)))
+    .digest("hex")
+    .slice(0, 12);
 }
 
 export function goBinaries(): GoBinaries {
@@ -39,6 +55,7 @@ export function goBinaries(): GoBinaries {
   const etcd = join(c, `etcd-v${v.ETCD_VERSION}`, "bin");
   const kwok = join(c, `kwok-v${v.KWOK_VERSION}`);
   const helm = join(c, `helm-v${v.HELM_VERSION}`, "bin");
+  const node = join(c, `k8s-node-v${v.K8S_VERSION}`, "bin");
   return {
     etcd: join(etcd, "etcd"),
     kubeApiserver: join(k8s, "kube-apiserver"),
@@ -48,6 +65,11 @@ export function goBinaries(): GoBinaries {
     kwok: join(kwok, "bin", "kwok"),
     kwokStages: join(kwok, "stages"),
     helm: join(helm, "helm"),
+    kubelet: join(node, "kubelet"),
+    kubeProxy: join(node, "kube-proxy"),
+    coredns: join(c, `coredns-v${v.COREDNS_VERSION}`, "bin", "coredns"),
+    pause: join(c, `pause-${nodeProgramHash("pause")}`, "bin", "pause"),
+    probe: join(c, `probe-${nodeProgramHash("probe")}`, "bin", "probe"),
     binDirs: [k8s, helm, join(kwok, "bin"), etcd],
   };
 }

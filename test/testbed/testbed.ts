@@ -3,13 +3,27 @@ import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node
 import { join } from "node:path";
 import type { TestbedInfo } from "./context.ts";
 import { startControlPlane } from "./controlplane.ts";
+import {
+  importImage,
+  type NodeState,
+  prepareNode,
+  REAL_NODE,
+  startNode,
+  stopNode,
+  waitForDns,
+} from "./node.ts";
 import { cacheDir, goBinaries, REPO_ROOT, TESTBED_DIR } from "./paths.ts";
 import { freePort, isAlive, type RunningProcess, startProcess, stopProcess, waitUntil } from "./process.ts";
+import type { NodeNetwork } from "./slots.ts";
 
 export interface TestbedState extends TestbedInfo {
   processes: RunningProcess[];
   apiserverUrl: string;
   startedAt: string;
+  /** The slot's addresses and ranges (slots.ts), recorded as soon as the slot is claimed, for `down`. */
+  network?: NodeNetwork;
+  /** The real node, once it is up. */
+  node: NodeState | null;
 }
 
 const log = (msg: string) => process.stderr.write(`[testbed] ${msg}\n`);
@@ -59,8 +73,9 @@ export function readState(stateDir = defaultStateDir()): TestbedState | null {
 }
 
 /**
- * Brings the whole test bed up in `stateDir`: control plane with a fake node, real Livy, the Livy stand-in.
- * Whatever started before a failure is stopped again, and the error names the component.
+ * Brings the whole test bed up in `stateDir`: control plane with a fake node (kwok) and a real node (kubelet,
+ * containerd, kube-proxy, CoreDNS), real Livy, the Livy stand-in. Whatever started before a failure is stopped
+ * again, and the error names the component.
  */
 export async function up(stateDir = defaultStateDir()): Promise<TestbedState> {
   const existing = readState(stateDir);
@@ -80,12 +95,45 @@ export async function up(stateDir = defaultStateDir()): Promise<TestbedState> {
     processes.push(p);
     saveState(stateDir, partial);
   };
+  const phase = (what: string, since: number) =>
+    log(`${what} in ${((Date.now() - since) / 1000).toFixed(1)} s`);
   try {
     // Livy's JVM start and the control plane's overlap: both take seconds on 2 cores.
     const livyPromise = skipLivy() ? Promise.resolve(null) : startLivy(stateDir, record);
     const standinPromise = startStandin(stateDir, record);
-    const cp = await startControlPlane(bins, stateDir, record);
-    const [livy, standinUrl] = await Promise.all([livyPromise, standinPromise]);
+    let t = Date.now();
+    const { net, holder } = await prepareNode(
+      stateDir,
+      bins,
+      record,
+      (n) => {
+        partial.network = n;
+        saveState(stateDir, partial);
+      },
+      log,
+    );
+    phase(`node network (slot ${net.slot}, API server on ${net.hostIp}, node ${net.nodeIp})`, t);
+    t = Date.now();
+    const cp = await startControlPlane(bins, stateDir, record, net, REAL_NODE);
+    phase("control plane", t);
+    t = Date.now();
+    const node = await startNode({
+      stateDir,
+      net,
+      holder,
+      bins,
+      pki: cp.pki,
+      apiserverUrl: cp.apiserverUrl,
+      adminKubeconfig: cp.kubeconfig,
+      record,
+    });
+    phase(`real node ${node.name} Ready`, t);
+    t = Date.now();
+    const [livy, standinUrl] = await Promise.all([
+      livyPromise,
+      standinPromise,
+      waitForDns(bins, cp.kubeconfig).then(() => phase("cluster DNS", t)),
+    ]);
     const state: TestbedState = {
       stateDir,
       kubeconfig: cp.kubeconfig,
@@ -96,6 +144,8 @@ export async function up(stateDir = defaultStateDir()): Promise<TestbedState> {
       sparkHome: livy?.sparkHome ?? null,
       standinUrl,
       processes,
+      network: net,
+      node,
       startedAt: partial.startedAt ?? new Date().toISOString(),
     };
     saveState(stateDir, state);
@@ -103,6 +153,7 @@ export async function up(stateDir = defaultStateDir()): Promise<TestbedState> {
     return state;
   } catch (err) {
     log(`start failed, stopping what was started: ${err instanceof Error ? err.message : String(err)}`);
+    if (partial.network) await stopNode(partial.network, processes, stateDir).catch(() => undefined);
     await Promise.all(processes.map((p) => stopProcess(p.pid)));
     throw err;
   }
@@ -154,14 +205,29 @@ async function startStandin(stateDir: string, record: (p: RunningProcess) => voi
   return url;
 }
 
-/** Stops every process this test bed started and removes its state. */
+/**
+ * Stops every process this test bed started and removes its state. The real node goes first and whole (its
+ * cgroups killed, namespaces, veth, routes and cgroups removed, its slot released), then the other processes.
+ */
 export async function down(stateDir = defaultStateDir()): Promise<void> {
   const state = readState(stateDir);
   if (state) {
+    if (state.network) await stopNode(state.network, state.processes, stateDir);
     // Reverse order: clients of the API server go before it, etcd last.
     for (const p of [...state.processes].reverse()) await stopProcess(p.pid);
   }
   rmSync(stateDir, { recursive: true, force: true });
+}
+
+/**
+ * Imports an image archive (`docker save` format) into the real node's containerd, so that pods on it can use
+ * the image without a registry (imagePullPolicy Never or IfNotPresent, under the name containerd shows:
+ * `docker.io/library/x:tag` for `x:tag`).
+ */
+export async function importImageIntoNode(tar: string, stateDir = defaultStateDir()): Promise<void> {
+  const state = readState(stateDir);
+  if (!state?.node) throw new Error(`no test bed with a real node in ${stateDir}`);
+  await importImage(state.node.containerdSock, tar);
 }
 
 function processByName(stateDir: string, name: string): { state: TestbedState; proc: RunningProcess } {
@@ -238,5 +304,17 @@ export function envLines(state: TestbedState): string {
   if (state.livyUrl) lines.push(`export LIVY_URL=${q(state.livyUrl)}`);
   if (state.sparkHome) lines.push(`export SPARK_HOME=${q(state.sparkHome)}`);
   if (state.python) lines.push(`export LIVY_TESTBED_PYTHON=${q(state.python)}`);
+  if (state.node) {
+    const n = state.node;
+    lines.push(
+      `export LIVY_TESTBED_NODE=${q(n.name)}`,
+      `export LIVY_TESTBED_NODE_IP=${q(n.nodeIp)}`,
+      `export LIVY_TESTBED_APISERVER_IP=${q(n.hostIp)}`,
+      `export LIVY_TESTBED_POD_CIDR=${q(n.podCidr)}`,
+      `export LIVY_TESTBED_SERVICE_CIDR=${q(n.serviceCidr)}`,
+      `export LIVY_TESTBED_DNS_IP=${q(n.dnsServiceIp)}`,
+      `export LIVY_TESTBED_CONTAINERD_SOCK=${q(n.containerdSock)}`,
+    );
+  }
   return lines.join("\n");
 }

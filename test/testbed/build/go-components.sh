@@ -4,7 +4,11 @@
 #   etcd  etcd server
 #   kwok  kwok (fake kubelet) and its stage configs
 #   helm  helm 3
-# Usage: go-components.sh [k8s|etcd|kwok|helm]...   (no argument: all). Idempotent.
+#   node  kubelet, kube-proxy (the real node; same wrapper module and version stamp as k8s)
+#   coredns  CoreDNS (the real node's cluster DNS)
+#   pause, probe  the real node's pause program and test program (test/testbed/node/*.go), keyed by source hash
+# Usage: go-components.sh [k8s|etcd|kwok|helm|node|coredns|pause|probe]...   (no argument: all). Idempotent; each
+# component is built under a lock (flock), so concurrent builds wait for each other instead of racing.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source=versions.env
@@ -17,15 +21,13 @@ log() { printf '[testbed-build] %s\n' "$*" >&2; }
 fail() { printf '[testbed-build] FAILED: %s\n' "$*" >&2; exit 1; }
 command -v go >/dev/null || fail "go is not installed: the control plane, kwok and helm are built with Go >= 1.24 (set LIVY_TESTBED_SKIP=1 to skip the test bed)"
 
-build_k8s() {
-  local started=$SECONDS
-  local out="$CACHE/k8s-v$K8S_VERSION"
-  [ -f "$out/.complete" ] && { log "k8s v$K8S_VERSION cached at $out"; return; }
-  log "building kube-apiserver, kube-controller-manager, kube-scheduler, kubectl v$K8S_VERSION (cold: 10-25 min)"
-  local mod; mod=$(cd /tmp && go mod download -json "k8s.io/kubernetes@v$K8S_VERSION" | sed -n 's/.*"GoMod": "\(.*\)".*/\1/p')
+# The wrapper module: requires k8s.io/kubernetes and replaces every staging module with its published
+# v0.MINOR.PATCH (k8s.io/kubernetes's own go.mod points them at ./staging, which `go get` cannot follow).
+write_k8s_wrapper() {
+  local w=$1 mod
+  mod=$(cd /tmp && go mod download -json "k8s.io/kubernetes@v$K8S_VERSION" | sed -n 's/.*"GoMod": "\(.*\)".*/\1/p')
   [ -f "$mod" ] || fail "k8s: cannot download k8s.io/kubernetes@v$K8S_VERSION from the Go module proxy"
-  local minor=${K8S_VERSION#*.}; minor=${minor%%.*}
-  local w="$CACHE/src/k8s-v$K8S_VERSION"; rm -rf "$w"; mkdir -p "$w"
+  rm -rf "$w"; mkdir -p "$w"
   {
     echo "module livy-operator.testbed/k8s"
     echo "go 1.24.0"
@@ -37,18 +39,79 @@ build_k8s() {
     done
     echo ")"
   } > "$w/go.mod"
-  local cmds="k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager k8s.io/kubernetes/cmd/kube-scheduler k8s.io/kubernetes/cmd/kubectl"
-  (cd "$w" && for c in $cmds; do go get "$c@v$K8S_VERSION"; done) || fail "k8s: go get failed (see above)"
-  local ld="-s -w"
+}
+
+# the version stamp every k8s binary carries (kubectl version, Helm's kubeVersion, the node's kubeletVersion)
+k8s_ldflags() {
+  local minor=${K8S_VERSION#*.}; minor=${minor%%.*}
+  local ld="-s -w" p
   for p in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
     ld="$ld -X $p.gitVersion=v$K8S_VERSION -X $p.gitMajor=1 -X $p.gitMinor=$minor -X $p.gitTreeState=clean -X $p.gitCommit=0000000000000000000000000000000000000000 -X $p.buildDate=1970-01-01T00:00:00Z"
   done
+  echo "$ld"
+}
+
+build_k8s() {
+  local started=$SECONDS
+  local out="$CACHE/k8s-v$K8S_VERSION"
+  [ -f "$out/.complete" ] && { log "k8s v$K8S_VERSION cached at $out"; return; }
+  log "building kube-apiserver, kube-controller-manager, kube-scheduler, kubectl v$K8S_VERSION (cold: 10-25 min)"
+  local w="$CACHE/src/k8s-v$K8S_VERSION"
+  write_k8s_wrapper "$w"
+  local cmds="k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager k8s.io/kubernetes/cmd/kube-scheduler k8s.io/kubernetes/cmd/kubectl"
+  (cd "$w" && for c in $cmds; do go get "$c@v$K8S_VERSION"; done) || fail "k8s: go get failed (see above)"
   mkdir -p "$out/bin"
   # one go build for all four: they share most packages, so they compile once
-  (cd "$w" && go build -trimpath -ldflags "$ld" -o "$out/bin/" $cmds) || fail "k8s: go build failed (see above)"
+  (cd "$w" && go build -trimpath -ldflags "$(k8s_ldflags)" -o "$out/bin/" $cmds) || fail "k8s: go build failed (see above)"
   "$out/bin/kubectl" version --client | grep -q "v$K8S_VERSION" || fail "k8s: kubectl does not report v$K8S_VERSION"
   echo $((SECONDS - started)) > "$out/.build-seconds"; touch "$out/.complete"; log "k8s v$K8S_VERSION built into $out/bin"
 }
+
+# kubelet and kube-proxy for the real node: a build of their own (so the control plane's cache entry stays
+# valid), from the same wrapper module and ldflags; the Go module and build caches make it minutes once the
+# control plane is built.
+build_node() {
+  local started=$SECONDS
+  local out="$CACHE/k8s-node-v$K8S_VERSION"
+  [ -f "$out/.complete" ] && { log "kubelet, kube-proxy v$K8S_VERSION cached at $out"; return; }
+  log "building kubelet, kube-proxy v$K8S_VERSION (cold: a few minutes after the control plane)"
+  local w="$CACHE/src/k8s-node-v$K8S_VERSION"
+  write_k8s_wrapper "$w"
+  local cmds="k8s.io/kubernetes/cmd/kubelet k8s.io/kubernetes/cmd/kube-proxy"
+  (cd "$w" && for c in $cmds; do go get "$c@v$K8S_VERSION"; done) || fail "node: go get failed (see above)"
+  mkdir -p "$out/bin"
+  (cd "$w" && go build -trimpath -ldflags "$(k8s_ldflags)" -o "$out/bin/" $cmds) || fail "node: go build failed (see above)"
+  "$out/bin/kubelet" --version | grep -q "v$K8S_VERSION" || fail "node: kubelet does not report v$K8S_VERSION"
+  "$out/bin/kube-proxy" --version | grep -q "v$K8S_VERSION" || fail "node: kube-proxy does not report v$K8S_VERSION"
+  echo $((SECONDS - started)) > "$out/.build-seconds"; touch "$out/.complete"; log "kubelet, kube-proxy built into $out/bin"
+}
+
+build_coredns() {
+  local started=$SECONDS
+  local out="$CACHE/coredns-v$COREDNS_VERSION"
+  [ -f "$out/.complete" ] && { log "coredns v$COREDNS_VERSION cached at $out"; return; }
+  log "building coredns v$COREDNS_VERSION (cold: ~6 min)"
+  mkdir -p "$out/bin"
+  GOBIN="$out/bin" go install -trimpath -ldflags "-s -w" "github.com/coredns/coredns@v$COREDNS_VERSION" || fail "coredns: go install failed"
+  "$out/bin/coredns" -version | grep -q "CoreDNS-$COREDNS_VERSION" || fail "coredns: binary does not report $COREDNS_VERSION"
+  echo $((SECONDS - started)) > "$out/.build-seconds"; touch "$out/.complete"; log "coredns built into $out/bin"
+}
+
+# The real node's own programs (test/testbed/node/*.go): pause, which every pod sandbox runs, and probe, the
+# test image's program. Static, each keyed by the hash of its source.
+build_nodeprog() {
+  local name=$1 src="$here/../node/$1.go" hash
+  hash=$(sha256sum "$src" | cut -c1-12)
+  local out="$CACHE/$name-$hash"
+  [ -f "$out/.complete" ] && { log "$name $hash cached at $out"; return; }
+  local w="$CACHE/src/$name-$hash"; rm -rf "$w"; mkdir -p "$w" "$out/bin"
+  printf 'module livy-operator.testbed/%s\ngo 1.24.0\n' "$name" > "$w/go.mod"
+  cp "$src" "$w/main.go"
+  (cd "$w" && go build -trimpath -ldflags "-s -w" -o "$out/bin/$name" .) || fail "$name: go build failed"
+  touch "$out/.complete"; log "$name built into $out/bin"
+}
+build_pause() { build_nodeprog pause; }
+build_probe() { build_nodeprog probe; }
 
 build_etcd() {
   local started=$SECONDS
@@ -87,5 +150,8 @@ build_helm() {
   echo $((SECONDS - started)) > "$out/.build-seconds"; touch "$out/.complete"; log "helm built into $out/bin"
 }
 
-targets=("$@"); [ ${#targets[@]} -gt 0 ] || targets=(etcd kwok helm k8s)
-for t in "${targets[@]}"; do "build_$t"; done
+targets=("$@"); [ ${#targets[@]} -gt 0 ] || targets=(etcd kwok helm pause probe coredns k8s node)
+for t in "${targets[@]}"; do
+  # one builder per component at a time, machine-wide: a second `testbed build` waits, then finds it cached
+  ( flock 9; "build_$t" ) 9>"$CACHE/.lock-$t"
+done
