@@ -26,6 +26,10 @@ const BENCHES: Record<string, { what: string; load: () => Promise<BenchFn> }> = 
     what: "10,000 trivial statements over 16 stand-in sessions through the SessionPool",
     load: async () => (await import("./dispatch.ts")).dispatch,
   },
+  node: {
+    what: "the test bed's real node: up/down, daemons' RSS, pod create → Ready, cold build times",
+    load: async () => (await import("./node.ts")).node,
+  },
   client: {
     what: "trivial-statement round trip: this client vs pylivy vs a naive poller (real Livy); own overhead",
     load: async () => (await import("./client.ts")).client,

@@ -219,8 +219,9 @@ export async function apiserverUp(timeoutMs = 90_000): Promise<void> {
 
 /**
  * Waits until the rest of the control plane works again after an API server restart: a Deployment gets a
- * ReplicaSet (kube-controller-manager), its pod a node (kube-scheduler) and Ready (kwok). Their client-go
- * watches come back by themselves, but only after their own backoff, up to a minute or more.
+ * ReplicaSet (kube-controller-manager), its pod a node (kube-scheduler) and Ready (kwok), and the real node's
+ * kubelet renews its Lease. Their client-go watches come back by themselves, but only after their own backoff,
+ * up to a minute or more.
  */
 export async function controlPlaneWorks(timeoutMs = 180_000): Promise<number> {
   const started = Date.now();
@@ -253,6 +254,21 @@ export async function controlPlaneWorks(timeoutMs = 180_000): Promise<number> {
       },
       timeoutMs,
     );
+    // the real node's kubelet is back too: its node Lease is renewed after the restart
+    const node = testbed().node;
+    if (node) {
+      await until(
+        `the kubelet of ${node.name} renewing its Lease again`,
+        async () => {
+          const lease = await k.get<{ spec?: { renewTime?: string } }>(
+            `/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases/${node.name}`,
+            { timeoutMs: 5_000 },
+          );
+          return Date.parse(lease.spec?.renewTime ?? "") > started;
+        },
+        timeoutMs,
+      );
+    }
     return Date.now() - started;
   } finally {
     await k.delete(path).catch(() => false);

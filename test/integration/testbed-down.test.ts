@@ -8,7 +8,7 @@ import { testbed } from "../testbed/context.ts";
 import { cgroupMounts, nodeExec, sweepDeadSlots } from "../testbed/node.ts";
 import { stopProcess } from "../testbed/process.ts";
 import { readOwner, runDir } from "../testbed/slots.ts";
-import { down, readState, type TestbedState, up } from "../testbed/testbed.ts";
+import { down, type TestbedState, up } from "../testbed/testbed.ts";
 import { until } from "./harness.ts";
 
 const run = promisify(execFile);
@@ -27,7 +27,8 @@ interface HostSnapshot {
 async function snapshot(): Promise<HostSnapshot> {
   const lines = (s: string) => s.split("\n").filter((l) => l.trim() !== "");
   const links = lines((await run("ip", ["-o", "link", "show"])).stdout).map(
-    (l) => l.split(":")[1]?.trim() ?? l,
+    // "7: lvtb1@if2: <...>" -> "lvtb1"
+    (l) => l.split(":")[1]?.trim().split("@")[0] ?? l,
   );
   const routes = lines((await run("ip", ["route", "show"])).stdout);
   const iptables = lines((await run("iptables-save")).stdout).filter((l) => !l.startsWith("#"));
@@ -61,25 +62,31 @@ async function snapshot(): Promise<HostSnapshot> {
  * other test beds on the machine change meanwhile are told apart by this one's slot and state dir.
  */
 describe("a second test bed, up and down", () => {
-  let state: TestbedState | null = null;
-  let stateDir = "";
   const skipLivy = process.env.LIVY_TESTBED_SKIP_LIVY;
+  const started: string[] = [];
+  /** Brings up a test bed without real Livy (not what this tests) in a fresh temp dir; afterAll downs it. */
+  const second = async (): Promise<{ state: TestbedState; stateDir: string }> => {
+    const stateDir = mkdtempSync(join(tmpdir(), "livy-testbed-second-"));
+    started.push(stateDir);
+    process.env.LIVY_TESTBED_SKIP_LIVY = "1";
+    try {
+      return { state: await up(stateDir), stateDir };
+    } finally {
+      if (skipLivy === undefined) delete process.env.LIVY_TESTBED_SKIP_LIVY;
+      else process.env.LIVY_TESTBED_SKIP_LIVY = skipLivy;
+    }
+  };
 
   afterAll(async () => {
-    if (state) await down(stateDir).catch(() => undefined);
-    if (skipLivy === undefined) delete process.env.LIVY_TESTBED_SKIP_LIVY;
-    else process.env.LIVY_TESTBED_SKIP_LIVY = skipLivy;
+    for (const d of started) if (existsSync(d)) await down(d).catch(() => undefined);
   });
 
   it("runs beside this run's test bed in a slot of its own, and down leaves the host as it found it", async () => {
     const before = await snapshot();
-    stateDir = mkdtempSync(join(tmpdir(), "livy-testbed-second-"));
-    process.env.LIVY_TESTBED_SKIP_LIVY = "1"; // its Livy is not what this tests
-    state = await up(stateDir);
+    const { state, stateDir } = await second();
     const node = state.node;
     if (!node) throw new Error("no real node");
     const mine = testbed().node;
-    expect(node.slot).not.toBe(undefined);
     expect(node.hostIp).not.toBe(mine?.hostIp);
     expect(node.podCidr).not.toBe(mine?.podCidr);
     expect(node.serviceCidr).not.toBe(mine?.serviceCidr);
@@ -98,7 +105,6 @@ describe("a second test bed, up and down", () => {
     expect(during.routes.filter((r) => r.includes(node.vethHost)).length).toBeGreaterThanOrEqual(3);
 
     await down(stateDir);
-    state = null;
     const after = await snapshot();
     const slotBits = [
       node.vethHost,
@@ -123,12 +129,10 @@ describe("a second test bed, up and down", () => {
   });
 
   it("is swept by the next up when its holder died without down", async () => {
-    stateDir = mkdtempSync(join(tmpdir(), "livy-testbed-second-"));
-    process.env.LIVY_TESTBED_SKIP_LIVY = "1";
-    state = await up(stateDir);
+    const { state, stateDir } = await second();
     const node = state.node;
     if (!node) throw new Error("no real node");
-    const holder = readState(stateDir)?.processes.find((p) => p.name === "node-holder");
+    const holder = state.processes.find((p) => p.name === "node-holder");
     if (!holder) throw new Error("no holder");
     await stopProcess(holder.pid, 0);
     await sweepDeadSlots(() => undefined);
@@ -137,11 +141,12 @@ describe("a second test bed, up and down", () => {
     expect(links).not.toContain(`${node.vethHost}@`);
     for (const m of cgroupMounts()) expect(existsSync(join(m, node.cgroupRoot))).toBe(false);
     for (const name of ["containerd", "kubelet", "kube-proxy"]) {
-      const p = readState(stateDir)?.processes.find((q) => q.name === name);
+      const p = state.processes.find((q) => q.name === name);
       if (!p) throw new Error(`no ${name}`);
       await until(`${name} killed by the sweep`, async () => !existsSync(`/proc/${p.pid}`), 10_000);
     }
-    await down(stateDir); // the rest of it (control plane): leaves the slot, which is no longer its, alone
-    state = null;
+    // the rest of it (the control plane) goes with down, which leaves the slot, no longer its own, alone
+    await down(stateDir);
+    expect(existsSync(stateDir)).toBe(false);
   });
 });

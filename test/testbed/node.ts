@@ -271,7 +271,8 @@ export async function prepareNode(
     },
     { timeoutMs: 10_000, proc: holder, intervalMs: 20 },
   );
-  setOwners(net.slot, stateDir, [process.pid, holder.pid]);
+  // from now on the slot lives as long as the holder (this process may be a short `testbed up`)
+  setOwners(net.slot, stateDir, [holder.pid]);
 
   const bind = (src: string, dst: string) => `mkdir -p '${dst}' && mount --bind '${src}' '${dst}'`;
   await nodeExec(holder.pid, [
@@ -483,39 +484,29 @@ async function kubectlJson(
   return (await child).stdout;
 }
 
+export interface NodeRuntime {
+  containerdSock: string;
+  images: NodeImages;
+}
+
 /**
- * Starts containerd (with the pause and CoreDNS images imported), the kubelet and kube-proxy in the node's
- * namespaces, waits for the Node to be Ready, and deploys CoreDNS. After the API server is up.
+ * Starts the node's containerd and imports the images every node has (pause, CoreDNS, probe). Needs no API
+ * server: `up` runs it while the control plane starts.
  */
-export async function startNode(opts: {
+export async function startRuntime(opts: {
   stateDir: string;
   net: NodeNetwork;
   holder: RunningProcess;
   bins: GoBinaries;
-  pki: Pki;
-  apiserverUrl: string;
-  adminKubeconfig: string;
   record: (p: RunningProcess) => void;
-}): Promise<NodeState> {
-  const { stateDir, net, holder, bins, pki, apiserverUrl, adminKubeconfig, record } = opts;
+}): Promise<NodeRuntime> {
+  const { stateDir, net, holder, bins, record } = opts;
   const dir = join(stateDir, "node");
   const sock = join(dir, "containerd", "containerd.sock");
   if (sock.length > 100) throw new Error(`state dir ${stateDir} is too long for containerd's socket path`);
   const images = await ensureNodeImages(bins);
   writeFileSync(join(dir, "containerd", "config.toml"), containerdConfig(dir, sock, images.pause));
   writeFileSync(join(dir, "cni", "net.d", "10-livy-testbed.conflist"), cniConfig(net));
-  writeFileSync(join(dir, "resolv.conf"), "# the node's pods get the cluster DNS only\n");
-  const kubeletKubeconfig = join(dir, "kubelet.kubeconfig");
-  writeFileSync(kubeletKubeconfig, kubeconfigFor(apiserverUrl, pki, pki.nodeCert, pki.nodeKey), {
-    mode: 0o600,
-  });
-  const proxyKubeconfig = join(dir, "kube-proxy.kubeconfig");
-  writeFileSync(proxyKubeconfig, kubeconfigFor(apiserverUrl, pki, pki.proxyCert, pki.proxyKey), {
-    mode: 0o600,
-  });
-  writeFileSync(join(dir, "kubelet.json"), kubeletConfig(net, pki, dir, sock));
-  writeFileSync(join(dir, "kube-proxy.json"), kubeProxyConfig(net, proxyKubeconfig));
-
   const containerd = startProcess(
     inNode(net, holder.pid, "containerd", "containerd", ["--config", join(dir, "containerd", "config.toml")]),
     stateDir,
@@ -530,6 +521,38 @@ export async function startNode(opts: {
     { timeoutMs: 30_000, proc: containerd, intervalMs: 100 },
   );
   await Promise.all(images.tars.map((t) => importImage(sock, t)));
+  return { containerdSock: sock, images };
+}
+
+/**
+ * Starts the kubelet and kube-proxy in the node's namespaces, waits for the Node to be Ready, and deploys
+ * CoreDNS (waitForDns waits for it to serve). After the API server is up.
+ */
+export async function startNode(opts: {
+  stateDir: string;
+  net: NodeNetwork;
+  holder: RunningProcess;
+  runtime: NodeRuntime;
+  bins: GoBinaries;
+  pki: Pki;
+  apiserverUrl: string;
+  adminKubeconfig: string;
+  record: (p: RunningProcess) => void;
+}): Promise<NodeState> {
+  const { stateDir, net, holder, bins, pki, apiserverUrl, adminKubeconfig, record } = opts;
+  const { containerdSock: sock, images } = opts.runtime;
+  const dir = join(stateDir, "node");
+  writeFileSync(join(dir, "resolv.conf"), "# the node's pods get the cluster DNS only\n");
+  const kubeletKubeconfig = join(dir, "kubelet.kubeconfig");
+  writeFileSync(kubeletKubeconfig, kubeconfigFor(apiserverUrl, pki, pki.nodeCert, pki.nodeKey), {
+    mode: 0o600,
+  });
+  const proxyKubeconfig = join(dir, "kube-proxy.kubeconfig");
+  writeFileSync(proxyKubeconfig, kubeconfigFor(apiserverUrl, pki, pki.proxyCert, pki.proxyKey), {
+    mode: 0o600,
+  });
+  writeFileSync(join(dir, "kubelet.json"), kubeletConfig(net, pki, dir, sock));
+  writeFileSync(join(dir, "kube-proxy.json"), kubeProxyConfig(net, proxyKubeconfig));
 
   const kubelet = startProcess(
     inNode(net, holder.pid, "kubelet", bins.kubelet, [

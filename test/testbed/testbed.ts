@@ -9,6 +9,7 @@ import {
   prepareNode,
   REAL_NODE,
   startNode,
+  startRuntime,
   stopNode,
   waitForDns,
 } from "./node.ts";
@@ -114,13 +115,18 @@ export async function up(stateDir = defaultStateDir()): Promise<TestbedState> {
     );
     phase(`node network (slot ${net.slot}, API server on ${net.hostIp}, node ${net.nodeIp})`, t);
     t = Date.now();
+    // the node's containerd and its images need no API server: they start meanwhile
+    const runtimePromise = startRuntime({ stateDir, net, holder, bins, record });
+    runtimePromise.catch(() => undefined); // awaited below; a control plane failure comes first
     const cp = await startControlPlane(bins, stateDir, record, net, REAL_NODE);
     phase("control plane", t);
+    const runtime = await runtimePromise;
     t = Date.now();
     const node = await startNode({
       stateDir,
       net,
       holder,
+      runtime,
       bins,
       pki: cp.pki,
       apiserverUrl: cp.apiserverUrl,
