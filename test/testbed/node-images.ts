@@ -82,7 +82,7 @@ export async function ensureNodeImages(bins: GoBinaries): Promise<NodeImages> {
   const v = versions();
   const specs = [
     { name: "pause", tag: nodeProgramHash("pause"), binary: bins.pause },
-    { name: "coredns", tag: v.COREDNS_VERSION ?? "", binary: bins.coredns },
+    { name: "coredns", tag: `${v.COREDNS_VERSION}-${nodeProgramHash("coredns")}`, binary: bins.coredns },
     { name: "probe", tag: nodeProgramHash("probe"), binary: bins.probe },
   ];
   const tars: string[] = [];

@@ -40,8 +40,8 @@ export interface GoBinaries {
   binDirs: string[];
 }
 
-/** The cache key of a program in node/ (pause, probe): the hash of its source, as build/go-components.sh has it. */
-export function nodeProgramHash(name: "pause" | "probe"): string {
+/** The cache key of a program in node/ (pause, probe, coredns): the hash of its source, as build/go-components.sh has it. */
+export function nodeProgramHash(name: "pause" | "probe" | "coredns"): string {
   return createHash("sha256")
     .update(readFileSync(join(TESTBED_DIR, "node", `${name}.go`)))
     .digest("hex")
@@ -67,7 +67,7 @@ export function goBinaries(): GoBinaries {
     helm: join(helm, "helm"),
     kubelet: join(node, "kubelet"),
     kubeProxy: join(node, "kube-proxy"),
-    coredns: join(c, `coredns-v${v.COREDNS_VERSION}`, "bin", "coredns"),
+    coredns: join(c, `coredns-v${v.COREDNS_VERSION}-${nodeProgramHash("coredns")}`, "bin", "coredns"),
     pause: join(c, `pause-${nodeProgramHash("pause")}`, "bin", "pause"),
     probe: join(c, `probe-${nodeProgramHash("probe")}`, "bin", "probe"),
     binDirs: [k8s, helm, join(kwok, "bin"), etcd],
