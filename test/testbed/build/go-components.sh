@@ -100,7 +100,7 @@ build_coredns() {
   (cd "$w" && go get "github.com/coredns/coredns@v$COREDNS_VERSION") || fail "coredns: go get failed"
   (cd "$w" && go build -trimpath -ldflags "-s -w" -o "$out/bin/coredns" .) || fail "coredns: go build failed"
   "$out/bin/coredns" -version | grep -q "CoreDNS-$COREDNS_VERSION" || fail "coredns: binary does not report $COREDNS_VERSION"
-  "$out/bin/coredns" -plugins | grep -q "dns.kubernetes" || fail "coredns: the kubernetes plugin is missing"
+  "$out/bin/coredns" -plugins | grep -qw kubernetes || fail "coredns: the kubernetes plugin is missing"
   echo $((SECONDS - started)) > "$out/.build-seconds"; touch "$out/.complete"; log "coredns built into $out/bin"
 }
 
