@@ -172,6 +172,36 @@ describe.each(targets)("Livy contract: $name", ({ name, url, sessionStartMs }) =
     await expect(session.run("acc")).resolves.toMatchObject({ text: all });
   });
 
+  it("gives the same output with a leading comment line, in every language (the gateway's request markers)", async () => {
+    const run = async (code: string, kind: string) => {
+      const posted = await wire(baseUrl, `/sessions/${created.id}/statements`, {
+        method: "POST",
+        body: JSON.stringify({ code, kind }),
+      });
+      expect(posted.status).toBe(201);
+      const id = (posted.body as { id: number }).id;
+      for (;;) {
+        const s = (await wire(baseUrl, `/sessions/${created.id}/statements/${id}`)).body as {
+          state: string;
+          output: unknown;
+        };
+        if (s.state === "available") return JSON.stringify(s.output).replace(/res\d+/g, "resN");
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    };
+    const cases = [
+      { kind: "pyspark", comment: "#", code: "1 + 1" },
+      { kind: "pyspark", comment: "#", code: "gw_x = [1, 2]\n%json gw_x" },
+      { kind: "spark", comment: "//", code: "spark.range(10).count()" },
+      { kind: "sql", comment: "--", code: "SELECT 1 AS one" },
+    ];
+    for (const c of cases) {
+      const plain = await run(c.code, c.kind);
+      const commented = await run(`${c.comment} livy-gateway request rABCDEFGH12\n${c.code}`, c.kind);
+      expect(commented, `${c.kind}: ${c.code}`).toBe(plain);
+    }
+  });
+
   it("answers 404 for an unknown session and an unknown statement", async () => {
     const noSession = await rejection(client.getSession(987654));
     expect(noSession).toBeInstanceOf(SessionGoneError);

@@ -496,8 +496,16 @@ export function repr(v: Py): string {
 
 // --- spark (Scala) -------------------------------------------------------------------------------
 
+/** Whole-line comments: Scala's REPL joins a comment line to the next, Spark SQL's lexer skips them. */
+function withoutCommentLines(code: string, prefix: string): string {
+  return code
+    .split("\n")
+    .filter((l) => !l.trimStart().startsWith(prefix))
+    .join("\n");
+}
+
 function runScala(code: string, scope: Scope, executionCount: number): Plan {
-  const line = code.trim();
+  const line = withoutCommentLines(code, "//").trim();
   const out = (text: string, extra: Partial<Plan> = {}): Plan => ({
     sleepMs: 0,
     sparkJob: false,
@@ -544,7 +552,7 @@ function runScala(code: string, scope: Scope, executionCount: number): Plan {
 // --- sql -----------------------------------------------------------------------------------------
 
 function runSql(code: string, executionCount: number): Plan {
-  const sql = code.trim().replace(/;$/, "");
+  const sql = withoutCommentLines(code, "--").trim().replace(/;$/, "");
   const plan = (output: Output): Plan => ({ sleepMs: 0, sparkJob: true, output });
   const error = (evalue: string, frame: string): Plan =>
     plan({ status: "error", execution_count: executionCount, ename: "Error", evalue, traceback: [frame] });

@@ -27,6 +27,11 @@ export interface StandinConfig {
   /** Every Livy route answers only after this long (for timeouts and latency measurements). */
   responseDelayMs: number;
   /**
+   * Every Livy route does its work at once and answers only this long afterwards: a statement POST has
+   * created the statement while its answer is still on its way (for lost answers, e.g. a proxy killed).
+   */
+  answerDelayMs: number;
+  /**
    * Real Livy cannot interrupt code that runs no Spark job (`time.sleep`): the statement stays `cancelling`
    * until the sleep ends or `cancelTimeoutMs` passes, and the REPL stays blocked until the sleep ends
    * (test/testbed/livy-observed.md, "cancel"). On by default, as Livy does; off, a cancel interrupts a sleep
@@ -45,6 +50,7 @@ export const DEFAULT_CONFIG: StandinConfig = {
   retainedStatements: 100,
   csrf: false,
   responseDelayMs: 0,
+  answerDelayMs: 0,
   blockingSleep: true,
   cancelTimeoutMs: 30_000,
 };
@@ -371,6 +377,7 @@ export class LivyStandin implements StandinControl {
         reply = this.#control(method, url.pathname, body);
       } else {
         reply = await this.#livy(method, url, body, req);
+        if (this.#config.answerDelayMs > 0) await delay(this.#config.answerDelayMs);
       }
     } catch (err) {
       if (err instanceof RequestError) reply = err.reply;
