@@ -8,8 +8,15 @@
  * for idleness it reads as `idle` (the next statement runs, after a cold start); waking it reads as
  * `starting`; Failed reads as `dead`; suspended as `not_started`.
  */
-import { ANNOTATION_DEMANDED_AT, type LivySession } from "../api/index.ts";
-import { derivePhase } from "../operator/phase.ts";
+import {
+  ANNOTATION_DEMANDED_AT,
+  demandToken,
+  failureOf,
+  isIdle,
+  isReady,
+  type LivySession,
+  readyCondition,
+} from "../api/index.ts";
 import type { GatewayRoute } from "./routes.ts";
 import { SESSION_ID } from "./routes.ts";
 
@@ -21,39 +28,29 @@ export type SessionView =
   | { kind: "suspended"; message: string }
   | { kind: "deleting" };
 
-function readyCondition(obj: LivySession) {
-  return obj.status?.conditions?.find((c) => c.type === "Ready");
-}
-
 /** A new value of the demand annotation that the operator has not served yet: it is about to start. */
 export function demandPending(obj: LivySession): boolean {
   const annotation = obj.metadata.annotations?.[ANNOTATION_DEMANDED_AT];
-  return annotation !== undefined && annotation !== obj.status?.demandedAt;
+  return annotation !== undefined && demandToken(annotation) !== obj.status?.demandedAt;
 }
 
 export function viewOf(obj: LivySession): SessionView {
   if (obj.metadata.deletionTimestamp) return { kind: "deleting" };
-  const ready = readyCondition(obj);
   if (obj.spec.suspend)
     return { kind: "suspended", message: "spec.suspend is true: nothing runs until it is false" };
   const st = obj.status;
-  if (
-    ready?.status === "True" &&
-    st?.serverURL &&
-    st.livySessionId !== undefined &&
-    st.livySessionId !== null
-  )
+  if (isReady(obj) && st?.serverURL && st.livySessionId !== undefined && st.livySessionId !== null)
     return {
       kind: "ready",
       serverURL: st.serverURL,
       livySessionId: st.livySessionId,
       livyState: st.livySessionState ?? "idle",
     };
-  const phase = derivePhase(st?.conditions, false);
-  const message = ready?.message || st?.message || "";
-  if (phase === "Idle" && !demandPending(obj)) return { kind: "parked", message };
-  if (phase === "Failed" && !demandPending(obj))
-    return { kind: "failed", reason: ready?.reason ?? "Failed", message };
+  const message = readyCondition(obj)?.message || st?.message || "";
+  if (isIdle(obj) && !demandPending(obj)) return { kind: "parked", message };
+  const failure = failureOf(obj);
+  if (failure && !demandPending(obj))
+    return { kind: "failed", reason: failure.reason, message: failure.message };
   return { kind: "starting", message: message || "the Livy server is being deployed" };
 }
 

@@ -9,6 +9,7 @@ import { CORE, resourcePath } from "../../src/kube/client.ts";
 import { LIVYSESSIONS } from "../../src/operator/reconciler.ts";
 import { testbed } from "../testbed/context.ts";
 import { REPO_ROOT, versions } from "../testbed/paths.ts";
+import { gw, runThroughGateway, startGateway, textOf } from "./gateway-harness.ts";
 import {
   createNamespace,
   exists,
@@ -77,9 +78,12 @@ async function template(flags: string[] = [], namespace = "livy-operator"): Prom
 }
 
 const byKind = (objs: K8sObject[], kind: string) => objs.filter((o) => o.kind === kind);
-const deploymentOf = (objs: K8sObject[]) => {
-  const [d] = byKind(objs, "Deployment");
-  if (!d) throw new Error("no Deployment rendered");
+/** The operator's Deployment (component operator), or the gateway's. */
+const deploymentOf = (objs: K8sObject[], component = "operator") => {
+  const d = byKind(objs, "Deployment").find(
+    (o) => o.metadata.labels?.["app.kubernetes.io/component"] === component,
+  );
+  if (!d) throw new Error(`no ${component} Deployment rendered`);
   return d as K8sObject & {
     spec: {
       replicas: number;
@@ -87,7 +91,10 @@ const deploymentOf = (objs: K8sObject[]) => {
     };
   };
 };
-const containerOf = (objs: K8sObject[]) => deploymentOf(objs).spec.template.spec.containers[0] as Container;
+const containerOf = (objs: K8sObject[], component = "operator") =>
+  deploymentOf(objs, component).spec.template.spec.containers[0] as Container;
+const named = (objs: K8sObject[], kind: string, name: string) =>
+  byKind(objs, kind).find((o) => o.metadata.name === name);
 const envOf = (c: Container) => Object.fromEntries((c.env ?? []).map((e) => [e.name, e.value]));
 
 /** The rules the operator needs (chart README, "Permissions"); the rendered roles must be exactly these. */
@@ -112,6 +119,10 @@ const OPERATOR_RULES: Rule[] = [
   { apiGroups: [""], resources: ["pods"], verbs: ["get", "list", "watch"] },
   { apiGroups: [""], resources: ["events"], verbs: ["create", "patch"] },
   { apiGroups: [""], resources: ["secrets"], verbs: ["get"] },
+];
+/** The gateway's rules on LivySessions (chart README, "Permissions"), besides system:auth-delegator. */
+const GATEWAY_RULES: Rule[] = [
+  { apiGroups: ["livy.dev"], resources: ["livysessions"], verbs: ["get", "list", "watch", "patch"] },
 ];
 
 describe("the Helm chart", () => {
@@ -143,9 +154,17 @@ describe("the Helm chart", () => {
         "ClusterRole",
         "ClusterRole",
         "ClusterRole",
+        "ClusterRole",
+        "ClusterRoleBinding",
+        "ClusterRoleBinding",
         "ClusterRoleBinding",
         "Deployment",
+        "Deployment",
+        "PodDisruptionBudget",
         "Service",
+        "Service",
+        "Service",
+        "ServiceAccount",
         "ServiceAccount",
       ].sort(),
     );
@@ -153,7 +172,7 @@ describe("the Helm chart", () => {
       | (K8sObject & { rules: Rule[] })
       | undefined;
     expect(role?.rules).toEqual(OPERATOR_RULES);
-    const binding = byKind(objs, "ClusterRoleBinding")[0] as K8sObject & {
+    const binding = named(objs, "ClusterRoleBinding", "lo-livy-operator") as K8sObject & {
       subjects: Array<{ kind: string; name: string; namespace: string }>;
     };
     expect(binding.subjects).toEqual([
@@ -202,6 +221,128 @@ describe("the Helm chart", () => {
     expect(env.LIVY_OPERATOR_WATCH_TIMEOUT_SECONDS).toBeUndefined();
   });
 
+  it("renders the gateway: two hardened replicas of the operator image, its own labels, RBAC, PDB and Services", async () => {
+    const objs = await template();
+    const d = deploymentOf(objs, "gateway");
+    expect(d.metadata.name).toBe("lo-livy-operator-gateway");
+    expect(d.spec.replicas).toBe(2);
+    const pod = d.spec.template as unknown as {
+      metadata: { labels: Record<string, string> };
+      spec: { serviceAccountName: string; securityContext: Record<string, unknown> };
+    };
+    // not selected by the operator's Deployment, Service or PDB (app.kubernetes.io/name=livy-operator)
+    expect(pod.metadata.labels["app.kubernetes.io/name"]).toBe("livy-gateway");
+    expect(pod.spec.serviceAccountName).toBe("lo-livy-operator-gateway");
+    expect(pod.spec.securityContext).toMatchObject({
+      runAsNonRoot: true,
+      seccompProfile: { type: "RuntimeDefault" },
+    });
+    const c = containerOf(objs, "gateway") as Container & { command?: string[]; image?: string };
+    expect(c.image).toBe((containerOf(objs) as Container & { image?: string }).image);
+    expect(c.command).toEqual(["node", "dist/gateway/main.js"]);
+    expect(c.securityContext).toMatchObject({
+      readOnlyRootFilesystem: true,
+      capabilities: { drop: ["ALL"] },
+    });
+    expect(c.ports?.map((p) => [p.name, p.containerPort])).toEqual([
+      ["livy", 8998],
+      ["http", 8080],
+    ]);
+    expect(c.readinessProbe?.httpGet).toEqual({ path: "/readyz", port: "http" });
+    const env = envOf(c);
+    expect(env.LIVY_GATEWAY_MAX_BODY_BYTES).toBe("16777216");
+    // every LIVY_GATEWAY_* variable the chart sets is one the gateway reads
+    const config = readFileSync(join(REPO_ROOT, "src", "gateway", "config.ts"), "utf8");
+    for (const name of Object.keys(env)) {
+      const flag = name
+        .replace(/^LIVY_GATEWAY_/, "")
+        .toLowerCase()
+        .replaceAll("_", "-");
+      expect(config, `${name} (--${flag})`).toContain(`"${flag}"`);
+    }
+    const role = named(objs, "ClusterRole", "lo-livy-operator-gateway") as K8sObject & { rules: Rule[] };
+    expect(role.rules).toEqual(GATEWAY_RULES);
+    const delegator = named(
+      objs,
+      "ClusterRoleBinding",
+      "lo-livy-operator-gateway-auth-delegator",
+    ) as K8sObject & {
+      roleRef: { name: string };
+      subjects: Array<{ name: string }>;
+    };
+    expect(delegator.roleRef.name).toBe("system:auth-delegator");
+    expect(delegator.subjects[0]?.name).toBe("lo-livy-operator-gateway");
+    expect(named(objs, "PodDisruptionBudget", "lo-livy-operator-gateway")).toBeDefined();
+    const svc = named(objs, "Service", "lo-livy-operator-gateway") as K8sObject & {
+      spec: { type: string; ports: Array<{ name: string; port: number }> };
+    };
+    expect(svc.spec.type).toBe("ClusterIP");
+    expect(svc.spec.ports).toEqual([{ name: "livy", port: 8998, targetPort: "livy", protocol: "TCP" }]);
+    // the aggregated roles: edit runs code through the gateway, view reads
+    const edit = named(objs, "ClusterRole", "lo-livy-operator-livysessions-edit") as K8sObject & {
+      rules: Rule[];
+    };
+    expect(edit.rules).toContainEqual({
+      apiGroups: ["livy.dev"],
+      resources: ["livysessions/proxy"],
+      verbs: ["get", "create", "delete"],
+    });
+    const view = named(objs, "ClusterRole", "lo-livy-operator-livysessions-view") as K8sObject & {
+      rules: Rule[];
+    };
+    expect(view.rules).toContainEqual({
+      apiGroups: ["livy.dev"],
+      resources: ["livysessions/proxy"],
+      verbs: ["get"],
+    });
+    expect(
+      await template(["--set", "gateway.enabled=false"]).then((o) =>
+        o.filter((x) => x.metadata.name.includes("gateway")),
+      ),
+    ).toEqual([]);
+  });
+
+  it("exposes the gateway: LoadBalancer, Ingress with TLS, or HTTPS in the gateway itself", async () => {
+    const objs = await template([
+      "--set",
+      "gateway.service.type=LoadBalancer",
+      "--set",
+      "gateway.service.loadBalancerSourceRanges={10.0.0.0/8}",
+      "--set",
+      "gateway.ingress.enabled=true",
+      "--set",
+      "gateway.ingress.className=nginx",
+      "--set",
+      "gateway.ingress.host=livy.example.com",
+      "--set-json",
+      'gateway.ingress.tls=[{"secretName":"livy-tls","hosts":["livy.example.com"]}]',
+      "--set",
+      "gateway.tls.secretName=gateway-tls",
+    ]);
+    const svc = named(objs, "Service", "lo-livy-operator-gateway") as K8sObject & {
+      spec: { type: string; loadBalancerSourceRanges: string[] };
+    };
+    expect(svc.spec.type).toBe("LoadBalancer");
+    expect(svc.spec.loadBalancerSourceRanges).toEqual(["10.0.0.0/8"]);
+    const ing = named(objs, "Ingress", "lo-livy-operator-gateway") as K8sObject & {
+      spec: {
+        ingressClassName: string;
+        tls: unknown;
+        rules: Array<{ host: string; http: { paths: Array<{ backend: unknown }> } }>;
+      };
+    };
+    expect(ing.spec.ingressClassName).toBe("nginx");
+    expect(ing.spec.tls).toEqual([{ secretName: "livy-tls", hosts: ["livy.example.com"] }]);
+    expect(ing.spec.rules[0]?.host).toBe("livy.example.com");
+    expect(ing.spec.rules[0]?.http.paths[0]?.backend).toEqual({
+      service: { name: "lo-livy-operator-gateway", port: { name: "livy" } },
+    });
+    expect(containerOf(objs, "gateway").args).toEqual([
+      "--tls-cert-file=/etc/livy-gateway/tls/tls.crt",
+      "--tls-key-file=/etc/livy-gateway/tls/tls.key",
+    ]);
+  });
+
   it("networkPolicy.enabled: the operator makes NetworkPolicies, with the permission for them", async () => {
     const objs = await template([
       "--set",
@@ -237,14 +378,27 @@ describe("the Helm chart", () => {
 
   it("watchNamespaces: a Role and RoleBinding per namespace, no cluster-wide grant, --namespaces", async () => {
     const objs = await template(["--set", "watchNamespaces={team-a,team-b}"]);
-    expect(byKind(objs, "ClusterRoleBinding")).toEqual([]);
+    // TokenReview and SubjectAccessReview are cluster-scoped: the gateway's one cluster-wide binding
+    expect(
+      byKind(objs, "ClusterRoleBinding").map(
+        (b) => (b as K8sObject & { roleRef: { name: string } }).roleRef.name,
+      ),
+    ).toEqual(["system:auth-delegator"]);
     expect(byKind(objs, "ClusterRole").map((r) => r.metadata.name)).not.toContain("lo-livy-operator");
+    expect(byKind(objs, "ClusterRole").map((r) => r.metadata.name)).not.toContain("lo-livy-operator-gateway");
     const roles = byKind(objs, "Role") as Array<K8sObject & { rules: Rule[] }>;
-    expect(roles.map((r) => r.metadata.namespace).sort()).toEqual(["team-a", "team-b"]);
-    for (const r of roles) expect(r.rules).toEqual(OPERATOR_RULES);
-    const bindings = byKind(objs, "RoleBinding") as Array<
-      K8sObject & { subjects: Array<{ namespace: string }>; roleRef: { kind: string } }
-    >;
+    const operatorRoles = roles.filter((r) => r.metadata.name === "lo-livy-operator");
+    expect(operatorRoles.map((r) => r.metadata.namespace).sort()).toEqual(["team-a", "team-b"]);
+    for (const r of operatorRoles) expect(r.rules).toEqual(OPERATOR_RULES);
+    const gatewayRoles = roles.filter((r) => r.metadata.name === "lo-livy-operator-gateway");
+    expect(gatewayRoles.map((r) => r.metadata.namespace).sort()).toEqual(["team-a", "team-b"]);
+    for (const r of gatewayRoles) expect(r.rules).toEqual(GATEWAY_RULES);
+    expect(containerOf(objs, "gateway").args).toEqual(["--namespaces=team-a,team-b"]);
+    const bindings = (
+      byKind(objs, "RoleBinding") as Array<
+        K8sObject & { subjects: Array<{ namespace: string }>; roleRef: { kind: string } }
+      >
+    ).filter((b) => b.metadata.name === "lo-livy-operator");
     expect(bindings.map((b) => b.metadata.namespace).sort()).toEqual(["team-a", "team-b"]);
     for (const b of bindings) {
       expect(b.roleRef.kind).toBe("Role");
@@ -258,9 +412,9 @@ describe("the Helm chart", () => {
     expect(deploymentOf(objs).spec.replicas).toBe(2);
     expect(containerOf(objs).args).toEqual(["--leader-elect=true"]);
     expect(envOf(containerOf(objs)).LIVY_OPERATOR_LEADER_ELECTION_ID).toBe("lo-livy-operator-leader");
-    const [pdb] = byKind(objs, "PodDisruptionBudget") as Array<
-      K8sObject & { spec: { minAvailable: number } }
-    >;
+    const pdb = named(objs, "PodDisruptionBudget", "lo-livy-operator") as
+      | (K8sObject & { spec: { minAvailable: number } })
+      | undefined;
     expect(pdb?.spec.minAvailable).toBe(1);
     const [lease] = byKind(objs, "Role") as Array<K8sObject & { rules: Rule[] }>;
     expect(lease?.metadata.namespace).toBe("livy-operator");
@@ -275,7 +429,9 @@ describe("the Helm chart", () => {
     ]);
     // one replica: neither leader election nor a PDB (it would block node drains)
     const single = await template(["--set", "podDisruptionBudget.enabled=true"]);
-    expect(byKind(single, "PodDisruptionBudget")).toEqual([]);
+    expect(byKind(single, "PodDisruptionBudget").map((p) => p.metadata.name)).toEqual([
+      "lo-livy-operator-gateway",
+    ]);
     expect(byKind(single, "Role")).toEqual([]);
   });
 
@@ -286,7 +442,9 @@ describe("the Helm chart", () => {
       "--set",
       "serviceMonitor.labels.release=prom",
     ]);
-    const [sm] = byKind(objs, "ServiceMonitor") as Array<
+    const [sm, gsm] = ["lo-livy-operator", "lo-livy-operator-gateway"].map((n) =>
+      named(objs, "ServiceMonitor", n),
+    ) as Array<
       K8sObject & {
         spec: { selector: { matchLabels: Record<string, string> }; endpoints: Array<{ port: string }> };
       }
@@ -294,9 +452,18 @@ describe("the Helm chart", () => {
     expect(sm?.apiVersion).toBe("monitoring.coreos.com/v1");
     expect(sm?.metadata.labels?.release).toBe("prom");
     expect(sm?.spec.endpoints[0]?.port).toBe("http");
-    const [svc] = byKind(objs, "Service");
+    const svc = named(objs, "Service", "lo-livy-operator-metrics");
     for (const [k, v] of Object.entries(sm?.spec.selector.matchLabels ?? {})) {
       expect(svc?.metadata.labels?.[k], k).toBe(v);
+    }
+    // the operator's ServiceMonitor does not select the gateway's Services, and the gateway's has its own
+    for (const g of byKind(objs, "Service").filter((o) => o.metadata.name.includes("gateway")))
+      expect(
+        Object.entries(sm?.spec.selector.matchLabels ?? {}).every(([k, v]) => g.metadata.labels?.[k] === v),
+      ).toBe(false);
+    const gsvc = named(objs, "Service", "lo-livy-operator-gateway-metrics");
+    for (const [k, v] of Object.entries(gsm?.spec.selector.matchLabels ?? {})) {
+      expect(gsvc?.metadata.labels?.[k], k).toBe(v);
     }
   });
 
@@ -411,6 +578,11 @@ describe("the Helm chart", () => {
         );
         expect(d.status.availableReplicas).toBe(1);
         expect(manifest.map((o) => o.kind)).toContain("Deployment");
+        const g = await (await kube()).get<{ status: { availableReplicas?: number } }>(
+          resourcePath(CORE.deployments, ns, `${name}-gateway`),
+        );
+        expect(g.status.availableReplicas).toBe(2);
+        expect(await exists(resourcePath(CORE.services, ns, `${name}-gateway`))).toBe(true);
         const status = await helm(["status", release, "--namespace", ns]);
         expect(status).toContain("STATUS: deployed");
         expect(status).toContain("kubectl apply"); // NOTES: what to apply next
@@ -466,10 +638,7 @@ describe("the Helm chart", () => {
       });
 
       it("reconciles examples/pyspark-minimal.yaml to Ready, and deletes it, as that ServiceAccount", async () => {
-        const c = manifest.find((o) => o.kind === "Deployment") as unknown as {
-          spec: { template: { spec: { containers: Container[] } } };
-        };
-        const container = c.spec.template.spec.containers[0] as Container;
+        const container = containerOf(manifest);
         // the chart's own configuration (env and args); the local process only changes where it listens
         // and how it reaches Livy (the stand-in: kwok runs no containers)
         const env: Record<string, string> = { KUBECONFIG: saKubeconfig };
@@ -498,6 +667,94 @@ describe("the Helm chart", () => {
           "name",
         ]);
         expect(events.trim().length, "the operator could record Events").toBeGreaterThan(0);
+
+        // the gateway, with exactly its chart RBAC, serves users by the built-in edit and view roles
+        const gatewayContainer = containerOf(manifest, "gateway");
+        const gatewaySa = `${release}-livy-operator-gateway`;
+        const gwKubeconfig = await serviceAccountKubeconfig(releaseNs, gatewaySa);
+        const gwCan = async (args: string[]) =>
+          (
+            await run("kubectl", ["--kubeconfig", gwKubeconfig, "auth", "can-i", ...args], {
+              env: kubectlEnv(),
+            }).catch((e: { stdout?: string }) => ({ stdout: e.stdout ?? "" }))
+          ).stdout.trim();
+        for (const yes of [
+          ["create", "tokenreviews.authentication.k8s.io"],
+          ["create", "subjectaccessreviews.authorization.k8s.io"],
+          ["watch", "livysessions.livy.dev", "-A"],
+          ["patch", "livysessions.livy.dev", "-n", sessionNs],
+        ])
+          expect(await gwCan(yes), `gateway: ${yes.join(" ")}`).toBe("yes");
+        for (const no of [
+          ["get", "secrets", "-n", sessionNs],
+          ["create", "livysessions.livy.dev", "-n", sessionNs],
+          ["patch", "livysessions.livy.dev", "--subresource=status", "-n", sessionNs],
+          ["create", "pods", "-n", sessionNs],
+          ["get", "services", "-n", sessionNs],
+        ])
+          expect(await gwCan(no), `gateway: ${no.join(" ")}`).toBe("no");
+        const gwEnv: Record<string, string> = {};
+        for (const e of gatewayContainer.env ?? []) if (e.value !== undefined) gwEnv[e.name] = e.value;
+        const gate = await startGateway({
+          name: "chart-rbac",
+          kubeconfig: gwKubeconfig,
+          env: gwEnv,
+          args: gatewayContainer.args ?? [],
+        });
+        try {
+          const k = await kube();
+          for (const [sa, role] of [
+            ["analyst", "edit"],
+            ["auditor", "view"],
+          ] as const) {
+            await k.create(`/api/v1/namespaces/${sessionNs}/serviceaccounts`, { metadata: { name: sa } });
+            await k.create(`/apis/rbac.authorization.k8s.io/v1/namespaces/${sessionNs}/rolebindings`, {
+              metadata: { name: sa },
+              roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "ClusterRole", name: role },
+              subjects: [{ kind: "ServiceAccount", name: sa, namespace: sessionNs }],
+            });
+          }
+          const token = async (sa: string) =>
+            (await kubectl(["create", "token", sa, "-n", sessionNs])).trim();
+          const [analyst, auditor] = [await token("analyst"), await token("auditor")];
+          // the aggregation controller adds the chart's rules to edit and view
+          await until(
+            "edit aggregates livysessions/proxy",
+            async () =>
+              (
+                await kubectl([
+                  "auth",
+                  "can-i",
+                  "create",
+                  "livysessions.livy.dev",
+                  "--subresource=proxy",
+                  "-n",
+                  sessionNs,
+                  `--as=system:serviceaccount:${sessionNs}:analyst`,
+                ]).catch(() => "no")
+              ).trim() === "yes",
+          );
+          const { statement } = await runThroughGateway(
+            gate.url,
+            sessionNs,
+            "pyspark-minimal",
+            analyst,
+            "20 + 22",
+          );
+          expect(textOf(statement)).toBe("42");
+          expect(
+            (await gw(gate.url, sessionNs, "pyspark-minimal", "GET", "/sessions/0", { token: auditor }))
+              .status,
+          ).toBe(200);
+          const refused = await gw(gate.url, sessionNs, "pyspark-minimal", "POST", "/sessions/0/statements", {
+            token: auditor,
+            body: { code: "1" },
+          });
+          expect(refused.status).toBe(403);
+          expect(gate.logs()).not.toMatch(/forbidden/i);
+        } finally {
+          expect(await gate.stop()).toBe(0);
+        }
 
         await kubectl([
           "delete",
@@ -570,11 +827,7 @@ describe("the Helm chart", () => {
         const manifest = parseAllDocuments(await helm(["get", "manifest", release, "--namespace", releaseNs]))
           .map((d) => d.toJS() as K8sObject | null)
           .filter((o): o is K8sObject => o !== null);
-        const container = (
-          manifest.find((o) => o.kind === "Deployment") as unknown as {
-            spec: { template: { spec: { containers: Container[] } } };
-          }
-        ).spec.template.spec.containers[0] as Container;
+        const container = containerOf(manifest);
         expect(container.args).toEqual([`--namespaces=${watched}`, "--leader-elect=true"]);
         const saKubeconfig = await serviceAccountKubeconfig(releaseNs, name);
         const env: Record<string, string> = {

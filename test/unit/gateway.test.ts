@@ -465,10 +465,8 @@ describe("gateway configuration", () => {
     expect(() => loadGatewayConfig(["--tls-cert-file", "/c"], {})).toThrow(
       /--tls-cert-file and --tls-key-file/,
     );
-    try {
-      loadGatewayConfig([], { LIVY_GATEWAY_HOLD_TIMEOUT_MS: "-1" });
-    } catch (err) {
-      expect(String(err)).toContain("--hold-timeout-ms / LIVY_GATEWAY_HOLD_TIMEOUT_MS");
-    }
+    expect(() => loadGatewayConfig([], { LIVY_GATEWAY_HOLD_TIMEOUT_MS: "-1" })).toThrow(
+      /--hold-timeout-ms \/ LIVY_GATEWAY_HOLD_TIMEOUT_MS/,
+    );
   });
 });

@@ -97,3 +97,38 @@ The operator's rules on LivySessions and the objects it owns. One list, used by 
   verbs: ["get", "list", "watch", "create", "patch", "delete"]
 {{- end }}
 {{- end }}
+
+{{/* The gateway: its own name, labels and selector (app.kubernetes.io/name=livy-gateway), so that no
+selector of the operator's objects matches its pods and NetworkPolicies can admit it by label. */}}
+{{- define "livy-operator.gatewayName" -}}
+{{- printf "%s-gateway" (include "livy-operator.fullname" .) | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{- define "livy-operator.gatewaySelectorLabels" -}}
+app.kubernetes.io/name: livy-gateway
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end }}
+
+{{- define "livy-operator.gatewayLabels" -}}
+helm.sh/chart: {{ include "livy-operator.chart" . }}
+{{ include "livy-operator.gatewaySelectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/component: gateway
+app.kubernetes.io/part-of: livy-operator
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+{{- end }}
+
+{{- define "livy-operator.gatewayServiceAccountName" -}}
+{{- if .Values.gateway.serviceAccount.create }}
+{{- default (include "livy-operator.gatewayName" .) .Values.gateway.serviceAccount.name }}
+{{- else }}
+{{- required "gateway.serviceAccount.name is required when gateway.serviceAccount.create is false" .Values.gateway.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
+{{/* The gateway's rules on LivySessions: the cache (get, list, watch) and the demand annotation (patch). */}}
+{{- define "livy-operator.gatewayRules" -}}
+- apiGroups: ["livy.dev"]
+  resources: ["livysessions"]
+  verbs: ["get", "list", "watch", "patch"]
+{{- end }}
