@@ -76,6 +76,8 @@ interface RequestContext {
   keyedMarker?: string;
   /** This request's marker otherwise: the same for every attempt to send it. */
   marker: string;
+  /** An earlier attempt may have reached Livy: look for its statement before sending again. */
+  uncertain?: boolean;
 }
 
 /** `Prefer: wait=N` (RFC 7240): the client waits at most N seconds for a held request. */
@@ -420,7 +422,7 @@ export class Gateway {
     const body = marked && parsed ? JSON.stringify({ ...parsed, code: marked }) : ctx.body;
     const headers = await this.#upstreamHeaders(obj);
 
-    if (ctx.keyedMarker && marked) {
+    if ((ctx.keyedMarker || ctx.uncertain) && marked) {
       const lookup = await this.#lookup(view, marker, headers);
       if (lookup === "unreachable") return false;
       if (lookup) {
@@ -444,7 +446,8 @@ export class Gateway {
           `the Livy server did not answer (${err.message}); the statement may have been accepted`,
         );
       }
-      // the answer was lost: did Livy take the statement?
+      // the answer was lost: did Livy take the statement? Until that is known, it is not sent again.
+      ctx.uncertain = true;
       for (let i = 0; i < 3; i++) {
         const found = await this.#lookup(view, marker, headers);
         if (found && found !== "unreachable") {

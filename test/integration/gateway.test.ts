@@ -38,6 +38,15 @@ describe("gateway", () => {
   const standin = () => testbed().standinUrl;
   const standinConfig = (patch: Record<string, unknown>) =>
     fetch(`${standin()}/_standin/config`, { method: "POST", body: JSON.stringify(patch) });
+  /** Statement POSTs the stand-in has handled (its control API answers at once, whatever the delays). */
+  const statementPosts = async () => {
+    const c = (await (await fetch(`${standin()}/_standin/counters`)).json()) as {
+      routes: Record<string, number>;
+    };
+    return Object.entries(c.routes)
+      .filter(([r]) => /^POST \/sessions\/[^/]+\/statements$/.test(r))
+      .reduce((n, [, v]) => n + v, 0);
+  };
   const livyStatements = async (id: number) =>
     (await (await fetch(`${standin()}/sessions/${id}/statements`)).json()) as {
       total_statements: number;
@@ -301,17 +310,15 @@ describe("gateway", () => {
     const livyId = (await getSession(ns, "ready"))?.status?.livySessionId ?? -1;
     const before = (await livyStatements(livyId)).total_statements;
     try {
-      await standinConfig({ answerDelayMs: 2_000 });
+      const posts = await statementPosts();
+      await standinConfig({ answerDelayMs: 3_000 });
       const key = `kill-${Date.now()}`;
       const first = gw(b.url, ns, "ready", "POST", "/sessions/0/statements", {
         token: runner,
         body: { code: "7 * 6" },
         headers: { "idempotency-key": key },
       }).catch((err: unknown) => err);
-      await until(
-        "Livy holds the statement",
-        async () => (await livyStatements(livyId)).total_statements === before + 1,
-      );
+      await until("Livy took the statement", async () => (await statementPosts()) === posts + 1);
       await b.kill();
       expect(await first).toBeInstanceOf(Error);
       await standinConfig({ answerDelayMs: 0 });

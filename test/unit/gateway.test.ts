@@ -1,8 +1,11 @@
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
 import { describe, expect, it } from "vitest";
+import { parse } from "yaml";
 import { type LivySession, parseLivySession } from "../../src/api/index.ts";
 import { credentialOf, forbiddenMessage } from "../../src/gateway/auth.ts";
 import { DecisionCache } from "../../src/gateway/cache.ts";
-import { GatewayConfigError, loadGatewayConfig } from "../../src/gateway/config.ts";
+import { GATEWAY_FIELDS, GatewayConfigError, loadGatewayConfig } from "../../src/gateway/config.ts";
 import { Holds } from "../../src/gateway/holds.ts";
 import {
   clientSession,
@@ -468,5 +471,20 @@ describe("gateway configuration", () => {
     expect(() => loadGatewayConfig([], { LIVY_GATEWAY_HOLD_TIMEOUT_MS: "-1" })).toThrow(
       /--hold-timeout-ms \/ LIVY_GATEWAY_HOLD_TIMEOUT_MS/,
     );
+  });
+});
+
+describe("gateway documentation and chart", () => {
+  const root = join(import.meta.dirname, "..", "..");
+  const doc = readFileSync(join(root, "docs", "gateway.md"), "utf8");
+  it.each(GATEWAY_FIELDS.map((f) => f[0]))("docs/gateway.md documents --%s", (flag) => {
+    expect(doc).toContain(`--${flag}`);
+  });
+  it("the chart's gateway.config defaults are the gateway's own", () => {
+    const values = parse(readFileSync(join(root, "charts", "livy-operator", "values.yaml"), "utf8")) as {
+      gateway: { config: Record<string, unknown> };
+    };
+    const defaults = loadGatewayConfig([], {}) as unknown as Record<string, unknown>;
+    for (const [k, v] of Object.entries(values.gateway.config)) expect(v, k).toEqual(defaults[k]);
   });
 });
