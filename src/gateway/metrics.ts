@@ -67,7 +67,7 @@ export function createGatewayMetrics() {
     }),
     reviews: new Counter({
       name: "livy_gateway_reviews_total",
-      help: "TokenReviews and SubjectAccessReviews sent to the API server, by kind and result.",
+      help: "Authentication (token: ok, refused) and authorization (access: allowed, denied) decisions, cached or not.",
       labelNames: ["kind", "result"],
       ...reg,
     }),

@@ -180,6 +180,7 @@ export class Gateway {
         name: route.name,
         verb: verbOf(method),
       });
+      this.#d.metrics.reviews.inc({ kind: "access", result: r.allowed ? "allowed" : "denied" });
       if (!r.allowed) throw new HttpError(403, r.reason);
     } catch (err) {
       if (err instanceof HttpError) throw err;
