@@ -14,6 +14,7 @@ import { type Auth, credentialOf, type UserInfo } from "./auth.ts";
 import type { GatewayConfig } from "./config.ts";
 import type { Holds } from "./holds.ts";
 import type { GatewayMetrics } from "./metrics.ts";
+import { Lanes, type Ticket } from "./order.ts";
 import { findMarked, markCode, rewriteAnswer, statementKind } from "./rewrite.ts";
 import { type GatewayRoute, parseRoute, verbOf } from "./routes.ts";
 import { type Upstream, UpstreamError } from "./upstream.ts";
@@ -78,6 +79,8 @@ interface RequestContext {
   marker: string;
   /** An earlier attempt may have reached Livy: look for its statement before sending again. */
   uncertain?: boolean;
+  /** The statement POST's place in its session's lane (order of arrival). */
+  ticket?: Ticket;
 }
 
 /** `Prefer: wait=N` (RFC 7240): the client waits at most N seconds for a held request. */
@@ -89,8 +92,8 @@ export function preferWaitMs(prefer: string | undefined): number | undefined {
 export class Gateway {
   readonly #d: GatewayDeps;
   readonly #wakes = new Map<string, Promise<void>>();
-  readonly #keyed = new Map<string, Promise<void>>();
   readonly #stopHolds = new AbortController();
+  readonly #lanes = new Lanes();
   #inflight = 0;
   #idleWaiters: Array<() => void> = [];
   #draining = false;
@@ -124,13 +127,18 @@ export class Gateway {
     this.#inflight++;
     const started = performance.now();
     let op = "unknown";
+    // statement POSTs take their place in the session's lane now, in the order they arrive
+    const early = parseRoute(req.method ?? "GET", req.url ?? "/");
+    const ticket =
+      early?.livy.op === "postStatement" ? this.#lanes.take(`${early.namespace}/${early.name}`) : undefined;
     res.once("close", () => {
+      ticket?.release();
       this.#inflight--;
       this.#d.metrics.requests.inc({ op, code: String(res.statusCode) });
       this.#d.metrics.duration.observe({ op }, (performance.now() - started) / 1000);
       if (this.#inflight === 0) for (const w of this.#idleWaiters.splice(0)) w();
     });
-    this.#serve(req, res, (o) => {
+    this.#serve(req, res, ticket, (o) => {
       op = o;
     }).catch((err: unknown) => {
       if (err instanceof HttpError) {
@@ -142,7 +150,12 @@ export class Gateway {
     });
   };
 
-  async #serve(req: IncomingMessage, res: ServerResponse, setOp: (op: string) => void): Promise<void> {
+  async #serve(
+    req: IncomingMessage,
+    res: ServerResponse,
+    ticket: Ticket | undefined,
+    setOp: (op: string) => void,
+  ): Promise<void> {
     const method = req.method ?? "GET";
     const route = parseRoute(method, req.url ?? "/");
     if (!route) {
@@ -210,6 +223,7 @@ export class Gateway {
       deadline: Date.now() + Math.min(cfg.holdTimeoutMs, wait ?? Number.POSITIVE_INFINITY),
       heldMs: 0,
       marker: `r${randomBytes(16).toString("base64url")}`,
+      ...(ticket ? { ticket } : {}),
     };
     const idem = header(req, "idempotency-key");
     if (idem !== undefined && route.livy.op === "postStatement") {
@@ -386,19 +400,7 @@ export class Gateway {
       return true;
     }
     if (ctx.route.livy.op !== "postStatement") return await this.#forward(ctx, obj, action, true);
-    if (ctx.keyedMarker) {
-      // one attempt per key at a time in this replica: a retry waits for the first and finds its statement
-      const k = `${ctx.key}\n${ctx.keyedMarker}`;
-      while (this.#keyed.has(k)) await this.#keyed.get(k);
-      let release = () => {};
-      this.#keyed.set(k, new Promise<void>((r) => (release = r)));
-      try {
-        return await this.#postStatement(ctx, obj, view, action);
-      } finally {
-        this.#keyed.delete(k);
-        release();
-      }
-    }
+    // keyed retries in this replica are ordered by the session's lane: a retry finds the first's statement
     return await this.#postStatement(ctx, obj, view, action);
   }
 
@@ -422,6 +424,8 @@ export class Gateway {
         : null;
     const body = marked && parsed ? JSON.stringify({ ...parsed, code: marked }) : ctx.body;
     const headers = await this.#upstreamHeaders(obj);
+    await ctx.ticket?.turn();
+    if (ctx.gone.aborted) return true;
 
     if ((ctx.keyedMarker || ctx.uncertain) && marked) {
       const lookup = await this.#lookup(view, marker, headers);

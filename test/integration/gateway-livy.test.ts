@@ -31,7 +31,9 @@ const SKIP_LIVY = process.env.LIVY_TESTBED_SKIP_LIVY === "1";
  * The gateway in front of real Apache Livy on Spark (the operator's server URL points at the test bed's
  * Livy: kwok pods carry no traffic): a statement through it, the PyPI `livy` client unchanged through it
  * with the token as its Basic auth password, and a statement sent to the session after its idle teardown,
- * held through a real cold start and answered with its result.
+ * held through a real cold start and answered with its result. The LivySession recovers from a Spark driver
+ * that does not start in time (Livy's RSC connect timeout, hit on a loaded machine): this suite is about
+ * the gateway, and Recover is what a user sets for that.
  */
 describe("gateway on real Livy", () => {
   if (!tb.livyUrl || !tb.python) {
@@ -59,7 +61,13 @@ describe("gateway on real Livy", () => {
     });
     gate = await startGateway({ name: "livy" });
     token = await serviceAccountToken(ns, "analyst", ["get", "create", "delete"]);
-    await applySession(ns, "nb", { kind: "pyspark", idleTimeout: "1h", startupTimeout: "15m" });
+    await applySession(ns, "nb", {
+      kind: "pyspark",
+      idleTimeout: "1h",
+      startupTimeout: "15m",
+      failurePolicy: "Recover",
+      maxRestarts: 3,
+    });
     await waitFor(ns, "nb", isReady, "Ready on real Livy", 900_000);
   });
 
@@ -106,7 +114,13 @@ describe("gateway on real Livy", () => {
   });
 
   it("answers a statement sent after the idle teardown with its result, through a real cold start", async () => {
-    await applySession(ns, "nb", { kind: "pyspark", idleTimeout: "5s", startupTimeout: "15m" });
+    await applySession(ns, "nb", {
+      kind: "pyspark",
+      idleTimeout: "5s",
+      startupTimeout: "15m",
+      failurePolicy: "Recover",
+      maxRestarts: 3,
+    });
     await waitFor(ns, "nb", phaseIs("Idle"), "Idle", 120_000);
     const t0 = Date.now();
     const { post, statement } = await runThroughGateway(gate.url, ns, "nb", token, "sum(range(10))", {
@@ -120,5 +134,5 @@ describe("gateway on real Livy", () => {
     process.stderr.write(
       `[gateway-livy] statement held ${held} ms through a cold start, answered after ${Date.now() - t0} ms\n`,
     );
-  });
+  }, 900_000);
 });

@@ -7,6 +7,7 @@ import { credentialOf, forbiddenMessage } from "../../src/gateway/auth.ts";
 import { DecisionCache } from "../../src/gateway/cache.ts";
 import { GATEWAY_FIELDS, GatewayConfigError, loadGatewayConfig } from "../../src/gateway/config.ts";
 import { Holds } from "../../src/gateway/holds.ts";
+import { Lanes } from "../../src/gateway/order.ts";
 import {
   clientSession,
   findMarked,
@@ -486,5 +487,33 @@ describe("gateway documentation and chart", () => {
     };
     const defaults = loadGatewayConfig([], {}) as unknown as Record<string, unknown>;
     for (const [k, v] of Object.entries(values.gateway.config)) expect(v, k).toEqual(defaults[k]);
+  });
+});
+
+describe("lanes", () => {
+  it("lets statement POSTs of one session go in the order they arrived, whatever order they ask in", async () => {
+    const lanes = new Lanes();
+    const order: number[] = [];
+    const tickets = [0, 1, 2, 3].map(() => lanes.take("ns/a"));
+    const other = lanes.take("ns/b"); // another session is not held up
+    await other.turn();
+    other.release();
+    const runs = [3, 1, 0, 2].map(async (i) => {
+      const t = tickets[i];
+      if (!t) throw new Error("no ticket");
+      await t.turn();
+      order.push(i);
+      await new Promise((r) => setTimeout(r, 5));
+      t.release();
+    });
+    await Promise.all(runs);
+    expect(order).toEqual([0, 1, 2, 3]);
+    // a released ticket that never took its turn (the client left) does not block the next
+    const [x, y] = [lanes.take("ns/c"), lanes.take("ns/c")];
+    x.release();
+    x.release(); // idempotent
+    await y.turn();
+    y.release();
+    expect(lanes.size).toBe(0);
   });
 });
