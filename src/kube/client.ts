@@ -75,11 +75,23 @@ export interface RequestOpts {
   timeoutMs?: number;
 }
 
-/** Loads the kubeconfig like kubectl does, refusing the silent fallback to http://localhost:8080. */
-export function loadKubeConfig(path?: string): KubeConfig {
+/**
+ * Loads the kubeconfig like kubectl does, refusing the silent fallback to http://localhost:8080.
+ * `context` selects a context other than the file's current one (kubectl's --context).
+ */
+export function loadKubeConfig(path?: string, opts: { context?: string } = {}): KubeConfig {
   const kc = new KubeConfig();
   if (path) kc.loadFromFile(path);
   else kc.loadFromDefault();
+  if (opts.context !== undefined) {
+    if (!kc.getContextObject(opts.context)) {
+      const known = kc.getContexts().map((c) => c.name);
+      throw new Error(
+        `context "${opts.context}" is not in the kubeconfig (its contexts: ${known.join(", ") || "none"})`,
+      );
+    }
+    kc.setCurrentContext(opts.context);
+  }
   const server = kc.getCurrentCluster()?.server;
   if (!server || /^https?:\/\/localhost:8080\/?$/.test(server)) {
     throw new Error(

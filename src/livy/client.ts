@@ -43,8 +43,8 @@ import {
   statementSchema,
   versionSchema,
 } from "./protocol.ts";
-import { InteractiveSession, type SessionOptions } from "./session.ts";
-import { type BackoffPolicy, backoffDelay, Deadline, raceSignal, sleep } from "./wait.ts";
+import { InteractiveSession, OwnedSession, type SessionOptions } from "./session.ts";
+import { type BackoffPolicy, backoffDelay, Deadline, raceSignal, sleep, type WaitOptions } from "./wait.ts";
 
 export type LivyAuth =
   | { type: "basic"; username: string; password: string }
@@ -456,13 +456,42 @@ export class LivyClient {
    * so polling stays one request per session per tick however many views and statements exist.
    */
   session(id: number, options: SessionOptions = {}): InteractiveSession {
+    return new InteractiveSession(this, this.#monitorFor(id), options);
+  }
+
+  /**
+   * Creates a Livy session, waits until it is idle, and gives a view of it that deletes it when disposed:
+   *
+   * ```ts
+   * await using session = await client.startSession({ kind: "pyspark" }, { timeoutMs: 5 * 60_000 });
+   * console.log((await session.run("1 + 1")).text);
+   * // deleted here, whether the block ended normally or by an exception
+   * ```
+   * A session that does not become idle in time is deleted before the error is thrown.
+   */
+  async startSession(
+    body: CreateSessionRequest,
+    options: SessionOptions & WaitOptions = {},
+  ): Promise<OwnedSession> {
+    const created = await this.createSession(body, requestOptions(options));
+    const session = new OwnedSession(this, this.#monitorFor(created.id), options);
+    try {
+      await session.waitForIdle(options);
+    } catch (err) {
+      await session.delete({ timeoutMs: 10_000 }).catch(() => {});
+      throw err;
+    }
+    return session;
+  }
+
+  #monitorFor(id: number): SessionMonitor {
     this.#closing.signal.throwIfAborted();
     let monitor = this.#monitors.get(id);
     if (!monitor) {
       monitor = new SessionMonitor(this, id, this.#monitorOptions, this.#closing.signal);
       this.#monitors.set(id, monitor);
     }
-    return new InteractiveSession(this, monitor, options);
+    return monitor;
   }
 
   stats(): ClientStats {
@@ -671,6 +700,13 @@ export class LivyClient {
       { cause: err, ...(call.sessionId === undefined ? {} : { sessionId: call.sessionId }) },
     );
   }
+}
+
+function requestOptions(o: WaitOptions): RequestOptions {
+  return {
+    ...(o.signal ? { signal: o.signal } : {}),
+    ...(o.timeoutMs === undefined ? {} : { timeoutMs: o.timeoutMs }),
+  };
 }
 
 interface Prepared {

@@ -41,12 +41,14 @@ export type {
   StatementResult,
   TableColumn,
   TableResult,
+  TableRow,
   TextResult,
 } from "./result.ts";
-export { statementResult } from "./result.ts";
+export { statementResult, tableRows } from "./result.ts";
 export {
   DEFAULT_RESILIENT_RETRY,
   InteractiveSession,
+  OwnedSession,
   type SessionMode,
   type SessionOptions,
   type SubmitOptions,

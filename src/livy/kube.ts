@@ -5,27 +5,59 @@
  */
 import {
   ANNOTATION_DEMANDED_AT,
+  API_VERSION,
   type AuthSpec,
   GROUP,
   isFailed,
   isIdle,
   isReady,
   isSuspended,
+  KIND,
+  type LivySessionSpecInput,
   type LivySessionStatus,
+  type Phase,
   PLURAL,
+  phaseOf,
   readyCondition,
   VERSION,
 } from "../api/index.ts";
 import { CORE, type KubeClient, type KubeObject, type ResourceType, resourcePath } from "../kube/client.ts";
 import { backoffDelay } from "../util/backoff.ts";
 import { type LivyAuth, LivyClient, type LivyClientOptions } from "./client.ts";
-import { LivyError, LivyUnreachableError, SessionGoneError, SessionNotUsableError } from "./errors.ts";
+import { LivyUnreachableError, SessionGoneError, SessionNotUsableError } from "./errors.ts";
+import { kubeCall } from "./kube-connect.ts";
+import { LivySessionNotReadyError } from "./kube-errors.ts";
 import { isSessionTerminal } from "./protocol.ts";
 import type { StatementResult } from "./result.ts";
 import { authFromSecret, type SecretLike } from "./secret-auth.ts";
 import type { InteractiveSession, SessionOptions, SubmitOptions } from "./session.ts";
 import type { StatementHandle } from "./statement.ts";
 import { Deadline, raceSignal, sleep, type WaitOptions } from "./wait.ts";
+
+export {
+  CORE,
+  KubeApiError,
+  KubeClient,
+  type KubeList,
+  type KubeObject,
+  loadKubeConfig,
+  type ResourceType,
+  resourcePath,
+  type WatchEvent,
+} from "../kube/client.ts";
+export {
+  connectKube,
+  type KubeConnection,
+  type KubeConnectOptions,
+  kubeCall,
+  kubernetesError,
+} from "./kube-connect.ts";
+export {
+  isKubeApiError,
+  KubeconfigError,
+  KubernetesUnreachableError,
+  LivySessionNotReadyError,
+} from "./kube-errors.ts";
 
 export const LIVYSESSION_RESOURCE: ResourceType = {
   group: GROUP,
@@ -45,26 +77,6 @@ export interface LivySessionEndpoint {
   serverURL: string;
   /** Livy's id of the interactive session in that server. */
   sessionId: number;
-}
-
-/** The LivySession cannot become Ready without someone changing it: failed, suspended, being deleted. */
-export class LivySessionNotReadyError extends LivyError {
-  readonly namespace: string;
-  readonly resourceName: string;
-  readonly phase: string | undefined;
-  readonly reason: string | undefined;
-
-  constructor(namespace: string, name: string, status: LivySessionStatus | undefined, why: string) {
-    const ready = readyCondition({ status });
-    super(
-      "LIVY_SESSION_NOT_USABLE",
-      `LivySession ${namespace}/${name} ${why}${ready?.reason ? ` (${ready.reason}: ${ready.message ?? ""})` : ""}`,
-    );
-    this.namespace = namespace;
-    this.resourceName = name;
-    this.phase = status?.phase;
-    this.reason = ready?.reason;
-  }
 }
 
 /** The endpoint when the LivySession is Ready, otherwise null. */
@@ -94,6 +106,11 @@ function hopeless(obj: LivySessionObject): string | null {
 export interface ResolveOptions extends WaitOptions {
   /** Sets the demand annotation when the session was torn down for idleness. Default true. */
   wake?: boolean;
+  /**
+   * Called once when the LivySession is not Ready at the first look, before the wait begins: what it is
+   * waiting for (livyctl prints it).
+   */
+  onWait?: (info: { phase: Phase; reason: string | undefined; woken: boolean }) => void;
 }
 
 /** Reads the LivySession once. */
@@ -103,17 +120,21 @@ export async function getLivySession(
   name: string,
   opts: WaitOptions = {},
 ): Promise<LivySessionObject> {
-  return kube.get<LivySessionObject>(resourcePath(LIVYSESSION_RESOURCE, namespace, name), {
-    ...(opts.signal ? { signal: opts.signal } : {}),
-    ...(opts.timeoutMs === undefined ? {} : { timeoutMs: opts.timeoutMs }),
-  });
+  return kubeCall(kube, `read LivySession ${namespace}/${name}`, () =>
+    kube.get<LivySessionObject>(resourcePath(LIVYSESSION_RESOURCE, namespace, name), {
+      ...(opts.signal ? { signal: opts.signal } : {}),
+      ...(opts.timeoutMs === undefined ? {} : { timeoutMs: opts.timeoutMs }),
+    }),
+  );
 }
 
 /** A demand: the operator starts the session again after an idle teardown (what `livyctl wake` does). */
 export async function wakeLivySession(kube: KubeClient, namespace: string, name: string): Promise<void> {
-  await kube.mergePatch(resourcePath(LIVYSESSION_RESOURCE, namespace, name), {
-    metadata: { annotations: { [ANNOTATION_DEMANDED_AT]: new Date().toISOString() } },
-  });
+  await kubeCall(kube, `wake LivySession ${namespace}/${name}`, () =>
+    kube.mergePatch(resourcePath(LIVYSESSION_RESOURCE, namespace, name), {
+      metadata: { annotations: { [ANNOTATION_DEMANDED_AT]: new Date().toISOString() } },
+    }),
+  );
 }
 
 /**
@@ -141,6 +162,7 @@ export async function resolveLivySession(
         await wakeLivySession(kube, namespace, name);
         woken = true;
       }
+      if (attempt === 0) opts.onWait?.({ phase: phaseOf(obj), reason: readyCondition(obj)?.reason, woken });
       // The watch returns when the object changed in a way that decides the wait, or when the server ends
       // it (watches time out); then read again, as a level-triggered loop does.
       const from = obj.metadata?.resourceVersion;
@@ -194,9 +216,27 @@ async function watchUntilDecided(
   return decided;
 }
 
+/**
+ * How the caller reaches a LivySession's Livy server. `status.serverURL` is the server's address inside the
+ * cluster; a caller outside it goes through something in between (a gateway, the API server's service
+ * proxy) and resolves the endpoint to that instead: the base URL, and the client options the path needs
+ * (its credentials, its dispatcher). A path that may spread one connection's requests over several
+ * upstream connections must set `pipelining: 1`, or a burst of statements may reach Livy out of order.
+ */
+export interface LivyRoute {
+  baseUrl: string;
+  client?: Partial<Omit<LivyClientOptions, "baseUrl">>;
+}
+export type RouteResolver = (endpoint: LivySessionEndpoint) => LivyRoute | Promise<LivyRoute>;
+
+/** The default: straight to `status.serverURL` (from inside the cluster, or where its Services resolve). */
+export const directRoute: RouteResolver = (endpoint) => ({ baseUrl: endpoint.serverURL });
+
 export interface ConnectOptions extends ResolveOptions {
   client?: Omit<LivyClientOptions, "baseUrl">;
   session?: SessionOptions;
+  /** How to reach the endpoint; default directRoute. */
+  route?: RouteResolver;
 }
 
 /**
@@ -208,12 +248,14 @@ export async function livySessionAuth(
   namespace: string,
   name: string,
 ): Promise<LivyAuth | undefined> {
-  const obj = await kube.getOrNull<{ spec?: { auth?: AuthSpec } }>(
-    resourcePath(LIVYSESSION_RESOURCE, namespace, name),
+  const obj = await kubeCall(kube, `read LivySession ${namespace}/${name}`, () =>
+    kube.getOrNull<{ spec?: { auth?: AuthSpec } }>(resourcePath(LIVYSESSION_RESOURCE, namespace, name)),
   );
   const auth = obj?.spec?.auth;
   if (!auth) return undefined;
-  const secret = await kube.getOrNull<SecretLike>(resourcePath(CORE.secrets, namespace, auth.secretName));
+  const secret = await kubeCall(kube, `read Secret ${namespace}/${auth.secretName}`, () =>
+    kube.getOrNull<SecretLike>(resourcePath(CORE.secrets, namespace, auth.secretName)),
+  );
   return authFromSecret(auth, secret);
 }
 
@@ -226,8 +268,85 @@ export async function connectLivySession(
 ): Promise<{ endpoint: LivySessionEndpoint; client: LivyClient; session: InteractiveSession }> {
   const endpoint = await resolveLivySession(kube, namespace, name, opts);
   const auth = opts.client?.auth ?? (await livySessionAuth(kube, namespace, name));
-  const client = new LivyClient({ ...opts.client, ...(auth ? { auth } : {}), baseUrl: endpoint.serverURL });
+  const route = await (opts.route ?? directRoute)(endpoint);
+  const client = new LivyClient({
+    ...opts.client,
+    ...(auth ? { auth } : {}),
+    ...route.client,
+    baseUrl: route.baseUrl,
+  });
   return { endpoint, client, session: client.session(endpoint.sessionId, opts.session) };
+}
+
+export interface StartLivySessionOptions extends ConnectOptions {
+  labels?: Record<string, string>;
+  annotations?: Record<string, string>;
+  /** Leave the LivySession in place when disposed (only the client is closed). Default false. */
+  keep?: boolean;
+}
+
+/** A LivySession created by startLivySession: disposing it closes the client and deletes the resource. */
+export interface StartedLivySession {
+  namespace: string;
+  name: string;
+  endpoint: LivySessionEndpoint;
+  client: LivyClient;
+  session: InteractiveSession;
+  [Symbol.asyncDispose](): Promise<void>;
+}
+
+/**
+ * Creates a LivySession, waits until it is Ready, and connects to it; disposing the result deletes it (the
+ * operator then deletes the Livy session and the server):
+ *
+ * ```ts
+ * await using ws = await startLivySession(kube, "data-prep", "scratch", { kind: "pyspark" }, { timeoutMs: 600_000 });
+ * console.log((await ws.session.run("spark.range(10).count()")).text);
+ * ```
+ * The spec is checked by the API server (a 422 names the field). If it does not become Ready in time, the
+ * LivySession is deleted before the error is thrown.
+ */
+export async function startLivySession(
+  kube: KubeClient,
+  namespace: string,
+  name: string,
+  spec: LivySessionSpecInput,
+  opts: StartLivySessionOptions = {},
+): Promise<StartedLivySession> {
+  const path = resourcePath(LIVYSESSION_RESOURCE, namespace, name);
+  await kubeCall(kube, `create LivySession ${namespace}/${name}`, () =>
+    kube.create(resourcePath(LIVYSESSION_RESOURCE, namespace), {
+      apiVersion: API_VERSION,
+      kind: KIND,
+      metadata: {
+        name,
+        namespace,
+        ...(opts.labels ? { labels: opts.labels } : {}),
+        ...(opts.annotations ? { annotations: opts.annotations } : {}),
+      },
+      spec,
+    }),
+  );
+  const remove = () => kubeCall(kube, `delete LivySession ${namespace}/${name}`, () => kube.delete(path));
+  let connected: Awaited<ReturnType<typeof connectLivySession>>;
+  try {
+    connected = await connectLivySession(kube, namespace, name, opts);
+  } catch (err) {
+    await remove().catch(() => {});
+    throw err;
+  }
+  let disposed = false;
+  return {
+    namespace,
+    name,
+    ...connected,
+    async [Symbol.asyncDispose]() {
+      if (disposed) return;
+      disposed = true;
+      await connected.client.close();
+      if (!opts.keep) await remove();
+    },
+  };
 }
 
 /**

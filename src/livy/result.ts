@@ -2,6 +2,7 @@
  * What a finished statement produced, as a typed value. Livy's output maps MIME types to values; the
  * richest one present decides the kind, and `data` keeps everything Livy sent.
  */
+import type { z } from "zod";
 import { LivyProtocolError, StatementError } from "./errors.ts";
 import { MIME, type OkOutput, type Statement } from "./protocol.ts";
 
@@ -147,4 +148,45 @@ function asTable(
     rows.push(row);
   }
   return { columns, rows };
+}
+
+/** A row of a table result as an object keyed by column name. */
+export type TableRow = Record<string, unknown>;
+
+const DATE_TYPES = new Set(["date", "timestamp", "timestamp_ntz", "DATE_TYPE", "TIMESTAMP_TYPE"]);
+
+/**
+ * The rows of a table result (Livy's `%table` magic or a SQL statement) as objects keyed by column name,
+ * values as Livy sent them except date and timestamp columns, which become `Date`s. With a zod `schema`
+ * each row is checked and typed by it (`z.object({id: z.number(), name: z.string()})`); a row that does
+ * not match is a LivyProtocolError naming the row and the field. Anything but a table result is one too.
+ */
+export function tableRows(result: StatementResult): TableRow[];
+export function tableRows<S extends z.ZodType>(result: StatementResult, schema: S): Array<z.output<S>>;
+export function tableRows(result: StatementResult, schema?: z.ZodType): unknown[] {
+  if (result.kind !== "table") {
+    throw new LivyProtocolError(
+      `statement ${result.statementId} gave a ${result.kind} result, not a table`,
+      JSON.stringify(result.data).slice(0, 200),
+      { sessionId: result.sessionId },
+    );
+  }
+  const { columns } = result;
+  return result.rows.map((cells, index) => {
+    const row: TableRow = {};
+    columns.forEach((col, i) => {
+      const v = cells[i];
+      row[col.name] =
+        DATE_TYPES.has(col.type) && (typeof v === "string" || typeof v === "number") ? new Date(v) : v;
+    });
+    if (!schema) return row;
+    const parsed = schema.safeParse(row);
+    if (parsed.success) return parsed.data;
+    const issue = parsed.error.issues[0];
+    throw new LivyProtocolError(
+      `statement ${result.statementId}, row ${index}: ${issue?.path.join(".") || "(row)"}: ${issue?.message ?? "does not match the schema"}`,
+      JSON.stringify(cells).slice(0, 200),
+      { sessionId: result.sessionId },
+    );
+  });
 }

@@ -6,6 +6,7 @@
  * server stops answering. `resilient`: submissions wait until the session is usable, reads are retried
  * with backoff, and in-flight statements survive short outages. Both are bounded by signals and timeouts.
  */
+import type { z } from "zod";
 import type { LivyClient, RetryPolicy } from "./client.ts";
 import { isTransient, LivyUnreachableError, SessionGoneError, SessionNotUsableError } from "./errors.ts";
 import type { KnownSessionState, MonitorStats, SessionMonitor } from "./monitor.ts";
@@ -18,7 +19,7 @@ import {
   type Statement,
   type StatementKind,
 } from "./protocol.ts";
-import type { StatementResult } from "./result.ts";
+import { type StatementResult, type TableRow, tableRows } from "./result.ts";
 import { StatementHandle } from "./statement.ts";
 import { type BackoffPolicy, backoffDelay, Deadline, sleep, type WaitOptions } from "./wait.ts";
 
@@ -139,6 +140,28 @@ export class InteractiveSession {
   async run(code: string, options: SubmitOptions = {}): Promise<StatementResult> {
     const handle = await this.submit(code, options);
     return handle.result;
+  }
+
+  /**
+   * Runs a Spark SQL query (a `sql` statement) and gives its rows as objects, typed and checked by `schema`
+   * when given (see tableRows):
+   * `const rows = await session.sql("SELECT id FROM range(3)", z.object({ id: z.number() }))`.
+   */
+  async sql(query: string, options?: Omit<SubmitOptions, "kind">): Promise<TableRow[]>;
+  async sql<S extends z.ZodType>(
+    query: string,
+    schema: S,
+    options?: Omit<SubmitOptions, "kind">,
+  ): Promise<Array<z.output<S>>>;
+  async sql(
+    query: string,
+    schemaOrOptions?: z.ZodType | Omit<SubmitOptions, "kind">,
+    maybeOptions: Omit<SubmitOptions, "kind"> = {},
+  ): Promise<unknown[]> {
+    const schema = isZod(schemaOrOptions) ? schemaOrOptions : undefined;
+    const options = isZod(schemaOrOptions) ? maybeOptions : (schemaOrOptions ?? {});
+    const result = await this.run(query, { ...options, kind: "sql" });
+    return schema ? tableRows(result, schema) : tableRows(result);
   }
 
   /** Waits until the session is `idle`. Rejects with SessionNotUsableError once it reaches a final state. */
@@ -287,6 +310,30 @@ export class InteractiveSession {
     if (this.client.closed) return;
     this.client.cancelStatement(this.id, statementId, { timeoutMs: 5_000 }).catch(() => {});
   }
+}
+
+/**
+ * A session this client created (`client.startSession`): disposing it deletes it in Livy, so
+ * `await using` ends the Spark application with the block. Deleting one already gone is not an error.
+ */
+export class OwnedSession extends InteractiveSession {
+  #disposed = false;
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    if (this.#disposed || this.client.closed) return;
+    this.#disposed = true;
+    await this.delete({ timeoutMs: 30_000 }).catch((err: unknown) => {
+      if (!(err instanceof SessionGoneError)) throw err;
+    });
+  }
+}
+
+function isZod(value: unknown): value is z.ZodType {
+  return (
+    typeof value === "object" &&
+    value !== null &&
+    typeof (value as { safeParse?: unknown }).safeParse === "function"
+  );
 }
 
 function requestOpts(options: WaitOptions): { signal?: AbortSignal; timeoutMs?: number } {

@@ -3,15 +3,20 @@
  * real operator on the real API server, its Livy servers played by the stand-in.
  */
 import { execFile } from "node:child_process";
+import { writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { parse, stringify } from "yaml";
 import { LivyTimeoutError } from "../../src/livy/index.ts";
 import {
+  connectKube,
   connectLivySession,
   LivySessionNotReadyError,
   LivySessionTarget,
   resolveLivySession,
+  startLivySession,
 } from "../../src/livy/kube.ts";
 import { testbed } from "../testbed/context.ts";
 import { REPO_ROOT } from "../testbed/paths.ts";
@@ -104,6 +109,49 @@ describe("reaching Livy through a LivySession", () => {
     expect(Date.now() - started).toBeLessThan(5_000);
   });
 
+  it("connectKube makes the client from a kubeconfig, taking the namespace from its context", async () => {
+    const kc = parse(await kubectl(["config", "view", "--raw", "-o", "yaml"])) as {
+      contexts: Array<{ name: string; context: Record<string, string> }>;
+    };
+    for (const c of kc.contexts) c.context.namespace = ns;
+    const file = join(tmpdir(), `kubeconfig-${ns}`);
+    writeFileSync(file, stringify(kc), { mode: 0o600 });
+    const k = await connectKube({ kubeconfig: file });
+    try {
+      expect(k.namespace).toBe(ns);
+      expect(k.server).toMatch(/^https:\/\/127\.0\.0\.1:\d+$/);
+      await applySession(ns, "lib", { kind: "pyspark", idleTimeout: "1h" });
+      const { client, session } = await connectLivySession(k.kube, k.namespace, "lib", { timeoutMs: 60_000 });
+      try {
+        await expect(session.run("5 * 5")).resolves.toMatchObject({ text: "25" });
+      } finally {
+        await client.close();
+      }
+      expect((await connectKube({ kubeconfig: file, namespace: "elsewhere" })).namespace).toBe("elsewhere");
+    } finally {
+      await k.close();
+    }
+  });
+
+  it("startLivySession creates a LivySession, connects when Ready, and deletes it with `await using`", async () => {
+    {
+      await using ws = await startLivySession(
+        await kube(),
+        ns,
+        "scratch",
+        { kind: "pyspark" },
+        { timeoutMs: 60_000 },
+      );
+      expect(ws.endpoint).toMatchObject({ namespace: ns, name: "scratch" });
+      await expect(ws.session.run("7 * 6")).resolves.toMatchObject({ text: "42" });
+    }
+    await until(
+      "the LivySession deleted",
+      async () => !(await kubectl(["get", "livysessions", "-n", ns, "-o", "name"])).includes("scratch"),
+      60_000,
+    );
+  });
+
   it("livyctl runs code in a LivySession by name", async () => {
     await applySession(ns, "cli", { kind: "pyspark", idleTimeout: "1h" });
     const { stdout } = await run(
@@ -112,9 +160,9 @@ describe("reaching Livy through a LivySession", () => {
         join(REPO_ROOT, "src", "cli", "main.ts"),
         "--kubeconfig",
         testbed().kubeconfig,
+        "run",
         "--livysession",
         `${ns}/cli`,
-        "run",
         "--wait",
         "60s",
         "6 * 7",
