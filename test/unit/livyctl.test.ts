@@ -1,9 +1,10 @@
 import { spawn } from "node:child_process";
-import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { EXIT, exitCodeOf, renderTable } from "../../src/cli/render.ts";
+import { newLines } from "../../src/cli/program.ts";
+import { EXIT, exitCodeOf, renderLivySessions, renderTable } from "../../src/cli/render.ts";
 import {
   LivyAbortError,
   LivyHttpError,
@@ -107,17 +108,22 @@ describe("livyctl", { timeout: 60_000 }, () => {
   it("lists sessions and statements, shows one, prints logs and cancels", async () => {
     const id = await session();
     await livyctl(["run", "-s", id, "1 + 1"]);
-    expect((await livyctl(["list"])).stdout).toMatch(
+    expect((await livyctl(["server", "sessions"])).stdout).toMatch(
       new RegExp(`^ID\\s+NAME\\s+KIND\\s+STATE.*\\n${id}\\s+pyspark\\s+idle`, "s"),
     );
-    expect((await livyctl(["statements", id])).stdout).toMatch(/0\s+available\s+100%.*1 \+ 1/);
-    expect(JSON.parse((await livyctl(["-o", "json", "get", id, "0"])).stdout)).toMatchObject({
+    expect((await livyctl(["statements", "-s", id])).stdout).toMatch(/0\s+available\s+100%.*1 \+ 1/);
+    expect(JSON.parse((await livyctl(["-o", "json", "server", "get", id, "0"])).stdout)).toMatchObject({
       id: 0,
       output: { data: { "text/plain": "2" } },
     });
-    expect((await livyctl(["logs", id, "-n", "1"])).stdout).toContain("Spark context started");
+    const yaml = await livyctl(["-o", "yaml", "server", "get", id, "0"]);
+    expect(yaml.stdout).toMatch(/^id: 0\n/m);
+    expect((await livyctl(["logs", "-s", id, "--tail", "1"])).stdout).toContain("Spark context started");
     const handle = await fx.client().session(Number(id)).submit("sleep 10");
-    expect(await livyctl(["cancel", id, String(handle.id)])).toMatchObject({ code: 0, stdout: "canceled\n" });
+    expect(await livyctl(["cancel", "-s", id, String(handle.id)])).toMatchObject({
+      code: 0,
+      stdout: "canceled\n",
+    });
     await expect(handle.result).rejects.toBeInstanceOf(StatementCancelledError);
   });
 
@@ -161,5 +167,157 @@ describe("livyctl exit codes and tables", () => {
         ],
       ),
     ).toBe("A    LONG\nxyz  1\n     22\n");
+  });
+});
+
+describe("livyctl follows kubectl without a cluster", { timeout: 60_000 }, () => {
+  const dir = mkdtempSync(join(tmpdir(), "livyctl-kube-"));
+  const down = join(dir, "down.yaml");
+  // a context whose namespace is team-a, pointing at a port where nothing listens
+  writeFileSync(
+    down,
+    [
+      "apiVersion: v1",
+      "kind: Config",
+      "clusters:",
+      "- name: c",
+      '  cluster: {server: "https://127.0.0.1:1", insecure-skip-tls-verify: true}',
+      "users:",
+      "- name: u",
+      "  user: {token: abc}",
+      "contexts:",
+      "- name: team-a",
+      "  context: {cluster: c, user: u, namespace: team-a}",
+      "current-context: team-a",
+      "",
+    ].join("\n"),
+  );
+  const bad = join(dir, "bad.yaml");
+  writeFileSync(bad, "apiVersion: v1\nclusters: [\n  - {name: x\n");
+
+  it("prints its version with --version and version", async () => {
+    const pkg = JSON.parse(readFileSync(join(import.meta.dirname, "../../package.json"), "utf8")) as {
+      version: string;
+    };
+    expect(await livyctl(["--version"])).toMatchObject({ code: 0, stdout: `${pkg.version}\n` });
+    expect(JSON.parse((await livyctl(["-o", "json", "version"])).stdout)).toEqual({ livyctl: pkg.version });
+  });
+
+  it("exits 7 with a plain message for a missing or malformed kubeconfig, or an unknown context", async () => {
+    const missing = await livyctl(["--kubeconfig", join(dir, "nonexistent"), "get"]);
+    expect(missing).toMatchObject({ code: EXIT.kubeconfig });
+    expect(missing.stderr).toBe(`error: kubeconfig ${join(dir, "nonexistent")}: no such file\n`);
+    const malformed = await livyctl(["--kubeconfig", bad, "get"]);
+    expect(malformed.code).toBe(EXIT.kubeconfig);
+    expect(malformed.stderr).toMatch(/^error: kubeconfig .*bad\.yaml is not a valid kubeconfig: .+\n$/);
+    const context = await livyctl(["--kubeconfig", down, "--context", "nope", "get"]);
+    expect(context.code).toBe(EXIT.kubeconfig);
+    expect(context.stderr).toContain('context "nope" is not in the kubeconfig (its contexts: team-a)');
+    const absent = await livyctl(["get"], { env: { KUBECONFIG: join(dir, "absent"), HOME: dir } });
+    expect(absent).toMatchObject({
+      code: EXIT.kubeconfig,
+      stderr: `error: kubeconfig $KUBECONFIG (${join(dir, "absent")}): no such file\n`,
+    });
+    const none = await livyctl(["get"], { env: { KUBECONFIG: "", HOME: dir } });
+    expect(none.code).toBe(EXIT.kubeconfig);
+    expect(none.stderr).toContain("no usable kubeconfig");
+  });
+
+  it("says it is Kubernetes, which server and which context, and exits 6 when the API server is down", async () => {
+    const res = await livyctl(["--kubeconfig", down, "run", "--livysession", "x", "1 + 1"]);
+    expect(res.code).toBe(EXIT.kubernetes);
+    // the namespace comes from the context
+    expect(res.stderr).toBe(
+      "error: cannot reach the Kubernetes API server at https://127.0.0.1:1 (context team-a) to read " +
+        "LivySession team-a/x: connection refused (is the cluster running, and is this the right context?)\n",
+    );
+    const json = await livyctl(["--kubeconfig", down, "-n", "other", "-o", "json", "get", "x"]);
+    expect(JSON.parse(json.stderr)).toMatchObject({
+      error: { code: "KUBERNETES_UNREACHABLE", server: "https://127.0.0.1:1", context: "team-a" },
+    });
+    expect(json.stderr).toContain("LivySession other/x");
+  });
+
+  it("completes commands, flags and flag values", async () => {
+    const words = async (...w: string[]) => (await livyctl(["__complete", ...w])).stdout.split("\n");
+    expect(await words("de")).toEqual(["describe", "delete", ":4", ""]);
+    expect(await words("get", "--all")).toEqual(["--all-namespaces", ":4", ""]);
+    expect(await words("-o", "")).toEqual(["text", "json", "yaml", "wide", "name", ":4", ""]);
+    expect(await words("create", "x", "--kind", "py")).toEqual(["pyspark", ":4", ""]);
+    expect(await words("completion", "")).toEqual(["bash", "zsh", "fish", ":4", ""]);
+    expect(await words("--kubeconfig", "")).toEqual([":0", ""]);
+    // no cluster to ask for names: no candidates, not an error
+    expect(await livyctl(["__complete", "--kubeconfig", down, "describe", ""])).toMatchObject({
+      code: 0,
+      stdout: ":4\n",
+    });
+  });
+
+  it("bash completion asks livyctl and fills COMPREPLY", async () => {
+    const bin = join(dir, "bin");
+    mkdirSync(bin, { recursive: true });
+    writeFileSync(join(bin, "livyctl"), `#!/bin/sh\nexec "${process.execPath}" "${MAIN}" "$@"\n`, {
+      mode: 0o755,
+    });
+    const script = [
+      "source <(livyctl completion bash)",
+      'COMP_WORDS=(livyctl des); COMP_CWORD=1; __livyctl_complete; echo "$COMPREPLY"',
+      'COMP_WORDS=(livyctl -o y); COMP_CWORD=2; __livyctl_complete; echo "$COMPREPLY"',
+      "complete -p livyctl",
+    ].join("\n");
+    const res = await new Promise<{ code: number | null; stdout: string }>((resolve) => {
+      const child = spawn("bash", ["-c", script], {
+        env: { ...process.env, PATH: `${bin}:${process.env.PATH}` },
+      });
+      let stdout = "";
+      child.stdout.on("data", (c: Buffer) => {
+        stdout += c.toString();
+      });
+      child.on("exit", (code) => resolve({ code, stdout }));
+    });
+    expect(res).toMatchObject({
+      code: 0,
+      stdout: "describe\nyaml\ncomplete -F __livyctl_complete livyctl\n",
+    });
+  });
+
+  it("follows a log whose window moves: prints only the new lines", () => {
+    expect(newLines(["a", "b", "c"], ["b", "c", "d", "e"])).toEqual(["d", "e"]);
+    expect(newLines(["a", "b"], ["a", "b"])).toEqual([]);
+    expect(newLines(["x"], ["y", "z"])).toEqual(["y", "z"]);
+    expect(newLines([], ["y"])).toEqual(["y"]);
+  });
+
+  it("renders LivySessions like kubectl get lvs, with the reason", () => {
+    const now = new Date("2026-01-01T01:00:00Z");
+    const ls = {
+      metadata: { name: "ws", namespace: "team-a", creationTimestamp: "2026-01-01T00:59:19Z" },
+      spec: { kind: "pyspark" as const },
+      status: {
+        conditions: [
+          {
+            type: "Ready",
+            status: "False" as const,
+            reason: "IdleTimeout",
+            message: "torn down after 15m without statements",
+            lastTransitionTime: "2026-01-01T00:59:30Z",
+          },
+          {
+            type: "Idle",
+            status: "True" as const,
+            reason: "IdleTimeout",
+            message: "",
+            lastTransitionTime: "2026-01-01T00:59:30Z",
+          },
+        ],
+      },
+    };
+    expect(renderLivySessions([ls as never], "text", { now })).toBe(
+      "NAME  PHASE  READY  REASON       STATE  ENDPOINT  AGE\nws    Idle   False  IdleTimeout                   41s\n",
+    );
+    expect(renderLivySessions([ls as never], "name")).toBe("livysession.livy.dev/ws\n");
+    expect(renderLivySessions([ls as never], "wide", { now })).toContain(
+      "torn down after 15m without statements",
+    );
   });
 });
