@@ -174,6 +174,13 @@ export const PRINTER_COLUMNS = [
     jsonPath: '.status.conditions[?(@.type=="Ready")].status',
     description: "Ready condition",
   },
+  {
+    name: "Reason",
+    type: "string",
+    jsonPath: '.status.conditions[?(@.type=="Ready")].reason',
+    description:
+      "Why Ready is what it is: Ready, Starting, IdleTimeout (a healthy idle session), Suspended, or a failure",
+  },
   { name: "State", type: "string", jsonPath: ".status.livySessionState", description: "Livy session state" },
   { name: "Endpoint", type: "string", jsonPath: ".status.sessionURL", description: "Livy session URL" },
   { name: "Kind", type: "string", jsonPath: ".spec.kind", priority: 1, description: "Livy session kind" },

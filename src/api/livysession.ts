@@ -79,24 +79,34 @@ const describe = <S extends z.ZodType>(schema: S, description: string): S =>
 
 const durationRe = `'${celEscape(DURATION_PATTERN)}'`;
 
-function durationField(opts: { allowZero: boolean; max: string; description: string }) {
+const durationShape = new RegExp(DURATION_PATTERN);
+
+function durationField(opts: { allowZero: boolean; max: string; description: string; example: string }) {
   const maxNs = durationNanos(opts.max) ?? 0n;
   const lower = opts.allowZero ? "" : "duration(self) > duration('0s') && ";
   const what = opts.allowZero ? `between 0 and ${opts.max}` : `greater than 0 and at most ${opts.max}`;
-  return withRules(
-    str({ min: 1, max: DURATION_MAX_LENGTH, pattern: DURATION_PATTERN, description: opts.description }),
-    [
-      {
-        // Guarded by the pattern so a malformed value reports only the pattern error, not a CEL evaluation error.
-        rule: `!self.matches(${durationRe}) || (${lower}duration(self) <= duration('${opts.max}'))`,
-        message: `must be a duration ${what}`,
-        check: (v) => {
-          const ns = durationNanos(v);
-          return ns === null || ((opts.allowZero || ns > 0n) && ns <= maxNs);
-        },
+  // What a user reads when the API server refuses the value, with the field's name in front (the OpenAPI
+  // pattern this replaces made it "should match '^(0|([0-9]{1,6}...'").
+  const form =
+    `must be a duration such as 90s, ${opts.example} or 1h30m (numbers with the units h, m, s or ms; ` +
+    `no days: 48h)${opts.allowZero ? ", or 0 for never" : ""}`;
+  return withRules(str({ min: 1, max: DURATION_MAX_LENGTH, description: opts.description }), [
+    {
+      rule: `self.matches(${durationRe})`,
+      message: form,
+      messageExpression: `'${celEscape(form)}, not "' + self + '"'`,
+      check: (v) => durationShape.test(v),
+    },
+    {
+      // Guarded by the shape rule so a malformed value reports only that rule, not a CEL evaluation error.
+      rule: `!self.matches(${durationRe}) || (${lower}duration(self) <= duration('${opts.max}'))`,
+      message: `must be a duration ${what}`,
+      check: (v) => {
+        const ns = durationNanos(v);
+        return ns === null || ((opts.allowZero || ns > 0n) && ns <= maxNs);
       },
-    ],
-  );
+    },
+  ]);
 }
 
 // ---------------------------------------------------------------- server
@@ -333,11 +343,13 @@ export const specSchema = withRules(
       .meta({ description: "True: declared but nothing deployed, even when demanded, until it is false." }),
     idleTimeout: durationField({
       allowZero: true,
+      example: "15m",
       max: IDLE_TIMEOUT_MAX,
       description: `Tear the server down after this long without statements ("15m", "1h30m"); "0" never does. At most ${IDLE_TIMEOUT_MAX}.`,
     }).default("15m"),
     startupTimeout: durationField({
       allowZero: false,
+      example: "5m",
       max: STARTUP_TIMEOUT_MAX,
       description: `Not Ready this long after a start began: Failed (FailFast) or restarted (Recover). At most ${STARTUP_TIMEOUT_MAX}.`,
     }).default("5m"),

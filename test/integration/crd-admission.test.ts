@@ -155,6 +155,7 @@ describe("updates", () => {
       "Name",
       "Phase",
       "Ready",
+      "Reason",
       "State",
       "Endpoint",
       "Kind(wide)",
@@ -164,6 +165,6 @@ describe("updates", () => {
       "Message(wide)",
     ]);
     const row = (r.body.rows as { cells: unknown[] }[]).find((x) => x.cells[0] === name);
-    expect(row?.cells.slice(1, 3)).toEqual(["Suspended", "False"]);
+    expect(row?.cells.slice(1, 4)).toEqual(["Suspended", "False", "Suspended"]);
   });
 });

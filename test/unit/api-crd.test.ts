@@ -116,6 +116,7 @@ describe("CRD schema is structural and budgeted", () => {
     expect(columns.filter((c) => !c.priority).map((c) => c.name)).toEqual([
       "Phase",
       "Ready",
+      "Reason",
       "State",
       "Endpoint",
       "Age",
