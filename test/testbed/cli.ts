@@ -11,7 +11,8 @@ import {
   up,
 } from "./testbed.ts";
 
-const usage = "usage: npm run testbed -- build|up|down|status|env|import-image IMAGE.tar [--state-dir DIR]";
+const usage =
+  "usage: npm run testbed -- build|up [--image IMAGE.tar]...|down|status|env|import-image IMAGE.tar [--state-dir DIR]";
 const args = process.argv.slice(2);
 const cmd = args[0];
 const dirFlag = args.indexOf("--state-dir");
@@ -23,7 +24,9 @@ async function main(): Promise<number> {
       await build();
       return 0;
     case "up": {
-      const state = await up(stateDir);
+      // --image TAR (repeatable): imported into the real node before its kubelet starts
+      const images = args.flatMap((a, i) => (a === "--image" && args[i + 1] ? [args[i + 1] as string] : []));
+      const state = await up(stateDir, { nodeImages: images });
       process.stdout.write(`${envLines(state)}\n`);
       process.stderr.write(`[testbed] use it with: eval "$(npm run --silent testbed -- env)"\n`);
       return 0;

@@ -499,6 +499,8 @@ export async function startRuntime(opts: {
   holder: RunningProcess;
   bins: GoBinaries;
   record: (p: RunningProcess) => void;
+  /** More `docker save` archives to import (the caller's images), awaited here. */
+  extraImages?: string[] | Promise<string[]> | undefined;
 }): Promise<NodeRuntime> {
   const { stateDir, net, holder, bins, record } = opts;
   const dir = join(stateDir, "node");
@@ -521,6 +523,7 @@ export async function startRuntime(opts: {
     { timeoutMs: 30_000, proc: containerd, intervalMs: 100 },
   );
   await Promise.all(images.tars.map((t) => importImage(sock, t)));
+  for (const t of (await opts.extraImages) ?? []) await importImage(sock, t);
   return { containerdSock: sock, images };
 }
 

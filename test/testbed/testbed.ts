@@ -78,7 +78,15 @@ export function readState(stateDir = defaultStateDir()): TestbedState | null {
  * containerd, kube-proxy, CoreDNS), real Livy, the Livy stand-in. Whatever started before a failure is stopped
  * again, and the error names the component.
  */
-export async function up(stateDir = defaultStateDir()): Promise<TestbedState> {
+export interface UpOptions {
+  /**
+   * More image archives (`docker save` format) to import into the real node's containerd before the kubelet
+   * starts, e.g. the project's images; a promise, so that they can be built while the test bed comes up.
+   */
+  nodeImages?: string[] | Promise<string[]>;
+}
+
+export async function up(stateDir = defaultStateDir(), opts: UpOptions = {}): Promise<TestbedState> {
   const existing = readState(stateDir);
   if (existing && existing.processes.every((p) => isAlive(p.pid))) {
     log(`already up (${stateDir})`);
@@ -116,7 +124,14 @@ export async function up(stateDir = defaultStateDir()): Promise<TestbedState> {
     phase(`node network (slot ${net.slot}, API server on ${net.hostIp}, node ${net.nodeIp})`, t);
     t = Date.now();
     // the node's containerd and its images need no API server: they start meanwhile
-    const runtimePromise = startRuntime({ stateDir, net, holder, bins, record });
+    const runtimePromise = startRuntime({
+      stateDir,
+      net,
+      holder,
+      bins,
+      record,
+      extraImages: opts.nodeImages,
+    });
     runtimePromise.catch(() => undefined); // awaited below; a control plane failure comes first
     const cp = await startControlPlane(bins, stateDir, record, net, REAL_NODE);
     phase("control plane", t);
