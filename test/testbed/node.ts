@@ -746,6 +746,9 @@ export async function stopNode(
     }
     return;
   }
+  // while this process tears the node down, its slot is not dead: no other `up` sweeps it (and then claims
+  // it and builds its own veth and cgroups while this cleanup is still removing the slot's)
+  setOwners(net.slot, stateDir, [process.pid]);
   // the kubelet and kube-proxy first, so that neither reacts to containerd's end
   for (const name of ["kube-proxy", "kubelet"]) {
     const p = processes.find((q) => q.name === name);

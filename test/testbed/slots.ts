@@ -160,7 +160,13 @@ export function claimSlot(stateDir: string): NodeNetwork {
       mkdirSync(slotsDir(), { recursive: true });
       mkdirSync(join(slotsDir(), String(k)));
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === "EEXIST") continue;
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === "EEXIST") continue;
+      // the last test bed's down removed the directory between the two mkdirs: try this slot again
+      if (code === "ENOENT") {
+        k--;
+        continue;
+      }
       throw new Error(`cannot claim a test bed slot under ${slotsDir()}: ${String(err)}`);
     }
     setOwners(k, stateDir, [process.pid]);
