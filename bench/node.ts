@@ -10,7 +10,7 @@
 import { execFile } from "node:child_process";
 import { existsSync, mkdtempSync, readdirSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { basename, dirname, join } from "node:path";
 import { promisify } from "node:util";
 import { cacheDir, goBinaries, versions } from "../test/testbed/paths.ts";
 import { down, type TestbedState, up } from "../test/testbed/testbed.ts";
@@ -117,7 +117,9 @@ export async function node(args: Args): Promise<BenchBody> {
     };
     const builds = {
       [`kubelet, kube-proxy v${v.K8S_VERSION}`]: buildSeconds(`k8s-node-v${v.K8S_VERSION}`),
-      [`CoreDNS v${v.COREDNS_VERSION}`]: buildSeconds(`coredns-v${v.COREDNS_VERSION}`),
+      [`CoreDNS v${v.COREDNS_VERSION} (the node's plugins)`]: buildSeconds(
+        basename(dirname(dirname(goBinaries().coredns))),
+      ),
       [`control plane v${v.K8S_VERSION} (for comparison)`]: buildSeconds(`k8s-v${v.K8S_VERSION}`),
     };
     const seqMedian = median(sequential);
