@@ -1,0 +1,600 @@
+/**
+ * The LivySession lifecycle as a pure function: `decide(observation)` returns what to do next, or asks
+ * for Livy's answers first. No I/O, no clock, no randomness: everything comes in through the Observation,
+ * so each transition is unit-tested by calling it (test/unit/operator-decide.test.ts), as kubebuilder's
+ * tests call Reconcile.
+ *
+ * Level-triggered: every step starts from the stored status and what the cluster and Livy report, so a pass
+ * can stop anywhere (operator killed) and the next one continues without duplicates: owned objects have
+ * fixed names and are applied idempotently; the Livy session is named after the attempt and adopted, not
+ * created twice.
+ */
+import {
+  ANNOTATION_DEMANDED_AT,
+  type Condition,
+  type ConditionStatus,
+  ConditionType,
+  derivePhase,
+  FINALIZER,
+  GROUP,
+  getCondition,
+  isFailureReason,
+  KIND,
+  type LivySessionStatus,
+  type Phase,
+  parseDuration,
+  Reason,
+  setCondition,
+  VERSION,
+} from "../api/index.ts";
+import type { LivyAuth } from "../livy/client.ts";
+import type { Session } from "../livy/protocol.ts";
+import { isSessionTerminal, isSessionUsable } from "../livy/protocol.ts";
+import { backoffDelay } from "../util/backoff.ts";
+import { serverUrl } from "./config.ts";
+import {
+  desiredConfigMap,
+  desiredDeployment,
+  desiredNetworkPolicy,
+  desiredService,
+  LIVY_PORT,
+  type OwnerRef,
+  serverName,
+  upToDate,
+} from "./objects.ts";
+import { observeServer } from "./observe.ts";
+import {
+  type Decision,
+  type DesiredObject,
+  type LivyFailure,
+  type Observation,
+  OWNED_KINDS,
+  type OwnedKind,
+  type Plan,
+  type PlannedEvent,
+} from "./plan.ts";
+
+/** Livy has no push: a starting session is polled this often (it starts once per demand, so it is cheap). */
+export const STARTING_POLL_MS = 100;
+/** How long a step waits at most before looking again while something starts. */
+const STARTING_RECHECK_MS = 30_000;
+/** The auth Secret is read again this often while it is missing or incomplete. */
+const AUTH_RECHECK_MS = 5_000;
+/** failurePolicy Recover's delay before restart n: 1 s, 2 s, 4 s, ... up to 5 min. */
+export const RECOVER_BACKOFF = { baseMs: 1_000, maxMs: 300_000 };
+/** Reasons after which Recover opens a new Livy session on the same server. */
+const SESSION_FAILURES: ReadonlySet<string> = new Set([Reason.SessionDead, Reason.SessionLost]);
+/** Server failures that may resolve by themselves while a pod waits: Recover waits for them until startupTimeout. */
+const MAY_RESOLVE: ReadonlySet<string> = new Set([Reason.Unschedulable, Reason.ImagePullFailed]);
+
+type Status = LivySessionStatus & { conditions: Condition[] };
+type Scope = "server" | "session";
+
+export function decide(o: Observation): Decision {
+  const meta = o.resource.metadata;
+  if (meta.deletionTimestamp) return { plan: finalize(o) };
+  if (!(meta.finalizers ?? []).includes(FINALIZER)) return { plan: { finalizer: "add", requeueAfterMs: 0 } };
+  return new Step(o).run();
+}
+
+/** Deletion: the Livy session first (so no Spark driver outlives its server), then the finalizer goes. */
+function finalize(o: Observation): Plan {
+  if (!(o.resource.metadata.finalizers ?? []).includes(FINALIZER)) return {};
+  const st = o.resource.status;
+  const id = st?.livySessionId;
+  const url = st?.serverURL;
+  const plan: Plan = {
+    finalizer: "remove",
+    log: [
+      { level: "info", msg: "finalized: Livy session deleted, owned objects left to garbage collection" },
+    ],
+  };
+  if (id !== undefined && id !== null && url) plan.deleteLivySession = { url, id, auth: authOf(o) };
+  return plan;
+}
+
+function authOf(o: Observation): LivyAuth | undefined {
+  return o.auth.state === "ok" ? o.auth.auth : undefined;
+}
+
+function iso(ms: number): string {
+  return new Date(ms).toISOString();
+}
+
+/** One decision over one LivySession: the status it builds and the plan it returns. */
+class Step {
+  private readonly o: Observation;
+  private readonly now: number;
+  private readonly generation: number;
+  private readonly owner: OwnerRef;
+  private readonly st: Status;
+  private readonly beforePhase: Phase;
+  private readonly plan: Plan = {};
+
+  constructor(o: Observation) {
+    this.o = o;
+    this.now = o.now;
+    const meta = o.resource.metadata;
+    this.generation = meta.generation ?? 0;
+    this.owner = {
+      apiVersion: `${GROUP}/${VERSION}`,
+      kind: KIND,
+      name: meta.name,
+      namespace: meta.namespace ?? "",
+      uid: meta.uid ?? "",
+    };
+    const status = structuredClone(o.resource.status ?? {}) as Status;
+    status.conditions ??= [];
+    status.restarts ??= 0;
+    this.st = status;
+    this.beforePhase = derivePhase(o.resource.status?.conditions, false);
+  }
+
+  private get spec() {
+    return this.o.resource.spec;
+  }
+
+  private cond(type: ConditionType, status: ConditionStatus, reason: Reason, message = ""): void {
+    this.st.conditions = setCondition(
+      this.st.conditions,
+      { type, status, reason, message },
+      this.generation,
+      new Date(this.now),
+    );
+  }
+
+  private log(level: "debug" | "info" | "warn", msg: string, fields?: Record<string, unknown>): void {
+    this.plan.log = [...(this.plan.log ?? []), { level, msg, ...(fields ? { fields } : {}) }];
+  }
+
+  private event(type: PlannedEvent["type"], reason: string, message: string): void {
+    this.plan.events = [...(this.plan.events ?? []), { type, reason, message }];
+  }
+
+  /** The plan with the next status and the phase-change event; `requeueAfterMs` as given. */
+  private done(requeueAfterMs?: number): Decision {
+    this.st.observedGeneration = this.generation;
+    const phase = derivePhase(this.st.conditions, false);
+    this.st.phase = phase;
+    this.plan.status = this.st;
+    if (phase !== this.beforePhase) {
+      const ready = getCondition(this.st.conditions, ConditionType.Ready);
+      const warning = phase === "Failed" || ready?.reason === Reason.Recovering;
+      this.event(warning ? "Warning" : "Normal", phase, ready?.message || `phase ${phase}`);
+      this.log("info", `phase ${this.beforePhase} -> ${phase}`, {
+        phase,
+        from: this.beforePhase,
+        reason: ready?.reason,
+      });
+    }
+    if (requeueAfterMs !== undefined) this.plan.requeueAfterMs = Math.max(0, requeueAfterMs);
+    return { plan: this.plan };
+  }
+
+  run(): Decision {
+    const demandedAt = this.o.resource.metadata.annotations?.[ANNOTATION_DEMANDED_AT];
+    const newAnnotation = demandedAt !== undefined && demandedAt !== this.st.demandedAt;
+    if (newAnnotation) this.st.demandedAt = demandedAt;
+
+    if (this.spec.suspend)
+      return this.park(Reason.Suspended, "spec.suspend is true: nothing runs until it is false");
+
+    const idle = getCondition(this.st.conditions, ConditionType.Idle);
+    const ready = getCondition(this.st.conditions, ConditionType.Ready);
+    const parkedIdle = idle?.status === "True";
+    const parkedFailed = ready?.status === "False" && isFailureReason(ready.reason);
+    const parkedAt = parkedIdle
+      ? idle?.observedGeneration
+      : parkedFailed
+        ? ready?.observedGeneration
+        : undefined;
+    const specChanged = parkedAt !== undefined && this.generation > parkedAt;
+    if ((parkedIdle || parkedFailed) && !newAnnotation && !specChanged) {
+      // Parked: keep the record as it is, make sure nothing runs.
+      this.teardown();
+      return { plan: this.plan };
+    }
+    if (parkedIdle || parkedFailed || !this.st.startTime) {
+      this.startAttempt(
+        parkedIdle || parkedFailed ? (newAnnotation ? Reason.Demanded : Reason.SpecChanged) : Reason.Active,
+      );
+    } else if (newAnnotation) {
+      // a demand while running counts as activity: someone is about to use the session
+      this.st.lastActivityTime = iso(this.now);
+    }
+    // the same spec builds the same refused object: Failed until the spec changes, not a retry loop
+    if (this.o.refused !== undefined) return this.fail(Reason.InvalidSpec, this.o.refused, "server");
+    return this.runDemanded();
+  }
+
+  private startAttempt(why: Reason): void {
+    this.log("info", "starting: deploying the Livy server", { why });
+    this.st.startTime = iso(this.now);
+    this.st.restarts = 0;
+    this.st.idleSince = undefined;
+    this.st.readyTime = undefined;
+    this.st.lastActivityTime = undefined;
+    this.st.message = undefined;
+    this.clearEndpoints();
+    this.cond(ConditionType.Idle, "False", why, "");
+    this.cond(ConditionType.Ready, "False", Reason.Starting, "deploying the Livy server");
+  }
+
+  private clearEndpoints(): void {
+    this.st.serverURL = undefined;
+    this.st.sessionURL = undefined;
+    this.st.livySessionId = undefined;
+    this.st.livySessionState = undefined;
+  }
+
+  private hasSession(): boolean {
+    return this.st.livySessionId !== undefined && this.st.livySessionId !== null;
+  }
+
+  private desired(): DesiredObject[] {
+    const s = this.o.settings;
+    const cm = desiredConfigMap(this.owner, this.spec.server);
+    const configHash = cm.metadata.annotations["livy.dev/spec-hash"] ?? "";
+    const objects: DesiredObject[] = [
+      {
+        kind: "deployment",
+        object: desiredDeployment(
+          this.owner,
+          this.spec.server,
+          {
+            image: s.defaultImage,
+            imagePullPolicy: s.defaultImagePullPolicy,
+            resources: s.defaultResources,
+          },
+          configHash,
+        ),
+      },
+      { kind: "configMap", object: cm },
+      { kind: "service", object: desiredService(this.owner) },
+    ];
+    if (s.networkPolicy)
+      objects.push({
+        kind: "networkPolicy",
+        object: desiredNetworkPolicy(this.owner, s.networkPolicyOperatorNamespace),
+      });
+    return objects;
+  }
+
+  private runDemanded(): Decision {
+    const startMs = Date.parse(this.st.startTime ?? iso(this.now));
+    if (startMs > this.now) {
+      // Recover's backoff: the next attempt begins at startTime. A server that failed goes meanwhile (a
+      // pass killed between the record and the deletion left it).
+      if (getCondition(this.st.conditions, ConditionType.ServerReady)?.status !== "True") this.removeServer();
+      return this.done(startMs - this.now);
+    }
+    const startupLeft = startMs + parseDuration(this.spec.startupTimeout) - this.now;
+
+    // 1. The server's objects, applied only when missing or changed. The next step observes them; the
+    // status waits for it (a crash in between decides the same again: the demand is still unrecorded).
+    const apply = this.desired().filter((d) => {
+      const live = this.o.owned[d.kind];
+      return !live || (!live.metadata?.deletionTimestamp && !upToDate(live, d.object));
+    });
+    if (apply.length) return { plan: { apply, requeueAfterMs: 0 } };
+
+    // 2. The server.
+    const server = observeServer(this.o.owned.deployment, this.o.pods);
+    const name = serverName(this.o.resource.metadata.name);
+    this.log("debug", "observed the server", { server });
+    if (server.state === "Failed") {
+      if (this.spec.failurePolicy === "Recover" && !this.hasSession() && MAY_RESOLVE.has(server.reason)) {
+        // Recover waits for what may still come (a node from the autoscaler, a pull that succeeds on the
+        // kubelet's retry) until startupTimeout. Restarting at once deleted the pending pod each time, so
+        // an autoscaler never saw it long enough to add a node, and the attempt never reached its deadline.
+        const msg = `${server.reason}: ${server.message}`;
+        if (startupLeft <= 0)
+          return this.fail(
+            Reason.StartupTimeout,
+            `not Ready within ${this.spec.startupTimeout}: ${msg}`,
+            "server",
+          );
+        this.cond(ConditionType.ServerReady, "False", server.reason, server.message);
+        this.cond(ConditionType.SessionReady, "False", Reason.WaitingForServer, "");
+        this.cond(ConditionType.Ready, "False", Reason.Starting, msg);
+        this.st.message = msg;
+        return this.done(Math.min(startupLeft, STARTING_RECHECK_MS));
+      }
+      return this.fail(server.reason, server.message, "server");
+    }
+    if (server.state !== "Available") {
+      const msg = server.state === "Progressing" ? server.message : `Deployment ${name}: ${server.state}`;
+      if (this.hasSession())
+        return this.fail(Reason.ServerLost, `the Livy server went away (${msg})`, "server");
+      this.cond(ConditionType.ServerReady, "False", Reason.Deploying, msg);
+      this.cond(ConditionType.SessionReady, "False", Reason.WaitingForServer, "");
+      this.cond(ConditionType.Ready, "False", Reason.Starting, msg);
+      if (startupLeft <= 0)
+        return this.fail(
+          Reason.StartupTimeout,
+          `not Ready within ${this.spec.startupTimeout}: ${msg}`,
+          "server",
+        );
+      return this.done(Math.min(startupLeft, STARTING_RECHECK_MS));
+    }
+    this.cond(ConditionType.ServerReady, "True", Reason.ServerAvailable, `Deployment ${name} is available`);
+
+    // 3. The Livy session.
+    const url = serverUrl(this.o.settings.serverUrlTemplate, {
+      name: this.o.resource.metadata.name,
+      namespace: this.owner.namespace,
+      service: name,
+      port: LIVY_PORT,
+    });
+    this.st.serverURL = url;
+    if (this.o.auth.state === "invalid") {
+      // a configuration problem the user fixes by creating or correcting the Secret: retry, not Failed
+      const msg = this.o.auth.message;
+      this.cond(ConditionType.SessionReady, "False", Reason.AuthSecretInvalid, msg);
+      this.cond(ConditionType.Ready, "False", Reason.AuthSecretInvalid, msg);
+      this.st.message = `AuthSecretInvalid: ${msg}`;
+      return this.done(AUTH_RECHECK_MS);
+    }
+    const auth = authOf(this.o);
+    const livy = this.o.livy;
+    if (!livy) {
+      return {
+        observe: {
+          url,
+          auth,
+          ...(this.hasSession()
+            ? { sessionId: this.st.livySessionId ?? undefined }
+            : { sessionName: this.livySessionName() }),
+          activity: true,
+        },
+      };
+    }
+    if (!livy.session.ok) return this.livyFailure(livy.session.error, startupLeft);
+    let session = livy.session.value;
+    if (!session) {
+      // Nothing of this attempt on the server yet: record the attempt first (the name derives from it, so a
+      // crash after the POST is adopted later), then create it, then look again.
+      this.plan.createLivySession = {
+        url,
+        auth,
+        body: { ...this.spec.session, kind: this.spec.kind, name: this.livySessionName() },
+      };
+      this.event("Normal", "SessionCreated", `Livy session ${this.livySessionName()} created at ${url}`);
+      return this.done(0);
+    }
+    if (!this.hasSession()) {
+      this.log("info", "found the Livy session of this attempt", {
+        livySessionId: session.id,
+        state: session.state,
+      });
+      this.st.livySessionId = session.id;
+    }
+    this.st.livySessionState = session.state;
+    this.st.sessionURL = `${url}/sessions/${session.id}`;
+    if (isEnded(session)) return this.sessionDead(session);
+    if (!isSessionUsable(session.state)) {
+      const msg = `Livy session ${session.id} is ${session.state}`;
+      this.cond(ConditionType.SessionReady, "False", Reason.SessionStarting, msg);
+      this.cond(ConditionType.Ready, "False", Reason.Starting, msg);
+      if (startupLeft <= 0)
+        return this.fail(
+          Reason.StartupTimeout,
+          `Livy session not idle within ${this.spec.startupTimeout} (still ${session.state})`,
+          "session",
+        );
+      return this.done(Math.min(STARTING_POLL_MS, startupLeft));
+    }
+
+    // 4. Ready: endpoints, activity, idle deadline.
+    const wasReady = getCondition(this.st.conditions, ConditionType.Ready)?.status === "True";
+    this.cond(
+      ConditionType.SessionReady,
+      "True",
+      session.state === "busy" ? Reason.SessionBusy : Reason.SessionIdle,
+      `Livy session ${session.id} is ${session.state}`,
+    );
+    this.cond(
+      ConditionType.Ready,
+      "True",
+      Reason.Ready,
+      `Livy session ${session.id} accepts statements at ${this.st.sessionURL}`,
+    );
+    if (!wasReady) {
+      this.st.readyTime = iso(this.now);
+      this.st.message = undefined;
+      this.plan.metrics = { demandToReadySeconds: (this.now - startMs) / 1000 };
+    }
+    const activity = livy.activity;
+    if (!activity) return this.done(0); // asked for, but the session was not usable then: look again
+    if (!activity.ok) return this.livyFailure(activity.error, startupLeft);
+    session = livy.session.value;
+    const busy = session?.state === "busy" || activity.value.busy;
+    const lastKnown = Date.parse(this.st.lastActivityTime ?? this.st.readyTime ?? iso(this.now));
+    const seen = busy ? this.now : Math.max(lastKnown, activity.value.latestMs);
+    if (seen > lastKnown || !this.st.lastActivityTime) this.st.lastActivityTime = iso(seen);
+    const idleMs = parseDuration(this.spec.idleTimeout);
+    const poll = this.o.settings.sessionPollIntervalMs;
+    if (idleMs <= 0 || busy) return this.done(poll);
+    const deadline = Date.parse(this.st.lastActivityTime) + idleMs;
+    if (deadline <= this.now) {
+      this.plan.metrics = { ...this.plan.metrics, idleTeardown: true };
+      return this.park(Reason.IdleTimeout, this.idleMessage());
+    }
+    return this.done(Math.min(poll, deadline - this.now));
+  }
+
+  private idleMessage(): string {
+    return `no activity for ${this.spec.idleTimeout}: the Livy server was removed; set annotation ${ANNOTATION_DEMANDED_AT} (livyctl wake) to start it again`;
+  }
+
+  /** Ready once, and by the activity recorded in status, past the idle deadline. */
+  private idleDeadlinePassed(): boolean {
+    const idleMs = parseDuration(this.spec.idleTimeout);
+    const last = Date.parse(this.st.lastActivityTime ?? this.st.readyTime ?? "");
+    return Boolean(this.st.readyTime) && idleMs > 0 && Number.isFinite(last) && last + idleMs <= this.now;
+  }
+
+  private sessionDead(session: Session): Decision {
+    this.st.livySessionState = session.state;
+    const tail = (session.log ?? []).slice(-5).join("\n");
+    return this.fail(
+      Reason.SessionDead,
+      `Livy session ${session.id} is ${session.state}${tail ? `; last log lines:\n${tail}` : ""}`,
+      "session",
+    );
+  }
+
+  /** Unique per LivySession, attempt and restart; Livy refuses duplicate names, which guards us too. */
+  private livySessionName(): string {
+    const attempt = Date.parse(this.st.startTime ?? "0").toString(36);
+    const m = this.o.resource.metadata;
+    return `${m.namespace}.${m.name}.${attempt}.${this.st.restarts ?? 0}`;
+  }
+
+  private livyFailure(err: LivyFailure, startupLeft: number): Decision {
+    const everReady = Boolean(this.st.readyTime);
+    if (err.kind === "gone") {
+      // An idle teardown cut short (operator killed after deleting the Livy session, before recording
+      // it): the session is gone because we removed it, so finish the teardown instead of failing.
+      if (this.idleDeadlinePassed()) {
+        this.plan.metrics = { ...this.plan.metrics, idleTeardown: true };
+        return this.park(Reason.IdleTimeout, this.idleMessage());
+      }
+      return this.fail(
+        Reason.SessionLost,
+        `Livy session ${this.st.livySessionId} no longer exists on ${this.st.serverURL}`,
+        "session",
+      );
+    }
+    const msg = err.message;
+    const unreachable = err.kind === "unreachable" || err.kind === "timeout";
+    if (everReady) {
+      // a session that was Ready and now cannot be read: the failure policy decides, no silent retries
+      return this.fail(
+        unreachable ? Reason.LivyUnreachable : Reason.LivyError,
+        unreachable ? `the Livy server stopped answering: ${msg}` : `Livy answered with an error: ${msg}`,
+        "server",
+      );
+    }
+    if (err.tooManySessions && startupLeft > 0) {
+      this.cond(ConditionType.Ready, "False", Reason.Starting, `Livy is busy creating sessions: ${msg}`);
+      return this.done(Math.min(1_000, startupLeft));
+    }
+    if (startupLeft <= 0)
+      return this.fail(
+        Reason.StartupTimeout,
+        `Livy not usable within ${this.spec.startupTimeout}: ${msg}`,
+        "server",
+      );
+    this.cond(
+      ConditionType.SessionReady,
+      "False",
+      err.kind === "unreachable" ? Reason.LivyUnreachable : Reason.LivyError,
+      msg,
+    );
+    this.cond(ConditionType.Ready, "False", Reason.Starting, msg);
+    // before Ready, a server that does not answer yet is starting: retry soon, bounded by startupTimeout
+    return this.done(Math.min(1_000, startupLeft));
+  }
+
+  /**
+   * FailFast: Failed with the reason, server removed, nothing retried until a new demand.
+   * Recover: restart (the session, or the whole server) with exponential backoff, up to maxRestarts.
+   */
+  private fail(reason: Reason, message: string, scope: Scope): Decision {
+    const restarts = this.st.restarts ?? 0;
+    const max = this.spec.maxRestarts;
+    // an invalid spec fails the same way on every attempt: no restart
+    const recoverable = reason !== Reason.InvalidSpec;
+    if (this.spec.failurePolicy === "Recover" && recoverable && (max === undefined || restarts < max)) {
+      const backoffMs = backoffDelay(RECOVER_BACKOFF, restarts);
+      this.st.restarts = restarts + 1;
+      this.log("warn", `recovering: ${message}`, { reason, restarts: this.st.restarts, backoffMs });
+      this.cond(
+        ConditionType.Ready,
+        "False",
+        Reason.Recovering,
+        `${reason}: ${message}; restart ${this.st.restarts} in ${Math.round(backoffMs / 1000)}s`,
+      );
+      this.cond(ConditionType.SessionReady, "False", reason, message);
+      this.st.message = `${reason}: ${message}`;
+      this.event("Warning", reason, `${message} (restart ${this.st.restarts})`);
+      this.deleteSession();
+      if (scope === "server" || !SESSION_FAILURES.has(reason)) {
+        this.removeServer();
+        this.cond(ConditionType.ServerReady, "False", reason, message);
+      }
+      // the next attempt, and its startup deadline, begin after the backoff
+      this.st.startTime = iso(this.now + backoffMs);
+      this.st.readyTime = undefined;
+      this.st.livySessionId = undefined;
+      this.st.livySessionState = undefined;
+      this.st.sessionURL = undefined;
+      return this.done(backoffMs);
+    }
+    const gaveUp = this.spec.failurePolicy === "Recover" && recoverable;
+    const finalReason = gaveUp ? Reason.RestartLimitReached : reason;
+    const finalMessage = gaveUp ? `${restarts} restarts, then ${reason}: ${message}` : message;
+    this.log("warn", `failed: ${finalMessage}`, { reason: finalReason });
+    this.deleteSession();
+    this.removeServer();
+    this.cond(
+      scope === "server" ? ConditionType.ServerReady : ConditionType.SessionReady,
+      "False",
+      reason,
+      message,
+    );
+    this.cond(ConditionType.Ready, "False", finalReason, finalMessage);
+    this.st.message = `${finalReason}: ${finalMessage}`;
+    const failedState = this.st.livySessionState;
+    this.clearEndpoints();
+    if (failedState) this.st.livySessionState = failedState;
+    return this.done();
+  }
+
+  /** Suspended or idle: no server, no Livy session, the resource and its record stay. */
+  private park(reason: typeof Reason.Suspended | typeof Reason.IdleTimeout, message: string): Decision {
+    // The Livy session (its id is in status until the record is written), then the record, then the server
+    // (execute() keeps this order). Killed after the first step, the next pass finds the Livy session gone
+    // past the idle deadline and parks; after the second, it finds the resource parked and removes the
+    // server. Removing the server first made the next pass read the half-removed server as lost.
+    this.deleteSession();
+    const idle = getCondition(this.st.conditions, ConditionType.Idle);
+    if (idle?.status !== "True" || idle.reason !== reason) this.st.idleSince = iso(this.now);
+    this.clearEndpoints();
+    this.cond(ConditionType.Idle, "True", reason, message);
+    this.cond(ConditionType.Ready, "False", reason, message);
+    this.cond(ConditionType.ServerReady, "False", reason, "");
+    this.cond(ConditionType.SessionReady, "False", reason, "");
+    this.st.message = undefined;
+    this.removeServer();
+    return this.done();
+  }
+
+  /** Parked: make sure nothing runs, without touching the record. */
+  private teardown(): void {
+    this.deleteSession();
+    this.removeServer();
+  }
+
+  private deleteSession(): void {
+    const id = this.st.livySessionId;
+    const url = this.st.serverURL;
+    if (id === undefined || id === null || !url) return;
+    this.plan.deleteLivySession = { url, id, auth: authOf(this.o) };
+  }
+
+  /** The owned objects that exist and are not already being deleted. */
+  private removeServer(): void {
+    const kinds: OwnedKind[] = OWNED_KINDS.filter((k) => {
+      const live = this.o.owned[k];
+      return live && !live.metadata?.deletionTimestamp;
+    });
+    if (kinds.length) this.plan.deleteOwned = kinds;
+  }
+}
+
+/** A Livy session that will not take statements again. */
+function isEnded(session: Session): boolean {
+  return isSessionTerminal(session.state) || session.state === "shutting_down";
+}

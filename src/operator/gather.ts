@@ -1,0 +1,158 @@
+/**
+ * The I/O that builds an Observation: the caches (LivySessions, owned objects, pods), the auth Secret, and
+ * Livy's answers when decide() asks for them. Every failure becomes data (LivyFailure), never an exception,
+ * so that decide() sees it.
+ */
+import type { LivySession } from "../api/index.ts";
+import { CORE, type KubeClient, type KubeObject, resourcePath } from "../kube/client.ts";
+import type { Informer } from "../kube/informer.ts";
+import type { LivyAuth, LivyClient } from "../livy/client.ts";
+import {
+  LivyHttpError,
+  LivyProtocolError,
+  LivyTimeoutError,
+  LivyUnreachableError,
+  SessionGoneError,
+} from "../livy/errors.ts";
+import { isSessionUsable, LIVY_MESSAGES } from "../livy/protocol.ts";
+import { authFromSecret, type SecretLike } from "../livy/secret-auth.ts";
+import type { OperatorConfig } from "./config.ts";
+import { SESSION_LABEL, serverName } from "./objects.ts";
+import type { DeploymentLike, PodLike } from "./observe.ts";
+import type {
+  Activity,
+  AuthObservation,
+  LivyAnswer,
+  LivyFailure,
+  LivyObservation,
+  LivyQuery,
+  Memory,
+  Observation,
+  OwnedObjects,
+} from "./plan.ts";
+
+export interface Caches {
+  sessions: Informer<LivySession>;
+  /** Only with --network-policy. */
+  networkPolicies?: Informer<KubeObject>;
+  deployments: Informer<KubeObject & DeploymentLike>;
+  services: Informer<KubeObject>;
+  configMaps: Informer<KubeObject>;
+  pods: Informer<KubeObject & PodLike>;
+}
+
+export interface GatherDeps {
+  kube: KubeClient;
+  caches: Caches;
+  config: OperatorConfig;
+  /** A Livy client per server URL and credentials (kept alive across passes). */
+  livy(url: string, auth?: LivyAuth): LivyClient;
+}
+
+export class Gatherer {
+  private readonly d: GatherDeps;
+
+  constructor(deps: GatherDeps) {
+    this.d = deps;
+  }
+
+  /** Everything but Livy: the caches and the auth Secret. */
+  async observe(
+    obj: LivySession,
+    memory: Memory,
+    refused: string | undefined,
+    signal?: AbortSignal,
+  ): Promise<Observation> {
+    const ns = obj.metadata.namespace ?? "";
+    const key = `${ns}/${serverName(obj.metadata.name)}`;
+    const c = this.d.caches;
+    const owned: OwnedObjects = {
+      deployment: c.deployments.get(key),
+      service: c.services.get(key),
+      configMap: c.configMaps.get(key),
+      networkPolicy: c.networkPolicies?.get(key),
+    };
+    const pods = c.pods
+      .list()
+      .filter(
+        (p) => p.metadata?.namespace === ns && p.metadata?.labels?.[SESSION_LABEL] === obj.metadata.name,
+      );
+    return {
+      now: Date.now(),
+      resource: obj,
+      settings: this.d.config,
+      owned,
+      pods,
+      auth: await this.auth(obj, signal),
+      refused,
+      memory,
+    };
+  }
+
+  /** The credentials of `spec.auth`, read from its Secret. */
+  async auth(obj: LivySession, signal?: AbortSignal): Promise<AuthObservation> {
+    const auth = obj.spec.auth;
+    if (!auth) return { state: "none" };
+    const secret = await this.d.kube.getOrNull<SecretLike>(
+      resourcePath(CORE.secrets, obj.metadata.namespace, auth.secretName),
+      signal ? { signal } : {},
+    );
+    try {
+      const resolved = authFromSecret(auth, secret);
+      return resolved ? { state: "ok", auth: resolved } : { state: "none" };
+    } catch (err) {
+      return { state: "invalid", message: err instanceof Error ? err.message : String(err) };
+    }
+  }
+
+  /** What decide() asked of Livy. */
+  async livy(q: LivyQuery, signal?: AbortSignal): Promise<LivyObservation> {
+    const client = this.d.livy(q.url, q.auth);
+    const opts = { timeoutMs: this.d.config.livyRequestTimeoutMs, ...(signal ? { signal } : {}) };
+    const session = await answer(() =>
+      q.sessionId !== undefined
+        ? client.getSession(q.sessionId, opts)
+        : client.findSessionByName(q.sessionName ?? "", opts),
+    );
+    const out: LivyObservation = { url: q.url, session };
+    if (q.activity && session.ok && session.value && isSessionUsable(session.value.state)) {
+      const id = session.value.id;
+      out.activity = await answer(async (): Promise<Activity> => {
+        const list = await client.listStatements(id, { order: "desc", size: 1, ...opts });
+        const s = list.statements[0];
+        if (!s) return { busy: false, latestMs: 0 };
+        return {
+          busy: s.state === "waiting" || s.state === "running" || s.state === "cancelling",
+          latestMs: Math.max(s.started ?? 0, s.completed ?? 0),
+        };
+      });
+    }
+    return out;
+  }
+}
+
+async function answer<T>(fn: () => Promise<T>): Promise<LivyAnswer<T>> {
+  try {
+    return { ok: true, value: await fn() };
+  } catch (err) {
+    return { ok: false, error: failureOf(err) };
+  }
+}
+
+/** A Livy client error as data. */
+export function failureOf(err: unknown): LivyFailure {
+  const message = err instanceof Error ? err.message : String(err);
+  if (err instanceof SessionGoneError || (err instanceof LivyHttpError && err.status === 404))
+    return { kind: "gone", message, status: 404 };
+  if (err instanceof LivyHttpError)
+    return {
+      kind: "http",
+      message,
+      status: err.status,
+      ...(err.status === 400 && LIVY_MESSAGES.tooManySessions.test(err.msg) ? { tooManySessions: true } : {}),
+    };
+  if (err instanceof LivyUnreachableError) return { kind: "unreachable", message };
+  if (err instanceof LivyTimeoutError) return { kind: "timeout", message };
+  if (err instanceof LivyProtocolError) return { kind: "protocol", message };
+  return { kind: "unreachable", message };
+}

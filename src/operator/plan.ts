@@ -1,0 +1,143 @@
+/**
+ * What one reconcile step of a LivySession sees and what it decides, as plain data. `decide()` (decide.ts)
+ * maps an Observation to a Plan without I/O; `observe` (gather.ts) builds the Observation and `execute`
+ * (execute.ts) carries the Plan out, in the one order that survives a crash between any two of its writes.
+ */
+import type { LivySession, LivySessionStatus } from "../api/index.ts";
+import type { KubeObject } from "../kube/client.ts";
+import type { LivyAuth } from "../livy/client.ts";
+import type { CreateSessionRequest, Session } from "../livy/protocol.ts";
+import type { OperatorConfig } from "./config.ts";
+import type { DeploymentLike, PodLike } from "./observe.ts";
+
+/** The owned objects, by kind. */
+export const OWNED_KINDS = ["deployment", "service", "configMap", "networkPolicy"] as const;
+export type OwnedKind = (typeof OWNED_KINDS)[number];
+
+export interface OwnedObjects {
+  deployment?: (KubeObject & DeploymentLike) | undefined;
+  service?: KubeObject | undefined;
+  configMap?: KubeObject | undefined;
+  networkPolicy?: KubeObject | undefined;
+}
+
+/** The operator settings that shape decisions. */
+export type DecideSettings = Pick<
+  OperatorConfig,
+  | "defaultImage"
+  | "defaultImagePullPolicy"
+  | "defaultResources"
+  | "serverUrlTemplate"
+  | "networkPolicy"
+  | "networkPolicyOperatorNamespace"
+  | "sessionPollIntervalMs"
+>;
+
+/** A Livy request's outcome as data: the value, or what went wrong. */
+export type LivyAnswer<T> = { ok: true; value: T } | { ok: false; error: LivyFailure };
+
+export interface LivyFailure {
+  /**
+   * gone: Livy does not know the session (404); unreachable: refused, reset, no route, DNS; timeout: no
+   * answer in time; http: another error status; protocol: an answer that is not Livy's.
+   */
+  kind: "gone" | "unreachable" | "timeout" | "http" | "protocol";
+  message: string;
+  status?: number;
+  /** Livy's 400 "too many sessions are being created": it is busy, try again. */
+  tooManySessions?: boolean;
+}
+
+/** Activity on the Livy server, as far as the operator counts it. */
+export interface Activity {
+  /** Something runs now (a statement running or waiting, a busy session). */
+  busy: boolean;
+  /** The latest statement start or completion seen, epoch ms (0: none). */
+  latestMs: number;
+}
+
+/** What decide() asks of Livy when it cannot decide without it. */
+export interface LivyQuery {
+  url: string;
+  auth?: LivyAuth | undefined;
+  /** Read this session; else look the attempt's session up by name (null when there is none). */
+  sessionId?: number | undefined;
+  sessionName?: string | undefined;
+  /** Also read the activity, when the session is usable. */
+  activity: boolean;
+}
+
+export interface LivyObservation {
+  url: string;
+  session: LivyAnswer<Session | null>;
+  activity?: LivyAnswer<Activity> | undefined;
+}
+
+export type AuthObservation =
+  | { state: "none" }
+  | { state: "ok"; auth: LivyAuth }
+  | { state: "invalid"; message: string };
+
+/** What the operator remembers of a LivySession between passes, beside its status (lost on restart). */
+export type Memory = Record<string, never>;
+
+export interface Observation {
+  /** Epoch ms. */
+  now: number;
+  resource: LivySession;
+  settings: DecideSettings;
+  owned: OwnedObjects;
+  /** The pods of the server's Deployment. */
+  pods: PodLike[];
+  auth: AuthObservation;
+  /** Livy's answers, once decide() asked for them. */
+  livy?: LivyObservation | undefined;
+  /** The API server refused (422) an owned object built from the spec, with its message. */
+  refused?: string | undefined;
+  memory: Memory;
+}
+
+/** An owned object to apply, as built from the spec. */
+export interface DesiredObject {
+  kind: OwnedKind;
+  object: { metadata: { name: string; namespace: string; annotations: Record<string, string> } };
+}
+
+export interface PlannedEvent {
+  type: "Normal" | "Warning";
+  reason: string;
+  message: string;
+}
+
+export interface LogLine {
+  level: "debug" | "info" | "warn";
+  msg: string;
+  fields?: Record<string, unknown>;
+}
+
+/**
+ * What to do, carried out by execute() in this order, whichever fields are set:
+ * finalizer added → Livy session deleted → status written → owned objects deleted → owned objects applied →
+ * Livy session created → finalizer removed → events. The order is what makes a crash anywhere harmless:
+ * the Livy session goes before the record that names it; the record of a new attempt is written before
+ * the Livy session named after it is created (so a crash after the POST adopts it); the record of a
+ * teardown is written before the server goes (so a half-removed server is never read as lost).
+ */
+export interface Plan {
+  finalizer?: "add" | "remove";
+  deleteLivySession?: { url: string; auth?: LivyAuth | undefined; id: number };
+  /** The whole next status; written (status subresource) only when it differs from the stored one. */
+  status?: LivySessionStatus;
+  deleteOwned?: OwnedKind[];
+  apply?: DesiredObject[];
+  createLivySession?: { url: string; auth?: LivyAuth | undefined; body: CreateSessionRequest };
+  /** Recorded after the status write succeeded. */
+  events?: PlannedEvent[];
+  /** undefined: nothing scheduled; 0: decide again at once (within the same pass). */
+  requeueAfterMs?: number;
+  memory?: Memory;
+  metrics?: { demandToReadySeconds?: number; idleTeardown?: boolean };
+  log?: LogLine[];
+}
+
+export type Decision = { observe: LivyQuery } | { plan: Plan };

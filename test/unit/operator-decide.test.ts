@@ -1,0 +1,483 @@
+import { describe, expect, it } from "vitest";
+import { FINALIZER, type LivySessionStatus, phaseOf } from "../../src/api/index.ts";
+import { decide, STARTING_POLL_MS } from "../../src/operator/decide.ts";
+import {
+  cond,
+  failed,
+  livySession,
+  ok,
+  readyStatus,
+  resource,
+  SERVER_URL,
+  SETTINGS,
+  serverOf,
+  statusOf,
+  step,
+  T0,
+  world,
+} from "./operator-world.ts";
+
+const phase = (status: LivySessionStatus | undefined) => phaseOf({ status });
+const S = 1_000;
+const MIN = 60 * S;
+
+describe("decide: creation to Ready", () => {
+  it("adds the finalizer before anything else", () => {
+    const { plan } = step(world(resource({}, { finalizers: [] })));
+    expect(plan).toEqual({ finalizer: "add", requeueAfterMs: 0 });
+  });
+
+  it("applies the Deployment, ConfigMap and Service, and looks again at once", () => {
+    const { plan } = step(world(resource()));
+    expect(plan.apply?.map((a) => a.kind)).toEqual(["deployment", "configMap", "service"]);
+    expect(plan.requeueAfterMs).toBe(0);
+    expect(plan.status, "the status waits for the next step").toBeUndefined();
+  });
+
+  it("applies the NetworkPolicy too with --network-policy", () => {
+    const settings = { ...SETTINGS, networkPolicy: true };
+    const { plan } = step(world(resource(), { settings }));
+    expect(plan.apply?.map((a) => a.kind)).toContain("networkPolicy");
+  });
+
+  it("waits for the Deployment: Starting, Deploying, a recheck before startupTimeout", () => {
+    const { plan } = step(world(resource({ startupTimeout: "20s" }), { server: "progressing" }));
+    const st = statusOf(plan);
+    expect(phase(st)).toBe("Starting");
+    expect(cond(st, "ServerReady")).toMatchObject({ status: "False", reason: "Deploying" });
+    expect(cond(st, "Ready")).toMatchObject({ status: "False", reason: "Starting" });
+    expect(cond(st, "Idle")).toMatchObject({ status: "False", reason: "Active" });
+    expect(st.startTime).toBe(new Date(T0).toISOString());
+    expect(plan.requeueAfterMs).toBe(20 * S);
+    expect(plan.apply).toBeUndefined();
+  });
+
+  it("asks Livy for the attempt's session by name once the server is available", () => {
+    const { query } = step(world(resource(), { server: "available" }), { session: ok(null) });
+    expect(query).toEqual({
+      url: SERVER_URL,
+      auth: undefined,
+      sessionName: `data.ws.${T0.toString(36)}.0`,
+      activity: true,
+    });
+  });
+
+  it("records the attempt, then creates the Livy session named after it, then looks again", () => {
+    const { plan } = step(world(resource({ session: { driverMemory: "1g" } }), { server: "available" }), {
+      session: ok(null),
+    });
+    const st = statusOf(plan);
+    expect(st.startTime).toBe(new Date(T0).toISOString());
+    expect(st.serverURL).toBe(SERVER_URL);
+    expect(plan.createLivySession).toEqual({
+      url: SERVER_URL,
+      auth: undefined,
+      body: { driverMemory: "1g", kind: "pyspark", name: `data.ws.${T0.toString(36)}.0` },
+    });
+    expect(plan.requeueAfterMs).toBe(0);
+  });
+
+  it("adopts the attempt's session found by name (a pass killed after its POST): no second one", () => {
+    const { plan } = step(world(resource(), { server: "available" }), {
+      session: ok(livySession(3, "starting")),
+    });
+    expect(plan.createLivySession).toBeUndefined();
+    const st = statusOf(plan);
+    expect(st.livySessionId).toBe(3);
+    expect(st.sessionURL).toBe(`${SERVER_URL}/sessions/3`);
+    expect(cond(st, "SessionReady")).toMatchObject({ status: "False", reason: "SessionStarting" });
+    expect(plan.requeueAfterMs).toBe(STARTING_POLL_MS);
+  });
+
+  it("is Ready once the Livy session is idle: endpoints, readyTime, the demand-to-Ready figure", () => {
+    const st = readyStatus();
+    expect(phase(st)).toBe("Ready");
+    expect(cond(st, "Ready")).toMatchObject({ status: "True", reason: "Ready" });
+    expect(cond(st, "ServerReady")).toMatchObject({ status: "True", reason: "ServerAvailable" });
+    expect(cond(st, "SessionReady")).toMatchObject({ status: "True", reason: "SessionIdle" });
+    expect(st).toMatchObject({
+      serverURL: SERVER_URL,
+      sessionURL: `${SERVER_URL}/sessions/7`,
+      livySessionId: 7,
+      livySessionState: "idle",
+      readyTime: new Date(T0).toISOString(),
+      phase: "Ready",
+      observedGeneration: 1,
+    });
+    const created = step(world(resource(), { server: "available" }), { session: ok(null) }).plan;
+    const ls = resource({}, { status: statusOf(created) });
+    const { plan } = step(world(ls, { server: "available", now: T0 + 2 * S }), {
+      session: ok(livySession(7, "idle")),
+    });
+    expect(plan.metrics?.demandToReadySeconds).toBe(2);
+    expect(plan.events).toEqual([expect.objectContaining({ type: "Normal", reason: "Ready" })]);
+  });
+
+  it("times out a Deployment that never becomes available (FailFast): Failed, server removed", () => {
+    const ls = resource({ startupTimeout: "5s" });
+    const first = statusOf(step(world(ls, { server: "progressing" })).plan);
+    const { plan } = step(
+      world(resource({ startupTimeout: "5s" }, { status: first }), {
+        server: "progressing",
+        now: T0 + 6 * S,
+      }),
+    );
+    const st = statusOf(plan);
+    expect(phase(st)).toBe("Failed");
+    expect(cond(st, "Ready")?.reason).toBe("StartupTimeout");
+    expect(plan.deleteOwned).toEqual(["deployment", "service", "configMap"]);
+    expect(plan.requeueAfterMs).toBeUndefined();
+  });
+
+  it("times out a Livy session that never becomes idle", () => {
+    const st0 = statusOf(
+      step(world(resource({ startupTimeout: "5s" }), { server: "available" }), {
+        session: ok(livySession(3, "starting")),
+      }).plan,
+    );
+    const { plan } = step(
+      world(resource({ startupTimeout: "5s" }, { status: st0 }), { server: "available", now: T0 + 6 * S }),
+      { session: ok(livySession(3, "starting")) },
+    );
+    expect(cond(statusOf(plan), "Ready")?.reason).toBe("StartupTimeout");
+    expect(plan.deleteLivySession).toEqual({ url: SERVER_URL, id: 3, auth: undefined });
+  });
+
+  it("retries soon while Livy is busy creating sessions (400 too many), within startupTimeout", () => {
+    const { plan } = step(world(resource(), { server: "available" }), {
+      session: failed("http", "Rejected, too many sessions are being created!", {
+        status: 400,
+        tooManySessions: true,
+      }),
+    });
+    expect(cond(statusOf(plan), "Ready")).toMatchObject({ reason: "Starting" });
+    expect(plan.requeueAfterMs).toBe(1_000);
+  });
+
+  it("treats a server that does not answer yet as starting, until startupTimeout", () => {
+    const { plan } = step(world(resource(), { server: "available" }), { session: failed("unreachable") });
+    const st = statusOf(plan);
+    expect(cond(st, "SessionReady")).toMatchObject({ reason: "LivyUnreachable" });
+    expect(phase(st)).toBe("Starting");
+    expect(plan.requeueAfterMs).toBe(1_000);
+  });
+
+  it("waits for a missing auth Secret, saying so", () => {
+    const { plan } = step(
+      world(resource({ auth: { type: "Bearer", secretName: "nope" } }), {
+        server: "available",
+        auth: { state: "invalid", message: "Secret nope not found" },
+      }),
+    );
+    const st = statusOf(plan);
+    expect(cond(st, "Ready")).toMatchObject({
+      reason: "AuthSecretInvalid",
+      message: "Secret nope not found",
+    });
+    expect(st.message).toBe("AuthSecretInvalid: Secret nope not found");
+  });
+
+  it("passes the Secret's credentials to every Livy call", () => {
+    const auth = { type: "bearer" as const, token: "t" };
+    const { plan, query } = step(
+      world(resource({ auth: { type: "Bearer", secretName: "s" } }), {
+        server: "available",
+        auth: { state: "ok", auth },
+      }),
+      { session: ok(null) },
+    );
+    expect(query?.auth).toBe(auth);
+    expect(plan.createLivySession?.auth).toBe(auth);
+  });
+});
+
+describe("decide: Ready, activity and idleness", () => {
+  const ready = readyStatus({ idleTimeout: "10m" });
+  const readyAt = (now: number, activity = ok({ busy: false, latestMs: 0 }), state = "idle") =>
+    step(world(resource({ idleTimeout: "10m" }, { status: ready }), { server: "available", now }), {
+      session: ok(livySession(7, state)),
+      activity,
+    });
+
+  it("polls the session with its activity, and writes nothing while nothing changes", () => {
+    const { plan, query } = readyAt(T0 + 5 * S);
+    expect(query).toEqual({ url: SERVER_URL, auth: undefined, sessionId: 7, activity: true });
+    expect(plan.requeueAfterMs).toBe(SETTINGS.sessionPollIntervalMs);
+    expect(plan.status).toMatchObject({ ...ready, lastActivityTime: ready.readyTime });
+  });
+
+  it("counts a statement's completion as activity", () => {
+    const { plan } = readyAt(T0 + 60 * S, ok({ busy: false, latestMs: T0 + 30 * S }));
+    expect(statusOf(plan).lastActivityTime).toBe(new Date(T0 + 30 * S).toISOString());
+  });
+
+  it("counts a busy session as activity now", () => {
+    const { plan } = readyAt(T0 + 60 * S, ok({ busy: false, latestMs: 0 }), "busy");
+    const st = statusOf(plan);
+    expect(st.lastActivityTime).toBe(new Date(T0 + 60 * S).toISOString());
+    expect(cond(st, "SessionReady")?.reason).toBe("SessionBusy");
+  });
+
+  it("counts a running statement as activity now", () => {
+    const { plan } = readyAt(T0 + 60 * S, ok({ busy: true, latestMs: T0 }));
+    expect(statusOf(plan).lastActivityTime).toBe(new Date(T0 + 60 * S).toISOString());
+  });
+
+  it("schedules the next look at the idle deadline when it comes before the next poll", () => {
+    const { plan } = readyAt(T0 + 10 * MIN - 2 * S);
+    expect(plan.requeueAfterMs).toBe(2 * S);
+  });
+
+  it("tears down after idleTimeout: Livy session, then the record, then the server", () => {
+    const { plan } = readyAt(T0 + 10 * MIN);
+    const st = statusOf(plan);
+    expect(phase(st)).toBe("Idle");
+    expect(cond(st, "Idle")).toMatchObject({ status: "True", reason: "IdleTimeout" });
+    expect(cond(st, "Ready")).toMatchObject({ status: "False", reason: "IdleTimeout" });
+    expect(st.idleSince).toBe(new Date(T0 + 10 * MIN).toISOString());
+    expect(st.serverURL).toBeUndefined();
+    expect(st.livySessionId).toBeUndefined();
+    expect(plan.deleteLivySession).toEqual({ url: SERVER_URL, id: 7, auth: undefined });
+    expect(plan.deleteOwned).toEqual(["deployment", "service", "configMap"]);
+    expect(plan.metrics?.idleTeardown).toBe(true);
+  });
+
+  it("never idles out with idleTimeout 0", () => {
+    const st = readyStatus({ idleTimeout: "0" });
+    const { plan } = step(
+      world(resource({ idleTimeout: "0" }, { status: st }), { server: "available", now: T0 + 1_000 * MIN }),
+      { session: ok(livySession(7, "idle")) },
+    );
+    expect(phase(statusOf(plan))).toBe("Ready");
+  });
+
+  it("finishes a teardown cut short (Livy session already deleted, record not yet written)", () => {
+    const { plan } = step(
+      world(resource({ idleTimeout: "10m" }, { status: ready }), { server: "available", now: T0 + 11 * MIN }),
+      { session: failed("gone") },
+    );
+    expect(phase(statusOf(plan))).toBe("Idle");
+  });
+
+  it("keeps a parked session parked: nothing runs, the record is left alone", () => {
+    const idle = statusOf(readyAt(T0 + 10 * MIN).plan);
+    const ls = resource({ idleTimeout: "10m" }, { status: idle });
+    const { plan } = step(world(ls, { owned: serverOf(ls, "available") }));
+    expect(plan.status).toBeUndefined();
+    expect(plan.deleteOwned).toEqual(["deployment", "service", "configMap"]);
+    expect(step(world(ls)).plan).toEqual({});
+  });
+
+  it("wakes on a new demand annotation: a new attempt", () => {
+    const idle = statusOf(readyAt(T0 + 10 * MIN).plan);
+    const ls = resource(
+      { idleTimeout: "10m" },
+      { status: idle, annotations: { "livy.dev/demanded-at": "2026-03-01T13:00:00Z" } },
+    );
+    const { plan } = step(world(ls, { server: "progressing", now: T0 + 60 * MIN }));
+    const st = statusOf(plan);
+    expect(cond(st, "Idle")).toMatchObject({ status: "False", reason: "Demanded" });
+    expect(st.demandedAt).toBe("2026-03-01T13:00:00Z");
+    expect(st.startTime).toBe(new Date(T0 + 60 * MIN).toISOString());
+    expect(phase(st)).toBe("Starting");
+  });
+
+  it("counts a demand on a Ready session as activity", () => {
+    const ls = resource(
+      { idleTimeout: "10m" },
+      { status: ready, annotations: { "livy.dev/demanded-at": "x" } },
+    );
+    const { plan } = step(world(ls, { server: "available", now: T0 + 9 * MIN }), {
+      session: ok(livySession(7, "idle")),
+    });
+    expect(statusOf(plan).lastActivityTime).toBe(new Date(T0 + 9 * MIN).toISOString());
+  });
+
+  it("suspends: Livy session and server removed, Suspended", () => {
+    const { plan } = step(
+      world(resource({ suspend: true }, { status: ready }), { server: "available", now: T0 + S }),
+    );
+    const st = statusOf(plan);
+    expect(phase(st)).toBe("Suspended");
+    expect(cond(st, "Idle")).toMatchObject({ status: "True", reason: "Suspended" });
+    expect(plan.deleteLivySession?.id).toBe(7);
+    expect(plan.deleteOwned).toHaveLength(3);
+  });
+
+  it("a suspended session declared so deploys nothing", () => {
+    const { plan } = step(world(resource({ suspend: true })));
+    expect(phase(statusOf(plan))).toBe("Suspended");
+    expect(plan.apply).toBeUndefined();
+    expect(plan.deleteOwned).toBeUndefined();
+  });
+
+  it("restarts a parked session when its spec changes", () => {
+    const idle = statusOf(readyAt(T0 + 10 * MIN).plan);
+    const ls = resource({ idleTimeout: "20m" }, { status: idle, generation: 2 });
+    const { plan } = step(world(ls, { server: "progressing", now: T0 + 30 * MIN }));
+    expect(cond(statusOf(plan), "Idle")).toMatchObject({ status: "False", reason: "SpecChanged" });
+  });
+});
+
+describe("decide: failures", () => {
+  const readyWorld = (spec: Record<string, unknown> = {}, now = T0 + 10 * S) =>
+    world(resource(spec, { status: readyStatus(spec) }), { server: "available", now });
+
+  it("FailFast: a dead Livy session fails at once, with the last lines of its log", () => {
+    const { plan } = step(readyWorld(), {
+      session: ok(livySession(7, "dead", { log: ["a", "b", "Traceback: boom"] })),
+    });
+    const st = statusOf(plan);
+    expect(phase(st)).toBe("Failed");
+    expect(cond(st, "Ready")).toMatchObject({ reason: "SessionDead" });
+    expect(st.message).toMatch(/Livy session 7 is dead; last log lines:\na\nb\nTraceback: boom/);
+    expect(st.livySessionState).toBe("dead");
+    expect(st.sessionURL).toBeUndefined();
+    expect(plan.deleteLivySession?.id).toBe(7);
+    expect(plan.deleteOwned).toHaveLength(3);
+    expect(plan.events?.map((e) => [e.type, e.reason])).toEqual([["Warning", "Failed"]]);
+  });
+
+  it("FailFast: Livy forgetting the session (404) before the idle deadline is SessionLost", () => {
+    const { plan } = step(readyWorld(), { session: failed("gone") });
+    expect(cond(statusOf(plan), "Ready")?.reason).toBe("SessionLost");
+  });
+
+  it("Recover: a dead session is replaced on the same server after 1 s, counted", () => {
+    const spec = { failurePolicy: "Recover" };
+    const { plan } = step(readyWorld(spec), { session: ok(livySession(7, "dead")) });
+    const st = statusOf(plan);
+    expect(phase(st)).toBe("Starting");
+    expect(cond(st, "Ready")).toMatchObject({ reason: "Recovering" });
+    expect(st.restarts).toBe(1);
+    expect(st.startTime).toBe(new Date(T0 + 11 * S).toISOString());
+    expect(plan.requeueAfterMs).toBe(S);
+    expect(plan.deleteLivySession?.id).toBe(7);
+    expect(plan.deleteOwned, "the server stays").toBeUndefined();
+    expect(plan.events?.map((e) => [e.type, e.reason])).toEqual([
+      ["Warning", "SessionDead"],
+      ["Warning", "Starting"],
+    ]);
+  });
+
+  it("Recover: backs off exponentially and gives up after maxRestarts", () => {
+    const spec = { failurePolicy: "Recover", maxRestarts: 2 };
+    const at = (restarts: number) =>
+      step(
+        world(resource(spec, { status: { ...readyStatus(spec), restarts } }), {
+          server: "available",
+          now: T0 + 10 * S,
+        }),
+        { session: ok(livySession(7, "dead")) },
+      ).plan;
+    expect(at(1).requeueAfterMs).toBe(2 * S);
+    const gaveUp = statusOf(at(2));
+    expect(phase(gaveUp)).toBe("Failed");
+    expect(cond(gaveUp, "Ready")).toMatchObject({ reason: "RestartLimitReached" });
+    expect(gaveUp.message).toMatch(/^RestartLimitReached: 2 restarts, then SessionDead/);
+  });
+
+  it("Recover: during the backoff, waits; a server left behind by a killed pass goes", () => {
+    const spec = { failurePolicy: "Recover" };
+    const recovering = statusOf(step(readyWorld(spec), { session: failed("unreachable") }).plan);
+    const ls = resource(spec, { status: recovering });
+    const { plan } = step(world(ls, { server: "available", now: T0 + 10 * S + 200 }));
+    expect(plan.requeueAfterMs).toBe(800);
+    expect(plan.deleteOwned).toEqual(["deployment", "service", "configMap"]);
+  });
+
+  it.each([
+    ["CrashLoopBackOff", "CrashLooping"],
+    ["ImagePullBackOff", "ImagePullFailed"],
+    ["CreateContainerConfigError", "ContainerConfigError"],
+  ])("FailFast: a pod in %s fails the session with %s", (waiting, reason) => {
+    const ls = resource();
+    const { plan } = step(
+      world(ls, {
+        server: "progressing",
+        pods: [
+          {
+            metadata: { name: "p" },
+            status: { containerStatuses: [{ name: "livy", state: { waiting: { reason: waiting } } }] },
+          },
+        ],
+      }),
+    );
+    const st = statusOf(plan);
+    expect(phase(st)).toBe("Failed");
+    expect(cond(st, "Ready")?.reason).toBe(reason);
+    expect(cond(st, "ServerReady")?.reason).toBe(reason);
+  });
+
+  it("Recover: waits for an unschedulable pod until startupTimeout, reporting why", () => {
+    const spec = { failurePolicy: "Recover", startupTimeout: "10s" };
+    const pods = [
+      {
+        metadata: { name: "p" },
+        status: {
+          conditions: [
+            { type: "PodScheduled", status: "False", reason: "Unschedulable", message: "0/1 nodes" },
+          ],
+        },
+      },
+    ];
+    const first = step(world(resource(spec), { server: "progressing", pods })).plan;
+    const st = statusOf(first);
+    expect(cond(st, "ServerReady")).toMatchObject({ reason: "Unschedulable", message: "0/1 nodes" });
+    expect(cond(st, "Ready")).toMatchObject({ reason: "Starting" });
+    expect(first.deleteOwned).toBeUndefined();
+    const later = step(
+      world(resource(spec, { status: st }), { server: "progressing", pods, now: T0 + 11 * S }),
+    ).plan;
+    expect(cond(statusOf(later), "Ready")).toMatchObject({ reason: "Recovering" });
+    expect(statusOf(later).message).toMatch(
+      /StartupTimeout: not Ready within 10s: Unschedulable: 0\/1 nodes/,
+    );
+  });
+
+  it("a spec whose objects the API server refuses is InvalidSpec, not retried even under Recover", () => {
+    const spec = { failurePolicy: "Recover" };
+    const ls = resource(spec);
+    const { plan } = step(
+      world(ls, { owned: serverOf(ls, "progressing"), refused: "the API server refused: too long" }),
+    );
+    const st = statusOf(plan);
+    expect(phase(st)).toBe("Failed");
+    expect(cond(st, "Ready")).toMatchObject({
+      reason: "InvalidSpec",
+      message: "the API server refused: too long",
+    });
+    expect(plan.deleteOwned).toHaveLength(3);
+    expect(plan.requeueAfterMs).toBeUndefined();
+  });
+
+  it("a Failed session stays parked until a new demand", () => {
+    const failedSt = statusOf(step(readyWorld(), { session: ok(livySession(7, "dead")) }).plan);
+    const { plan } = step(world(resource({}, { status: failedSt }), { now: T0 + MIN }));
+    expect(plan).toEqual({});
+    const demanded = resource({}, { status: failedSt, annotations: { "livy.dev/demanded-at": "now" } });
+    const again = step(world(demanded, { server: "progressing", now: T0 + MIN })).plan;
+    expect(phase(statusOf(again))).toBe("Starting");
+    expect(statusOf(again).restarts).toBe(0);
+  });
+});
+
+describe("decide: deletion", () => {
+  it("deletes the Livy session, then removes the finalizer", () => {
+    const ls = resource({}, { status: readyStatus(), deleting: true });
+    const { plan } = step(world(ls, { server: "available" }));
+    expect(plan.deleteLivySession).toEqual({ url: SERVER_URL, id: 7, auth: undefined });
+    expect(plan.finalizer).toBe("remove");
+  });
+
+  it("removes only the finalizer when there is no Livy session", () => {
+    const { plan } = step(world(resource({}, { deleting: true })));
+    expect(plan.deleteLivySession).toBeUndefined();
+    expect(plan.finalizer).toBe("remove");
+  });
+
+  it("does nothing once the finalizer is gone", () => {
+    expect(decide(world(resource({}, { deleting: true, finalizers: [] })))).toEqual({ plan: {} });
+    expect(FINALIZER).toBe("livy.dev/finalizer");
+  });
+});
