@@ -37,6 +37,7 @@ import {
   desiredDeployment,
   desiredNetworkPolicy,
   desiredService,
+  hashOf,
   LIVY_PORT,
   type OwnerRef,
   serverName,
@@ -270,17 +271,29 @@ class Step {
     }
     const startupLeft = startMs + parseDuration(this.spec.startupTimeout) - this.now;
 
-    // 1. The server's objects, applied only when missing or changed. The next step observes them; the
-    // status waits for it (a crash in between decides the same again: the demand is still unrecorded).
+    // 1. The server's objects, applied only when missing or changed.
+    const name = serverName(this.o.resource.metadata.name);
+    const liveDeployment = this.o.owned.deployment;
+    if (this.hasSession() && (!liveDeployment || liveDeployment.metadata?.deletionTimestamp))
+      return this.fail(
+        Reason.ServerLost,
+        `the Deployment ${name} was deleted from under the Livy session`,
+        "server",
+      );
     const apply = this.desired().filter((d) => {
       const live = this.o.owned[d.kind];
       return !live || (!live.metadata?.deletionTimestamp && !upToDate(live, d.object));
     });
+    // A new template for the server of a live Livy session: the pod is replaced and the Livy session with
+    // it, so say so and start a new attempt, rather than read the rollout as a lost server.
+    if (this.hasSession() && apply.some((d) => d.kind === "deployment"))
+      return this.restart("spec.server", apply);
+    // The next step observes what was applied; the status waits for it (a crash in between decides the
+    // same again: the demand is still unrecorded).
     if (apply.length) return { plan: { apply, requeueAfterMs: 0 } };
 
     // 2. The server.
-    const server = observeServer(this.o.owned.deployment, this.o.pods);
-    const name = serverName(this.o.resource.metadata.name);
+    const server = observeServer(liveDeployment, this.o.pods);
     this.log("debug", "observed the server", { server });
     if (server.state === "Failed") {
       if (this.spec.failurePolicy === "Recover" && !this.hasSession() && MAY_RESOLVE.has(server.reason)) {
@@ -304,20 +317,26 @@ class Step {
     }
     if (server.state !== "Available") {
       const msg = server.state === "Progressing" ? server.message : `Deployment ${name}: ${server.state}`;
-      if (this.hasSession())
-        return this.fail(Reason.ServerLost, `the Livy server went away (${msg})`, "server");
-      this.cond(ConditionType.ServerReady, "False", Reason.Deploying, msg);
-      this.cond(ConditionType.SessionReady, "False", Reason.WaitingForServer, "");
-      this.cond(ConditionType.Ready, "False", Reason.Starting, msg);
-      if (startupLeft <= 0)
-        return this.fail(
-          Reason.StartupTimeout,
-          `not Ready within ${this.spec.startupTimeout}: ${msg}`,
-          "server",
-        );
-      return this.done(Math.min(startupLeft, STARTING_RECHECK_MS));
+      if (this.hasSession()) {
+        // The Deployment of a live Livy session without an available pod: its node not ready (as after a
+        // control-plane outage), a rollout someone else started, a pod being replaced. Not a lost server:
+        // Livy's own answers decide (a replaced pod's Livy no longer knows the session).
+        this.cond(ConditionType.ServerReady, "False", Reason.ServerUnavailable, msg);
+      } else {
+        this.cond(ConditionType.ServerReady, "False", Reason.Deploying, msg);
+        this.cond(ConditionType.SessionReady, "False", Reason.WaitingForServer, "");
+        this.cond(ConditionType.Ready, "False", this.startingReason(), msg);
+        if (startupLeft <= 0)
+          return this.fail(
+            Reason.StartupTimeout,
+            `not Ready within ${this.spec.startupTimeout}: ${msg}`,
+            "server",
+          );
+        return this.done(Math.min(startupLeft, STARTING_RECHECK_MS));
+      }
+    } else {
+      this.cond(ConditionType.ServerReady, "True", Reason.ServerAvailable, `Deployment ${name} is available`);
     }
-    this.cond(ConditionType.ServerReady, "True", Reason.ServerAvailable, `Deployment ${name} is available`);
 
     // 3. The Livy session.
     const url = serverUrl(this.o.settings.serverUrlTemplate, {
@@ -357,7 +376,7 @@ class Step {
       this.plan.createLivySession = {
         url,
         auth,
-        body: { ...this.spec.session, kind: this.spec.kind, name: this.livySessionName() },
+        body: { ...this.sessionBody(), name: this.livySessionName() },
       };
       this.event("Normal", "SessionCreated", `Livy session ${this.livySessionName()} created at ${url}`);
       return this.done(0);
@@ -375,7 +394,7 @@ class Step {
     if (!isSessionUsable(session.state)) {
       const msg = `Livy session ${session.id} is ${session.state}`;
       this.cond(ConditionType.SessionReady, "False", Reason.SessionStarting, msg);
-      this.cond(ConditionType.Ready, "False", Reason.Starting, msg);
+      this.cond(ConditionType.Ready, "False", this.startingReason(), msg);
       if (startupLeft <= 0)
         return this.fail(
           Reason.StartupTimeout,
@@ -384,6 +403,11 @@ class Step {
         );
       return this.done(Math.min(STARTING_POLL_MS, startupLeft));
     }
+
+    // A new spec.session needs a new Livy session (its name records the body it was created from).
+    const createdFrom = sessionSpecHashOf(session.name);
+    if (createdFrom !== undefined && createdFrom !== this.sessionSpecHash())
+      return this.restart("spec.session");
 
     // 4. Ready: endpoints, activity, idle deadline.
     const wasReady = getCondition(this.st.conditions, ConditionType.Ready)?.status === "True";
@@ -444,11 +468,59 @@ class Step {
     );
   }
 
-  /** Unique per LivySession, attempt and restart; Livy refuses duplicate names, which guards us too. */
+  /**
+   * Unique per LivySession, attempt and restart (Livy refuses duplicate names, which guards us too), and
+   * ending with a digest of the body it is created from, so that a spec.session edit is seen on a live one.
+   */
   private livySessionName(): string {
     const attempt = Date.parse(this.st.startTime ?? "0").toString(36);
     const m = this.o.resource.metadata;
-    return `${m.namespace}.${m.name}.${attempt}.${this.st.restarts ?? 0}`;
+    return `${m.namespace}.${m.name}.${attempt}.${this.st.restarts ?? 0}.${this.sessionSpecHash()}`;
+  }
+
+  private sessionBody() {
+    return { ...this.spec.session, kind: this.spec.kind };
+  }
+
+  private sessionSpecHash(): string {
+    return hashOf(this.sessionBody()).slice(0, 8);
+  }
+
+  /** Restarting, while a restart for a spec change is under way; else Starting. */
+  private startingReason(): Reason {
+    return getCondition(this.st.conditions, ConditionType.Ready)?.reason === Reason.Restarting
+      ? Reason.Restarting
+      : Reason.Starting;
+  }
+
+  /**
+   * A spec change that the live server (spec.server) or Livy session (spec.session) cannot take: the Livy
+   * session is deleted, the server rolled when it changed, and a new attempt opens a new Livy session,
+   * whatever the failure policy (the edit is a demand; the policy governs failures of the new attempt).
+   */
+  private restart(what: "spec.server" | "spec.session", apply?: DesiredObject[]): Decision {
+    const old = this.st.livySessionId;
+    const msg =
+      what === "spec.server"
+        ? `spec.server changed (generation ${this.generation}): the Livy server restarts with it; Livy session ${old} is replaced by a new one`
+        : `spec.session changed (generation ${this.generation}): Livy session ${old} is replaced by a new one on the same server`;
+    this.log("info", msg, { livySessionId: old });
+    this.event("Normal", Reason.Restarting, msg);
+    this.deleteSession();
+    this.st.startTime = iso(this.now);
+    this.st.restarts = 0;
+    this.st.readyTime = undefined;
+    this.st.lastActivityTime = undefined;
+    this.st.message = undefined;
+    this.clearEndpoints();
+    if (apply) {
+      this.plan.apply = apply;
+      this.cond(ConditionType.ServerReady, "False", Reason.Restarting, msg);
+    }
+    this.cond(ConditionType.SessionReady, "False", Reason.Restarting, msg);
+    this.cond(ConditionType.Ready, "False", Reason.Restarting, msg);
+    this.cond(ConditionType.Idle, "False", Reason.SpecChanged, "");
+    return this.done(0);
   }
 
   private livyFailure(err: LivyFailure, startupLeft: number): Decision {
@@ -492,7 +564,7 @@ class Step {
       err.kind === "unreachable" ? Reason.LivyUnreachable : Reason.LivyError,
       msg,
     );
-    this.cond(ConditionType.Ready, "False", Reason.Starting, msg);
+    this.cond(ConditionType.Ready, "False", this.startingReason(), msg);
     // before Ready, a server that does not answer yet is starting: retry soon, bounded by startupTimeout
     return this.done(Math.min(1_000, startupLeft));
   }
@@ -592,6 +664,12 @@ class Step {
     });
     if (kinds.length) this.plan.deleteOwned = kinds;
   }
+}
+
+/** The digest of the body a Livy session was created from, from its name; undefined for other names. */
+function sessionSpecHashOf(name: string | null | undefined): string | undefined {
+  const parts = (name ?? "").split(".");
+  return parts.length === 5 ? parts[4] : undefined;
 }
 
 /** A Livy session that will not take statements again. */

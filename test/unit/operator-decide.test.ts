@@ -57,7 +57,7 @@ describe("decide: creation to Ready", () => {
     expect(query).toEqual({
       url: SERVER_URL,
       auth: undefined,
-      sessionName: `data.ws.${T0.toString(36)}.0`,
+      sessionName: expect.stringMatching(new RegExp(`^data\\.ws\\.${T0.toString(36)}\\.0\\.[0-9a-f]{8}$`)),
       activity: true,
     });
   });
@@ -72,7 +72,11 @@ describe("decide: creation to Ready", () => {
     expect(plan.createLivySession).toEqual({
       url: SERVER_URL,
       auth: undefined,
-      body: { driverMemory: "1g", kind: "pyspark", name: `data.ws.${T0.toString(36)}.0` },
+      body: {
+        driverMemory: "1g",
+        kind: "pyspark",
+        name: expect.stringMatching(new RegExp(`^data\\.ws\\.${T0.toString(36)}\\.0\\.[0-9a-f]{8}$`)),
+      },
     });
     expect(plan.requeueAfterMs).toBe(0);
   });
@@ -479,5 +483,115 @@ describe("decide: deletion", () => {
   it("does nothing once the finalizer is gone", () => {
     expect(decide(world(resource({}, { deleting: true, finalizers: [] })))).toEqual({ plan: {} });
     expect(FINALIZER).toBe("livy.dev/finalizer");
+  });
+});
+
+describe("decide: spec changes on a Ready session", () => {
+  const spec = { idleTimeout: "1h", server: { podAnnotations: { team: "a" } } };
+  const ready = readyStatus(spec);
+  const liveOf = (
+    s: Record<string, unknown>,
+    state: "available" | "unavailable" | "progressing" = "available",
+  ) => serverOf(resource(s), state);
+
+  it("a spec.server edit rolls the server under a Restarting condition; a new Livy session follows", () => {
+    const edited = { ...spec, server: { podAnnotations: { team: "b" } } };
+    const ls = resource(edited, { status: ready, generation: 2 });
+    const { plan } = step(world(ls, { owned: liveOf(spec), now: T0 + MIN }), {
+      session: ok(livySession(7, "idle")),
+    });
+    const st = statusOf(plan);
+    expect(phase(st)).toBe("Starting");
+    expect(cond(st, "Ready")).toMatchObject({ status: "False", reason: "Restarting" });
+    expect(cond(st, "Ready")?.message).toMatch(/spec\.server changed.*Livy session 7/);
+    expect(cond(st, "ServerReady")).toMatchObject({ status: "False", reason: "Restarting" });
+    expect(cond(st, "SessionReady")).toMatchObject({ status: "False", reason: "Restarting" });
+    expect(st.livySessionId).toBeUndefined();
+    expect(st.startTime).toBe(new Date(T0 + MIN).toISOString());
+    expect(st.restarts).toBe(0);
+    expect(plan.deleteLivySession).toEqual({ url: SERVER_URL, id: 7, auth: undefined });
+    expect(plan.apply?.map((a) => a.kind)).toEqual(["deployment"]);
+    expect(plan.deleteOwned).toBeUndefined();
+    expect(plan.events?.map((e) => e.reason)).toContain("Restarting");
+  });
+
+  it("reads its own rollout as the restart it is, not as a lost server", () => {
+    const edited = { ...spec, server: { podAnnotations: { team: "b" } } };
+    const rolling = statusOf(
+      step(
+        world(resource(edited, { status: ready, generation: 2 }), { owned: liveOf(spec), now: T0 + MIN }),
+        {
+          session: ok(livySession(7, "idle")),
+        },
+      ).plan,
+    );
+    const owned = liveOf(edited);
+    if (owned.deployment) owned.deployment.status = { observedGeneration: 0, availableReplicas: 1 };
+    const { plan } = step(
+      world(resource(edited, { status: rolling, generation: 2 }), { owned, now: T0 + MIN + S }),
+    );
+    const st = statusOf(plan);
+    expect(phase(st)).toBe("Starting");
+    expect(cond(st, "Ready")?.reason).toBe("Restarting");
+    expect(cond(st, "ServerReady")?.reason).toBe("Deploying");
+    expect(plan.deleteOwned).toBeUndefined();
+  });
+
+  it("a spec.session edit replaces the Livy session on the same server", () => {
+    const s1 = { ...spec, session: { driverMemory: "1g" } };
+    const s2 = { ...spec, session: { driverMemory: "2g" } };
+    const name = step(world(resource(s1), { server: "available" }), { session: ok(null) }).plan
+      .createLivySession?.body.name;
+    const { plan } = step(
+      world(resource(s2, { status: readyStatus(s1), generation: 2 }), { owned: liveOf(s1), now: T0 + MIN }),
+      { session: ok(livySession(7, "idle", { name })) },
+    );
+    const st = statusOf(plan);
+    expect(cond(st, "Ready")).toMatchObject({ status: "False", reason: "Restarting" });
+    expect(cond(st, "Ready")?.message).toMatch(/spec\.session changed/);
+    expect(cond(st, "ServerReady")?.status).toBe("True");
+    expect(plan.deleteLivySession?.id).toBe(7);
+    expect(plan.apply).toBeUndefined();
+    expect(plan.deleteOwned).toBeUndefined();
+  });
+
+  it.each([
+    ["idleTimeout", { ...spec, idleTimeout: "2h" }, {}],
+    ["startupTimeout", { ...spec, startupTimeout: "10m" }, {}],
+    ["a label or annotation on the LivySession", spec, { annotations: { note: "x" } }],
+  ])("a change that needs no restart (%s) restarts nothing", (_, edited, opts) => {
+    const ls = resource(edited, { status: ready, generation: 2, ...opts });
+    const { plan } = step(world(ls, { owned: liveOf(spec), now: T0 + MIN }), {
+      session: ok(livySession(7, "idle")),
+    });
+    const st = statusOf(plan);
+    expect(phase(st)).toBe("Ready");
+    expect(st.livySessionId).toBe(7);
+    expect(plan.deleteLivySession).toBeUndefined();
+    expect(plan.apply).toBeUndefined();
+    expect(plan.deleteOwned).toBeUndefined();
+  });
+
+  it.each([
+    ["its pod not ready (node not ready after a control-plane outage)", "unavailable"],
+    ["a rollout someone else started", "progressing"],
+  ] as const)("a Deployment without an available pod (%s) is not a lost server: Livy decides", (_, state) => {
+    const ls = resource(spec, { status: ready });
+    const { plan } = step(world(ls, { owned: liveOf(spec, state), now: T0 + MIN }), {
+      session: ok(livySession(7, "idle")),
+    });
+    const st = statusOf(plan);
+    expect(phase(st)).toBe("Ready");
+    expect(cond(st, "ServerReady")).toMatchObject({ status: "False", reason: "ServerUnavailable" });
+    expect(plan.deleteOwned).toBeUndefined();
+    expect(plan.deleteLivySession).toBeUndefined();
+  });
+
+  it("the Deployment deleted from under a Ready session is ServerLost", () => {
+    const ls = resource(spec, { status: ready });
+    const { plan } = step(world(ls, { owned: {}, now: T0 + MIN }));
+    const st = statusOf(plan);
+    expect(phase(st)).toBe("Failed");
+    expect(cond(st, "Ready")?.reason).toBe("ServerLost");
   });
 });
