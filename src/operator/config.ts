@@ -28,6 +28,8 @@ export const OperatorConfigSchema = z
     }),
     serverUrlTemplate: z
       .string()
+      // with a namespace, name and service name of at most 63 characters each, the URLs fit status.serverURL
+      .max(1_024)
       .refine((t) => /^https?:\/\//.test(t.replaceAll(/\{[a-z]+\}/g, "x")), "must be an http(s) URL template")
       .refine(
         (t) =>

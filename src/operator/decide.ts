@@ -14,6 +14,7 @@ import {
   type Condition,
   type ConditionStatus,
   ConditionType,
+  demandToken,
   derivePhase,
   FINALIZER,
   GROUP,
@@ -24,7 +25,9 @@ import {
   type Phase,
   parseDuration,
   Reason,
+  STATUS_LIMITS,
   setCondition,
+  truncate,
   VERSION,
 } from "../api/index.ts";
 import type { LivyAuth } from "../livy/client.ts";
@@ -43,7 +46,7 @@ import {
   serverName,
   upToDate,
 } from "./objects.ts";
-import { observeServer } from "./observe.ts";
+import { observeServer, type ServerObservation } from "./observe.ts";
 import {
   type Decision,
   type DesiredObject,
@@ -55,6 +58,11 @@ import {
   type PlannedEvent,
 } from "./plan.ts";
 
+/** The largest session id status.livySessionId holds (int32, as Livy's own ids). */
+const MAX_SESSION_ID = 2_147_483_647;
+/** What a SessionDead message quotes of the Livy session's log. */
+const LOG_TAIL_LINES = 5;
+const LOG_LINE_CHARS = 300;
 /** Livy has no push: a starting session is polled this often (it starts once per demand, so it is cheap). */
 export const STARTING_POLL_MS = 100;
 /** How long a step waits at most before looking again while something starts. */
@@ -155,6 +163,7 @@ class Step {
   /** The plan with the next status and the phase-change event; `requeueAfterMs` as given. */
   private done(requeueAfterMs?: number): Decision {
     this.st.observedGeneration = this.generation;
+    bound(this.st);
     const phase = derivePhase(this.st.conditions, false);
     this.st.phase = phase;
     this.plan.status = this.st;
@@ -173,7 +182,9 @@ class Step {
   }
 
   run(): Decision {
-    const demandedAt = this.o.resource.metadata.annotations?.[ANNOTATION_DEMANDED_AT];
+    // recorded as a digest when longer than status.demandedAt allows (annotations have no bound)
+    const annotation = this.o.resource.metadata.annotations?.[ANNOTATION_DEMANDED_AT];
+    const demandedAt = annotation === undefined ? undefined : demandToken(annotation);
     const newAnnotation = demandedAt !== undefined && demandedAt !== this.st.demandedAt;
     if (newAnnotation) this.st.demandedAt = demandedAt;
 
@@ -204,7 +215,7 @@ class Step {
       this.st.lastActivityTime = iso(this.now);
     }
     // the same spec builds the same refused object: Failed until the spec changes, not a retry loop
-    if (this.o.refused !== undefined) return this.fail(Reason.InvalidSpec, this.o.refused, "server");
+    if (this.o.refused !== undefined) return this.fail(Reason.InvalidSpec, quote(this.o.refused), "server");
     return this.runDemanded();
   }
 
@@ -293,7 +304,7 @@ class Step {
     if (apply.length) return { plan: { apply, requeueAfterMs: 0 } };
 
     // 2. The server.
-    const server = observeServer(liveDeployment, this.o.pods);
+    const server = quoted(observeServer(liveDeployment, this.o.pods));
     this.log("debug", "observed the server", { server });
     if (server.state === "Failed") {
       if (this.spec.failurePolicy === "Recover" && !this.hasSession() && MAY_RESOLVE.has(server.reason)) {
@@ -348,7 +359,7 @@ class Step {
     this.st.serverURL = url;
     if (this.o.auth.state === "invalid") {
       // a configuration problem the user fixes by creating or correcting the Secret: retry, not Failed
-      const msg = this.o.auth.message;
+      const msg = quote(this.o.auth.message);
       this.cond(ConditionType.SessionReady, "False", Reason.AuthSecretInvalid, msg);
       this.cond(ConditionType.Ready, "False", Reason.AuthSecretInvalid, msg);
       this.st.message = `AuthSecretInvalid: ${msg}`;
@@ -370,6 +381,16 @@ class Step {
     }
     if (!livy.session.ok) return this.livyFailure(livy.session.error, startupLeft);
     let session = livy.session.value;
+    if (session && !(Number.isInteger(session.id) && session.id >= 0 && session.id <= MAX_SESSION_ID)) {
+      // not Livy's protocol, and it would not fit status.livySessionId
+      return this.livyFailure(
+        {
+          kind: "protocol",
+          message: `Livy answered with session id ${session.id}, outside 0..${MAX_SESSION_ID}`,
+        },
+        startupLeft,
+      );
+    }
     if (!session) {
       // Nothing of this attempt on the server yet: record the attempt first (the name derives from it, so a
       // crash after the POST is adopted later), then create it, then look again.
@@ -390,15 +411,16 @@ class Step {
     }
     this.st.livySessionState = session.state;
     this.st.sessionURL = `${url}/sessions/${session.id}`;
+    const state = quote(session.state, STATUS_LIMITS.livySessionState);
     if (isEnded(session)) return this.sessionDead(session);
     if (!isSessionUsable(session.state)) {
-      const msg = `Livy session ${session.id} is ${session.state}`;
+      const msg = `Livy session ${session.id} is ${state}`;
       this.cond(ConditionType.SessionReady, "False", Reason.SessionStarting, msg);
       this.cond(ConditionType.Ready, "False", this.startingReason(), msg);
       if (startupLeft <= 0)
         return this.fail(
           Reason.StartupTimeout,
-          `Livy session not idle within ${this.spec.startupTimeout} (still ${session.state})`,
+          `Livy session not idle within ${this.spec.startupTimeout} (still ${state})`,
           "session",
         );
       return this.done(Math.min(STARTING_POLL_MS, startupLeft));
@@ -460,10 +482,15 @@ class Step {
 
   private sessionDead(session: Session): Decision {
     this.st.livySessionState = session.state;
-    const tail = (session.log ?? []).slice(-5).join("\n");
+    // the last lines of its log, each cut: what is copied from Livy stays small in status and events
+    const tail = (session.log ?? [])
+      .slice(-LOG_TAIL_LINES)
+      .map((l) => quote(l, LOG_LINE_CHARS))
+      .join("\n");
+    const state = quote(session.state, STATUS_LIMITS.livySessionState);
     return this.fail(
       Reason.SessionDead,
-      `Livy session ${session.id} is ${session.state}${tail ? `; last log lines:\n${tail}` : ""}`,
+      `Livy session ${session.id} is ${state}${tail ? `; last log lines:\n${tail}` : ""}`,
       "session",
     );
   }
@@ -538,7 +565,7 @@ class Step {
         "session",
       );
     }
-    const msg = err.message;
+    const msg = quote(err.message);
     const unreachable = err.kind === "unreachable" || err.kind === "timeout";
     if (everReady) {
       // a session that was Ready and now cannot be read: the failure policy decides, no silent retries
@@ -664,6 +691,23 @@ class Step {
     });
     if (kinds.length) this.plan.deleteOwned = kinds;
   }
+}
+
+/** Cuts text copied from outside (Livy, the cluster) to what a status message quotes. */
+function quote(text: string, max: number = STATUS_LIMITS.quoted): string {
+  return truncate(text, max);
+}
+
+function quoted(server: ServerObservation): ServerObservation {
+  return "message" in server ? { ...server, message: quote(server.message) } : server;
+}
+
+/** Whatever was copied in, the status fits its schema: a status the API server refuses is never updated again. */
+function bound(st: Status): void {
+  if (st.message !== undefined) st.message = truncate(st.message, STATUS_LIMITS.message);
+  if (st.livySessionState !== undefined && st.livySessionState !== null)
+    st.livySessionState = truncate(st.livySessionState, STATUS_LIMITS.livySessionState);
+  if (st.demandedAt !== undefined && st.demandedAt !== null) st.demandedAt = demandToken(st.demandedAt);
 }
 
 /** The digest of the body a Livy session was created from, from its name; undefined for other names. */

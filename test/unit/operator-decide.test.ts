@@ -1,5 +1,11 @@
 import { describe, expect, it } from "vitest";
-import { FINALIZER, type LivySessionStatus, phaseOf } from "../../src/api/index.ts";
+import {
+  demandToken,
+  FINALIZER,
+  type LivySessionStatus,
+  phaseOf,
+  statusSchema,
+} from "../../src/api/index.ts";
 import { decide, STARTING_POLL_MS } from "../../src/operator/decide.ts";
 import {
   cond,
@@ -593,5 +599,54 @@ describe("decide: spec changes on a Ready session", () => {
     const st = statusOf(plan);
     expect(phase(st)).toBe("Failed");
     expect(cond(st, "Ready")?.reason).toBe("ServerLost");
+  });
+});
+
+describe("decide: the status never exceeds its schema", () => {
+  const parses = (st: LivySessionStatus) => {
+    const r = statusSchema.safeParse(st);
+    expect(r.success, r.success ? "" : JSON.stringify(r.error.issues.slice(0, 3))).toBe(true);
+  };
+
+  it("records a demanded-at annotation longer than status.demandedAt as a digest, and serves it once", () => {
+    const long = "x".repeat(100);
+    const ready = readyStatus();
+    const ls = resource({}, { status: ready, annotations: { "livy.dev/demanded-at": long } });
+    const first = statusOf(
+      step(world(ls, { server: "available", now: T0 + S }), { session: ok(livySession(7, "idle")) }).plan,
+    );
+    parses(first);
+    expect(first.demandedAt).toBe(demandToken(long));
+    expect(first.lastActivityTime).toBe(new Date(T0 + S).toISOString());
+    // the next step reads the recorded demand as served: no new activity, nothing written
+    const again = resource({}, { status: first, annotations: { "livy.dev/demanded-at": long } });
+    const { plan } = step(world(again, { server: "available", now: T0 + 2 * S }), {
+      session: ok(livySession(7, "idle")),
+    });
+    expect(plan.status).toEqual(first);
+  });
+
+  it("cuts what it copies from Livy: a huge state, log lines, error messages", () => {
+    const huge = "é".repeat(100_000);
+    const dead = step(world(resource({}, { status: readyStatus() }), { server: "available", now: T0 + S }), {
+      session: ok(livySession(7, `dead${huge}`, { log: [huge, huge, huge, huge, huge, huge] })),
+    }).plan;
+    parses(statusOf(dead));
+    expect(JSON.stringify(statusOf(dead)).length).toBeLessThan(16_384);
+    const starting = step(world(resource(), { server: "available" }), { session: failed("http", huge) }).plan;
+    parses(statusOf(starting));
+    const refused = step(world(resource(), { server: "progressing", refused: huge })).plan;
+    parses(statusOf(refused));
+  });
+
+  it("refuses a Livy session id outside the schema's range as not Livy's protocol", () => {
+    const { plan } = step(world(resource(), { server: "available" }), {
+      session: ok(livySession(2 ** 40, "starting")),
+    });
+    const st = statusOf(plan);
+    parses(st);
+    expect(st.livySessionId).toBeUndefined();
+    expect(cond(st, "SessionReady")).toMatchObject({ reason: "LivyError" });
+    expect(cond(st, "SessionReady")?.message).toMatch(/id 1099511627776/);
   });
 });
