@@ -135,7 +135,7 @@ export function createController(opts: {
       onDelete: (o) => {
         queue.cancelTimer(keyOf(o));
         queue.forget(keyOf(o));
-        reconciler.forget(keyOf(o));
+        reconciler.forget(keyOf(o), o);
         releaseLivyClients(o);
       },
     });

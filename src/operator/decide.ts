@@ -357,13 +357,19 @@ class Step {
       port: LIVY_PORT,
     });
     this.st.serverURL = url;
-    if (this.o.auth.state === "invalid") {
+    if (this.o.auth.state === "invalid" && !this.st.readyTime) {
       // a configuration problem the user fixes by creating or correcting the Secret: retry, not Failed
       const msg = quote(this.o.auth.message);
+      if (startupLeft <= 0)
+        return this.fail(
+          Reason.StartupTimeout,
+          `not Ready within ${this.spec.startupTimeout}: AuthSecretInvalid: ${msg}`,
+          "session",
+        );
       this.cond(ConditionType.SessionReady, "False", Reason.AuthSecretInvalid, msg);
       this.cond(ConditionType.Ready, "False", Reason.AuthSecretInvalid, msg);
       this.st.message = `AuthSecretInvalid: ${msg}`;
-      return this.done(AUTH_RECHECK_MS);
+      return this.done(Math.min(AUTH_RECHECK_MS, startupLeft));
     }
     const auth = authOf(this.o);
     const livy = this.o.livy;

@@ -51,9 +51,13 @@ export interface GatherDeps {
 
 export class Gatherer {
   private readonly d: GatherDeps;
+  readonly secrets: SecretCache;
 
   constructor(deps: GatherDeps) {
     this.d = deps;
+    this.secrets = new SecretCache((ns, name, signal) =>
+      deps.kube.getOrNull<SecretLike>(resourcePath(CORE.secrets, ns, name), signal ? { signal } : {}),
+    );
   }
 
   /** Everything but Livy: the caches and the auth Secret. */
@@ -89,14 +93,11 @@ export class Gatherer {
     };
   }
 
-  /** The credentials of `spec.auth`, read from its Secret. */
+  /** The credentials of `spec.auth`, from its Secret (read through the cache). */
   async auth(obj: LivySession, signal?: AbortSignal): Promise<AuthObservation> {
     const auth = obj.spec.auth;
     if (!auth) return { state: "none" };
-    const secret = await this.d.kube.getOrNull<SecretLike>(
-      resourcePath(CORE.secrets, obj.metadata.namespace, auth.secretName),
-      signal ? { signal } : {},
-    );
+    const secret = await this.secrets.get(obj.metadata.namespace ?? "", auth.secretName, signal);
     try {
       const resolved = authFromSecret(auth, secret);
       return resolved ? { state: "ok", auth: resolved } : { state: "none" };
@@ -155,4 +156,57 @@ export function failureOf(err: unknown): LivyFailure {
   if (err instanceof LivyTimeoutError) return { kind: "timeout", message };
   if (err instanceof LivyProtocolError) return { kind: "protocol", message };
   return { kind: "unreachable", message };
+}
+
+/**
+ * The auth Secrets, each read at most once per TTL (a starting session is looked at every 100 ms; reading
+ * its Secret each time cost an API request each time, and a missing one was asked for forever). As the
+ * kubelet's secret manager does, with a time to live rather than a watch: the operator's RBAC lets it read
+ * the Secrets that LivySessions name, not list every Secret of the cluster.
+ */
+export class SecretCache {
+  /** A Secret found: rotated credentials are used within this long (or at once after Livy refused them). */
+  static readonly FOUND_TTL_MS = 30_000;
+  /** A Secret missing: created, it is seen within this long. */
+  static readonly MISSING_TTL_MS = 5_000;
+  private readonly entries = new Map<string, { secret: SecretLike | null; at: number }>();
+  private readonly fetch: (ns: string, name: string, signal?: AbortSignal) => Promise<SecretLike | null>;
+  private readonly now: () => number;
+  private sweptAt = 0;
+
+  constructor(
+    fetch: (ns: string, name: string, signal?: AbortSignal) => Promise<SecretLike | null>,
+    now: () => number = Date.now,
+  ) {
+    this.fetch = fetch;
+    this.now = now;
+  }
+
+  async get(ns: string, name: string, signal?: AbortSignal): Promise<SecretLike | null> {
+    this.sweep();
+    const key = `${ns}/${name}`;
+    const hit = this.entries.get(key);
+    const ttl = hit?.secret ? SecretCache.FOUND_TTL_MS : SecretCache.MISSING_TTL_MS;
+    if (hit && this.now() - hit.at < ttl) return hit.secret;
+    const secret = await this.fetch(ns, name, signal);
+    this.entries.set(key, { secret, at: this.now() });
+    return secret;
+  }
+
+  /** Drops what no LivySession asked for lately (a Secret name no longer used), at most once a minute. */
+  private sweep(): void {
+    const now = this.now();
+    if (now - this.sweptAt < 60_000) return;
+    this.sweptAt = now;
+    for (const [k, e] of this.entries) if (now - e.at > SecretCache.FOUND_TTL_MS) this.entries.delete(k);
+  }
+
+  /** Reads it again next time (Livy refused the credentials; the LivySession is gone). */
+  invalidate(ns: string, name: string): void {
+    this.entries.delete(`${ns}/${name}`);
+  }
+
+  get size(): number {
+    return this.entries.size;
+  }
 }

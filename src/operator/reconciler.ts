@@ -1,4 +1,5 @@
 import type { Logger } from "pino";
+import type { LivySession } from "../api/index.ts";
 import type { KubeClient } from "../kube/client.ts";
 import type { LivyAuth, LivyClient } from "../livy/client.ts";
 import type { OperatorConfig } from "./config.ts";
@@ -58,6 +59,9 @@ export class Reconciler {
       let decision = decide(observation);
       if ("observe" in decision) {
         observation.livy = await this.gather.livy(decision.observe, signal);
+        const refusedAuth = observation.livy.session.ok ? undefined : observation.livy.session.error.status;
+        if ((refusedAuth === 401 || refusedAuth === 403) && obj.spec.auth)
+          this.gather.secrets.invalidate(obj.metadata.namespace, obj.spec.auth.secretName);
         decision = decide(observation);
         if ("observe" in decision) throw new Error("decide() asked for Livy twice in one step");
       }
@@ -79,7 +83,9 @@ export class Reconciler {
   }
 
   /** Forgets what is kept in memory for a LivySession that is gone. */
-  forget(key: string): void {
+  forget(key: string, obj?: LivySession): void {
     this.memory.delete(key);
+    if (obj?.spec?.auth)
+      this.gather.secrets.invalidate(obj.metadata.namespace ?? "", obj.spec.auth.secretName);
   }
 }

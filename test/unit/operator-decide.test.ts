@@ -650,3 +650,39 @@ describe("decide: the status never exceeds its schema", () => {
     expect(cond(st, "SessionReady")?.message).toMatch(/id 1099511627776/);
   });
 });
+
+describe("decide: the auth Secret", () => {
+  const spec = { auth: { type: "Bearer", secretName: "nope" }, startupTimeout: "5s" };
+  const missing = { state: "invalid" as const, message: "Secret nope not found" };
+
+  it("waits for it no longer than startupTimeout: then Failed, naming it, server removed", () => {
+    const first = step(world(resource(spec), { server: "available", auth: missing })).plan;
+    expect(first.requeueAfterMs).toBeLessThanOrEqual(5 * S);
+    const { plan } = step(
+      world(resource(spec, { status: statusOf(first) }), {
+        server: "available",
+        auth: missing,
+        now: T0 + 6 * S,
+      }),
+    );
+    const st = statusOf(plan);
+    expect(phase(st)).toBe("Failed");
+    expect(cond(st, "Ready")).toMatchObject({ reason: "StartupTimeout" });
+    expect(cond(st, "Ready")?.message).toMatch(
+      /not Ready within 5s: AuthSecretInvalid: Secret nope not found/,
+    );
+    expect(plan.deleteOwned).toHaveLength(3);
+  });
+
+  it("looks again at the deadline when it comes before the next look", () => {
+    const first = step(world(resource(spec), { server: "available", auth: missing })).plan;
+    const { plan } = step(
+      world(resource(spec, { status: statusOf(first) }), {
+        server: "available",
+        auth: missing,
+        now: T0 + 4_500,
+      }),
+    );
+    expect(plan.requeueAfterMs).toBe(500);
+  });
+});

@@ -1,0 +1,68 @@
+import { describe, expect, it } from "vitest";
+import { SecretCache } from "../../src/operator/gather.ts";
+
+describe("SecretCache", () => {
+  const setup = (secret: { data: Record<string, string> } | null) => {
+    let now = 0;
+    const reads: string[] = [];
+    let current = secret;
+    const cache = new SecretCache(
+      async (ns, name) => {
+        reads.push(`${ns}/${name}`);
+        return current;
+      },
+      () => now,
+    );
+    return {
+      cache,
+      reads,
+      advance: (ms: number) => {
+        now += ms;
+      },
+      set: (s: typeof secret) => {
+        current = s;
+      },
+    };
+  };
+
+  it("reads a Secret once per TTL, however often it is asked for", async () => {
+    const t = setup({ data: { token: "dA==" } });
+    for (let i = 0; i < 50; i++) {
+      await t.cache.get("ns", "s");
+      t.advance(100);
+    }
+    expect(t.reads).toEqual(["ns/s"]);
+    t.advance(SecretCache.FOUND_TTL_MS);
+    await t.cache.get("ns", "s");
+    expect(t.reads).toHaveLength(2);
+  });
+
+  it("asks again for a missing Secret sooner, and sees it once created", async () => {
+    const t = setup(null);
+    expect(await t.cache.get("ns", "s")).toBeNull();
+    t.advance(1_000);
+    expect(await t.cache.get("ns", "s")).toBeNull();
+    expect(t.reads).toHaveLength(1);
+    t.set({ data: { token: "dA==" } });
+    t.advance(SecretCache.MISSING_TTL_MS);
+    expect(await t.cache.get("ns", "s")).toEqual({ data: { token: "dA==" } });
+    expect(t.reads).toHaveLength(2);
+  });
+
+  it("reads again at once after invalidate (Livy refused the credentials)", async () => {
+    const t = setup({ data: { token: "dA==" } });
+    await t.cache.get("ns", "s");
+    t.cache.invalidate("ns", "s");
+    await t.cache.get("ns", "s");
+    expect(t.reads).toHaveLength(2);
+  });
+
+  it("forgets Secrets nobody asked for lately", async () => {
+    const t = setup({ data: {} });
+    for (let i = 0; i < 20; i++) await t.cache.get("ns", `s${i}`);
+    expect(t.cache.size).toBe(20);
+    t.advance(2 * 60_000);
+    await t.cache.get("ns", "other");
+    expect(t.cache.size).toBe(1);
+  });
+});
