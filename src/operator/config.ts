@@ -44,6 +44,8 @@ export const OperatorConfigSchema = z
     concurrency: z.number().int().min(1).max(256).default(16),
     sessionPollIntervalMs: z.number().int().min(100).max(300_000).default(5_000),
     livyRequestTimeoutMs: z.number().int().min(100).max(120_000).default(5_000),
+    livyFailureThreshold: z.number().int().min(1).max(100).default(3),
+    livyFailureWindowMs: z.number().int().min(0).max(3_600_000).default(15_000),
     watchStallTimeoutMs: z.number().int().min(500).max(3_600_000).default(120_000),
     watchTimeoutSeconds: z.number().int().min(1).max(3_600).optional(),
     leaderElect: z.boolean().default(false),
@@ -108,6 +110,18 @@ export const FIELDS: Array<[string, keyof OperatorConfig, Parser, string]> = [
     "how often a Ready session's Livy state is checked",
   ],
   ["livy-request-timeout-ms", "livyRequestTimeoutMs", num, "timeout of each request to a Livy server"],
+  [
+    "livy-failure-threshold",
+    "livyFailureThreshold",
+    num,
+    "consecutive failed looks at a Ready session's Livy server before its failure policy acts",
+  ],
+  [
+    "livy-failure-window-ms",
+    "livyFailureWindowMs",
+    num,
+    "and the least time those failures must span (a probe's failureThreshold × period)",
+  ],
   [
     "watch-stall-timeout-ms",
     "watchStallTimeoutMs",

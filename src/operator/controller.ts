@@ -1,4 +1,4 @@
-import { createHash, randomUUID } from "node:crypto";
+import { randomUUID } from "node:crypto";
 import type { Logger } from "pino";
 import type { LivySession } from "../api/index.ts";
 import {
@@ -10,9 +10,9 @@ import {
   resourcePath,
 } from "../kube/client.ts";
 import { Informer } from "../kube/informer.ts";
-import { LivyClient } from "../livy/client.ts";
 import { type OperatorConfig, serverUrl } from "./config.ts";
 import { EventRecorder } from "./events.ts";
+import { LivyClients } from "./livy-clients.ts";
 import type { Metrics } from "./metrics.ts";
 import { LIVY_PORT, MANAGED_SELECTOR, SESSION_LABEL, serverName } from "./objects.ts";
 import type { DeploymentLike, PodLike } from "./observe.ts";
@@ -157,8 +157,10 @@ export function createController(opts: {
 
   metrics.setPhaseSource(() => sessions.list().map((s) => s.status?.phase ?? "Pending"));
 
-  /** Keyed by server URL (and a digest of the credentials); a client lives as long as a LivySession uses its URL. */
-  const livyClients = new Map<string, { url: string; client: LivyClient }>();
+  const livyClients = new LivyClients({
+    requestTimeoutMs: config.livyRequestTimeoutMs,
+    pollIntervalMs: config.sessionPollIntervalMs,
+  });
   const urlOf = (o: KubeObject) =>
     serverUrl(config.serverUrlTemplate, {
       name: o.metadata?.name ?? "",
@@ -166,19 +168,11 @@ export function createController(opts: {
       service: serverName(o.metadata?.name ?? ""),
       port: LIVY_PORT,
     });
-  /**
-   * Closes the Livy clients of a deleted LivySession's server, unless another LivySession still uses the
-   * same URL (a template without {name}). Kept forever, one client (and connection pool) per server ever
-   * seen made the operator's heap grow with every LivySession created and deleted.
-   */
+  /** Closes the Livy clients of a deleted LivySession's server, unless another one uses the same URL. */
   function releaseLivyClients(gone: KubeObject): void {
     const url = urlOf(gone);
     if (sessions.list().some((s) => urlOf(s) === url)) return;
-    for (const [key, c] of livyClients) {
-      if (c.url !== url) continue;
-      livyClients.delete(key);
-      void c.client.close();
-    }
+    livyClients.release(url);
   }
   const events = new EventRecorder(kube, log);
   const reconciler = new Reconciler({
@@ -187,21 +181,7 @@ export function createController(opts: {
     config,
     metrics,
     events,
-    livy(url, auth) {
-      // keyed by a digest of the credentials, so a rotated Secret gets a new client and no secret is a map key
-      const key = auth ? `${url}#${createHash("sha256").update(JSON.stringify(auth)).digest("hex")}` : url;
-      let c = livyClients.get(key)?.client;
-      if (!c) {
-        c = new LivyClient({
-          baseUrl: url,
-          timeoutMs: config.livyRequestTimeoutMs,
-          connections: 4,
-          ...(auth ? { auth } : {}),
-        });
-        livyClients.set(key, { url, client: c });
-      }
-      return c;
-    },
+    livy: (url, auth) => livyClients.get(url, auth),
   });
 
   let running: Promise<void>[] = [];
@@ -282,7 +262,7 @@ export function createController(opts: {
       queue.shutdown();
       await Promise.all(running);
       await Promise.all(informers.map((i) => i.stop()));
-      await Promise.all([...livyClients.values()].map((c) => c.client.close()));
+      await livyClients.close();
     },
   };
 }

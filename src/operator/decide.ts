@@ -357,7 +357,14 @@ class Step {
       port: LIVY_PORT,
     });
     this.st.serverURL = url;
-    if (this.o.auth.state === "invalid" && !this.st.readyTime) {
+    if (this.o.auth.state === "invalid" && this.st.readyTime) {
+      // never ask Livy without the credentials it was opened with: a failed look, as for Livy's own faults
+      return this.livyFailure(
+        { kind: "http", message: `AuthSecretInvalid: ${quote(this.o.auth.message)}` },
+        startupLeft,
+      );
+    }
+    if (this.o.auth.state === "invalid") {
       // a configuration problem the user fixes by creating or correcting the Secret: retry, not Failed
       const msg = quote(this.o.auth.message);
       if (startupLeft <= 0)
@@ -437,7 +444,8 @@ class Step {
     if (createdFrom !== undefined && createdFrom !== this.sessionSpecHash())
       return this.restart("spec.session");
 
-    // 4. Ready: endpoints, activity, idle deadline.
+    // 4. Ready: endpoints, activity, idle deadline. Livy answered: past failed looks are forgotten.
+    if (this.o.memory.livyFailures) this.plan.memory = {};
     const wasReady = getCondition(this.st.conditions, ConditionType.Ready)?.status === "True";
     this.cond(
       ConditionType.SessionReady,
@@ -574,10 +582,25 @@ class Step {
     const msg = quote(err.message);
     const unreachable = err.kind === "unreachable" || err.kind === "timeout";
     if (everReady) {
-      // a session that was Ready and now cannot be read: the failure policy decides, no silent retries
+      // A session that was Ready and cannot be read now: one failed look is no failure (a DNS blip, a GC
+      // pause, a slow answer). As a probe's failureThreshold: the policy acts once the failures are both
+      // numerous and long enough; meanwhile the record stays as it was.
+      const s = this.o.settings;
+      const before = this.o.memory.livyFailures;
+      const seen = { since: before?.since ?? this.now, count: (before?.count ?? 0) + 1, last: msg };
+      const spanMs = this.now - seen.since;
+      if (seen.count < s.livyFailureThreshold || spanMs < s.livyFailureWindowMs) {
+        this.plan.memory = { livyFailures: seen };
+        this.log("warn", `a look at the Livy server failed (${seen.count} in a row): ${msg}`, {
+          failures: seen.count,
+          sinceMs: spanMs,
+        });
+        return this.done(s.sessionPollIntervalMs);
+      }
+      const over = `${seen.count} failed looks over ${Math.round(spanMs / 1000)}s: ${msg}`;
       return this.fail(
         unreachable ? Reason.LivyUnreachable : Reason.LivyError,
-        unreachable ? `the Livy server stopped answering: ${msg}` : `Livy answered with an error: ${msg}`,
+        unreachable ? `the Livy server stopped answering: ${over}` : `Livy answered with errors: ${over}`,
         "server",
       );
     }
@@ -609,6 +632,7 @@ class Step {
   private fail(reason: Reason, message: string, scope: Scope): Decision {
     const restarts = this.st.restarts ?? 0;
     const max = this.spec.maxRestarts;
+    this.plan.memory = {};
     // an invalid spec fails the same way on every attempt: no restart
     const recoverable = reason !== Reason.InvalidSpec;
     if (this.spec.failurePolicy === "Recover" && recoverable && (max === undefined || restarts < max)) {

@@ -31,6 +31,8 @@ export type DecideSettings = Pick<
   | "networkPolicy"
   | "networkPolicyOperatorNamespace"
   | "sessionPollIntervalMs"
+  | "livyFailureThreshold"
+  | "livyFailureWindowMs"
 >;
 
 /** A Livy request's outcome as data: the value, or what went wrong. */
@@ -78,8 +80,14 @@ export type AuthObservation =
   | { state: "ok"; auth: LivyAuth }
   | { state: "invalid"; message: string };
 
-/** What the operator remembers of a LivySession between passes, beside its status (lost on restart). */
-export type Memory = Record<string, never>;
+/**
+ * What the operator remembers of a LivySession between passes, beside its status. Lost on a restart, which
+ * only delays a failure: a new operator counts afresh.
+ */
+export interface Memory {
+  /** Consecutive failed looks at a Ready session's Livy server: since when (epoch ms), how many, the last error. */
+  livyFailures?: { since: number; count: number; last: string };
+}
 
 export interface Observation {
   /** Epoch ms. */

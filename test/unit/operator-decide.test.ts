@@ -389,7 +389,11 @@ describe("decide: failures", () => {
 
   it("Recover: during the backoff, waits; a server left behind by a killed pass goes", () => {
     const spec = { failurePolicy: "Recover" };
-    const recovering = statusOf(step(readyWorld(spec), { session: failed("unreachable") }).plan);
+    const lost = {
+      ...readyWorld(spec),
+      memory: { livyFailures: { since: T0 - 20 * S, count: 5, last: "refused" } },
+    };
+    const recovering = statusOf(step(lost, { session: failed("unreachable") }).plan);
     const ls = resource(spec, { status: recovering });
     const { plan } = step(world(ls, { server: "available", now: T0 + 10 * S + 200 }));
     expect(plan.requeueAfterMs).toBe(800);
@@ -684,5 +688,89 @@ describe("decide: the auth Secret", () => {
       }),
     );
     expect(plan.requeueAfterMs).toBe(500);
+  });
+});
+
+describe("decide: transient faults of a Ready session are not failures", () => {
+  const ready = readyStatus({ idleTimeout: "1h" });
+  const ls = resource({ idleTimeout: "1h" }, { status: ready });
+  const settings = { ...SETTINGS, livyFailureThreshold: 3, livyFailureWindowMs: 15 * S };
+  type Mem = ReturnType<typeof world>["memory"];
+  const poll = (now: number, answer: Parameters<typeof step>[1], memory: Mem = {}) =>
+    step(world(ls, { server: "available", now, settings, memory }), answer).plan;
+
+  it.each([
+    [
+      "a poll timed out (a GC pause, a slow answer)",
+      failed("timeout", "GET /sessions/7 timed out after 5000 ms"),
+    ],
+    ["a failed DNS lookup", failed("unreachable", "getaddrinfo EAI_AGAIN livy-ws.data.svc")],
+    ["a 503 from a proxy", failed("http", "HTTP 503", { status: 503 })],
+    ["an answer that is not Livy's", failed("protocol", "not JSON")],
+  ])("one failed poll (%s) leaves it Ready, remembered", (_, answer) => {
+    const plan = poll(T0 + MIN, { session: answer });
+    expect(plan.status).toEqual(ready);
+    expect(plan.deleteLivySession).toBeUndefined();
+    expect(plan.deleteOwned).toBeUndefined();
+    expect(plan.memory?.livyFailures).toMatchObject({ since: T0 + MIN, count: 1 });
+    expect(plan.requeueAfterMs).toBe(SETTINGS.sessionPollIntervalMs);
+  });
+
+  it("fails only after the threshold of consecutive failures spanning the window", () => {
+    let memory: Mem = {};
+    const fault = { session: failed("unreachable", "connect ECONNREFUSED") };
+    const times = [0, 5, 10, 15].map((s) => T0 + MIN + s * S);
+    const plans = times.map((now) => {
+      const plan = poll(now, fault, memory);
+      memory = plan.memory ?? {};
+      return plan;
+    });
+    // three failures within 10 s: under the 15 s window, still Ready
+    for (const p of plans.slice(0, 3)) expect(phase(p.status)).toBe("Ready");
+    const last = plans[3];
+    expect(phase(last?.status)).toBe("Failed");
+    expect(cond(last?.status, "Ready")?.reason).toBe("LivyUnreachable");
+    expect(last?.status?.message).toMatch(/4 failed looks over 15s: .*ECONNREFUSED/);
+    expect(last?.memory).toEqual({});
+  });
+
+  it("forgets past failures after a poll that succeeds", () => {
+    const plan = poll(
+      T0 + MIN,
+      { session: ok(livySession(7, "idle")) },
+      {
+        livyFailures: { since: T0, count: 2, last: "x" },
+      },
+    );
+    expect(plan.memory).toEqual({});
+  });
+
+  it("a Livy session Livy no longer knows (404) is lost at once: no threshold", () => {
+    expect(cond(poll(T0 + MIN, { session: failed("gone") }).status, "Ready")?.reason).toBe("SessionLost");
+  });
+
+  it("a dead session fails at once: no threshold", () => {
+    expect(phase(poll(T0 + MIN, { session: ok(livySession(7, "dead")) }).status)).toBe("Failed");
+  });
+
+  it("a failed activity read counts like a failed poll", () => {
+    const plan = poll(T0 + MIN, { session: ok(livySession(7, "busy")), activity: failed("timeout") });
+    expect(phase(plan.status)).toBe("Ready");
+    expect(plan.memory?.livyFailures?.count).toBe(1);
+  });
+
+  it("an auth Secret deleted under a Ready session counts as failed looks, never asks Livy without it", () => {
+    const withAuth = resource(
+      { idleTimeout: "1h", auth: { type: "Bearer", secretName: "s" } },
+      { status: ready },
+    );
+    const o = world(withAuth, {
+      server: "available",
+      now: T0 + MIN,
+      settings,
+      auth: { state: "invalid", message: "Secret s not found" },
+    });
+    const d = decide(o);
+    expect("plan" in d && d.plan.memory?.livyFailures?.last).toMatch(/AuthSecretInvalid: Secret s not found/);
   });
 });

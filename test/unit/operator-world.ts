@@ -38,6 +38,8 @@ export const SETTINGS: DecideSettings = {
   networkPolicy: false,
   networkPolicyOperatorNamespace: "livy-operator",
   sessionPollIntervalMs: 5_000,
+  livyFailureThreshold: 3,
+  livyFailureWindowMs: 15_000,
 };
 
 export interface ResourceOpts {
