@@ -259,18 +259,12 @@ export class KubeClient {
       headersTimeout: 30_000,
     });
     if (res.statusCode >= 400) throw toApiError(res.statusCode, await res.body.text());
-    let buf = "";
+    const decoder = new WatchDecoder();
     try {
       for await (const chunk of res.body) {
-        buf += chunk.toString();
-        let nl = buf.indexOf("\n");
-        while (nl >= 0) {
-          const line = buf.slice(0, nl).trim();
-          buf = buf.slice(nl + 1);
-          if (line) onEvent(JSON.parse(line) as WatchEvent<T>);
-          nl = buf.indexOf("\n");
-        }
+        for (const e of decoder.push(chunk)) onEvent(e as WatchEvent<T>);
       }
+      for (const e of decoder.end()) onEvent(e as WatchEvent<T>);
     } catch (err) {
       if (signal.aborted) return;
       throw err;
@@ -279,6 +273,42 @@ export class KubeClient {
 
   async close(): Promise<void> {
     await this.agent.close();
+  }
+}
+
+/**
+ * A watch's body, newline-delimited JSON, decoded chunk by chunk. Chunks split the bytes anywhere, inside
+ * a multi-byte character too: the streaming TextDecoder keeps an incomplete character for the next chunk.
+ * Decoding each chunk on its own turned `grüße` split after its first byte into `gr��ße`, a different
+ * spec hash, and a Deployment re-applied and rolled under a Ready session.
+ */
+export class WatchDecoder {
+  private readonly text = new TextDecoder("utf-8");
+  private buf = "";
+
+  push(chunk: Uint8Array): unknown[] {
+    this.buf += this.text.decode(chunk, { stream: true });
+    return this.lines();
+  }
+
+  /** What is left when the body ends (a last event without its newline). */
+  end(): unknown[] {
+    this.buf += this.text.decode();
+    const rest = this.buf.trim();
+    this.buf = "";
+    return rest ? [JSON.parse(rest)] : [];
+  }
+
+  private lines(): unknown[] {
+    const out: unknown[] = [];
+    let nl = this.buf.indexOf("\n");
+    while (nl >= 0) {
+      const line = this.buf.slice(0, nl).trim();
+      this.buf = this.buf.slice(nl + 1);
+      if (line) out.push(JSON.parse(line));
+      nl = this.buf.indexOf("\n");
+    }
+    return out;
   }
 }
 
