@@ -33,7 +33,7 @@ import {
 import type { LivyAuth } from "../livy/client.ts";
 import type { Session } from "../livy/protocol.ts";
 import { isSessionTerminal, isSessionUsable } from "../livy/protocol.ts";
-import { backoffDelay } from "../util/backoff.ts";
+import { backoffDelay, seededRandom } from "../util/backoff.ts";
 import { serverUrl } from "./config.ts";
 import {
   desiredConfigMap,
@@ -69,6 +69,10 @@ export const STARTING_POLL_MS = 100;
 const STARTING_RECHECK_MS = 30_000;
 /** The auth Secret is read again this often while it is missing or incomplete. */
 const AUTH_RECHECK_MS = 5_000;
+/** A deletion waits this long at most for Livy to confirm its session gone. */
+export const FINALIZE_GIVE_UP_MS = 10 * 60_000;
+/** Between tries to delete the Livy session of a LivySession being deleted. */
+const FINALIZE_BACKOFF = { baseMs: 1_000, maxMs: 60_000 };
 /** failurePolicy Recover's delay before restart n: 1 s, 2 s, 4 s, ... up to 5 min. */
 export const RECOVER_BACKOFF = { baseMs: 1_000, maxMs: 300_000 };
 /** Reasons after which Recover opens a new Livy session on the same server. */
@@ -81,25 +85,12 @@ type Scope = "server" | "session";
 
 export function decide(o: Observation): Decision {
   const meta = o.resource.metadata;
-  if (meta.deletionTimestamp) return { plan: finalize(o) };
+  if (meta.deletionTimestamp) {
+    if (!(meta.finalizers ?? []).includes(FINALIZER)) return { plan: {} };
+    return new Step(o).finalize();
+  }
   if (!(meta.finalizers ?? []).includes(FINALIZER)) return { plan: { finalizer: "add", requeueAfterMs: 0 } };
   return new Step(o).run();
-}
-
-/** Deletion: the Livy session first (so no Spark driver outlives its server), then the finalizer goes. */
-function finalize(o: Observation): Plan {
-  if (!(o.resource.metadata.finalizers ?? []).includes(FINALIZER)) return {};
-  const st = o.resource.status;
-  const id = st?.livySessionId;
-  const url = st?.serverURL;
-  const plan: Plan = {
-    finalizer: "remove",
-    log: [
-      { level: "info", msg: "finalized: Livy session deleted, owned objects left to garbage collection" },
-    ],
-  };
-  if (id !== undefined && id !== null && url) plan.deleteLivySession = { url, id, auth: authOf(o) };
-  return plan;
 }
 
 function authOf(o: Observation): LivyAuth | undefined {
@@ -178,6 +169,60 @@ class Step {
       });
     }
     if (requeueAfterMs !== undefined) this.plan.requeueAfterMs = Math.max(0, requeueAfterMs);
+    return { plan: this.plan };
+  }
+
+  /**
+   * Deletion: the Livy session first (so no Spark driver outlives its server), then the finalizer goes and
+   * garbage collection removes the owned objects. The finalizer stays while Livy cannot confirm the session
+   * gone, retried with backoff and said in an event and the Ready condition, unless nothing could hold a
+   * driver any more (the server gone) or the deletion has waited FINALIZE_GIVE_UP_MS.
+   */
+  finalize(): Decision {
+    const id = this.st.livySessionId;
+    const url = this.st.serverURL;
+    const done = (why: string): Decision => {
+      this.log("info", `finalized: ${why}; owned objects left to garbage collection`);
+      return { plan: { ...this.plan, finalizer: "remove", memory: {} } };
+    };
+    if (id === undefined || id === null || !url) return done("no Livy session");
+    const livy = this.o.livy;
+    if (!livy) return { observe: { url, auth: authOf(this.o), sessionId: id, activity: false } };
+    if (!livy.session.ok && livy.session.error.kind === "gone") return done(`Livy session ${id} deleted`);
+    const attempts = this.o.memory.deleteAttempts ?? 0;
+    if (livy.session.ok && attempts === 0) {
+      // there: delete it, then look again
+      this.deleteSession();
+      return { plan: { ...this.plan, memory: { deleteAttempts: 1 }, requeueAfterMs: 0 } };
+    }
+    const why = livy.session.ok
+      ? `Livy still lists Livy session ${id} after it was deleted`
+      : `could not ask Livy about Livy session ${id}: ${quote(livy.session.error.message)}`;
+    const live = this.o.pods.filter((p) => !p.metadata?.deletionTimestamp);
+    if (!this.o.owned.deployment && live.length === 0)
+      return done(`the Livy server is gone, and session ${id} with it (${why})`);
+    const waitedMs = this.now - Date.parse(String(this.o.resource.metadata.deletionTimestamp));
+    if (waitedMs >= FINALIZE_GIVE_UP_MS) {
+      const msg = `gave up deleting Livy session ${id} after ${Math.round(waitedMs / 60_000)} min: ${why}; it ends with its server`;
+      this.event("Warning", "LivySessionAbandoned", msg);
+      return done(msg);
+    }
+    const retryMs = backoffDelay(
+      { ...FINALIZE_BACKOFF, jitter: 0.5 },
+      Math.max(0, attempts - (livy.session.ok ? 1 : 0)),
+      () => seededRandom(`${this.owner.uid}/${attempts}`),
+    );
+    const msg = `${why}; the LivySession is deleted once it is gone (next try in ${Math.ceil(retryMs / 1000)}s)`;
+    this.event("Warning", "LivySessionNotDeleted", msg);
+    this.cond(ConditionType.Ready, "False", Reason.Deleting, msg);
+    this.st.message = `Deleting: ${msg}`;
+    if (livy.session.ok) this.deleteSession();
+    this.plan.memory = { deleteAttempts: attempts + 1 };
+    this.st.observedGeneration = this.generation;
+    this.st.phase = derivePhase(this.st.conditions, true);
+    bound(this.st);
+    this.plan.status = this.st;
+    this.plan.requeueAfterMs = retryMs;
     return { plan: this.plan };
   }
 

@@ -182,7 +182,7 @@ async function deleteLivySession(
     if (err instanceof LivyHttpError && err.status === 404) return;
     log.warn(
       { err: String(err), livySessionId: id },
-      "could not delete the Livy session; its server goes with the Deployment",
+      "could not delete the Livy session (the next look at Livy decides what follows)",
     );
   }
 }

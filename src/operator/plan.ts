@@ -87,6 +87,8 @@ export type AuthObservation =
 export interface Memory {
   /** Consecutive failed looks at a Ready session's Livy server: since when (epoch ms), how many, the last error. */
   livyFailures?: { since: number; count: number; last: string };
+  /** Tries to delete the Livy session of a LivySession being deleted. */
+  deleteAttempts?: number;
 }
 
 export interface Observation {

@@ -7,6 +7,7 @@ import {
   statusSchema,
 } from "../../src/api/index.ts";
 import { decide, STARTING_POLL_MS } from "../../src/operator/decide.ts";
+import type { OwnedObjects } from "../../src/operator/plan.ts";
 import {
   cond,
   failed,
@@ -477,11 +478,68 @@ describe("decide: failures", () => {
 });
 
 describe("decide: deletion", () => {
-  it("deletes the Livy session, then removes the finalizer", () => {
+  const deleting = (now = T0 + S, owned?: OwnedObjects) => {
     const ls = resource({}, { status: readyStatus(), deleting: true });
-    const { plan } = step(world(ls, { server: "available" }));
+    return world(ls, { now, ...(owned ? { owned } : { server: "available" }) });
+  };
+
+  it("asks Livy for the session, deletes it, and looks again", () => {
+    const { plan, query } = step(deleting(), { session: ok(livySession(7, "idle")) });
+    expect(query).toEqual({ url: SERVER_URL, auth: undefined, sessionId: 7, activity: false });
     expect(plan.deleteLivySession).toEqual({ url: SERVER_URL, id: 7, auth: undefined });
+    expect(plan.finalizer).toBeUndefined();
+    expect(plan.requeueAfterMs).toBe(0);
+  });
+
+  it("removes the finalizer once Livy no longer knows the session", () => {
+    const { plan } = step(deleting(), { session: failed("gone") });
     expect(plan.finalizer).toBe("remove");
+    expect(plan.deleteLivySession).toBeUndefined();
+  });
+
+  it.each([
+    ["unreachable", failed("unreachable", "connect ECONNREFUSED")],
+    ["answering errors", failed("http", "HTTP 500", { status: 500 })],
+  ])("keeps the finalizer while Livy is %s: Deleting, a Warning event, retried with backoff", (_, answer) => {
+    const { plan } = step(deleting(), { session: answer });
+    expect(plan.finalizer).toBeUndefined();
+    const st = statusOf(plan);
+    expect(cond(st, "Ready")).toMatchObject({ status: "False", reason: "Deleting" });
+    expect(cond(st, "Ready")?.message).toMatch(/Livy session 7/);
+    expect(plan.events).toContainEqual(
+      expect.objectContaining({ type: "Warning", reason: "LivySessionNotDeleted" }),
+    );
+    expect(plan.memory?.deleteAttempts).toBe(1);
+    expect(plan.requeueAfterMs).toBeGreaterThanOrEqual(500);
+    expect(plan.requeueAfterMs).toBeLessThanOrEqual(1_000);
+    const later = step({ ...deleting(), memory: { deleteAttempts: 6 } }, { session: answer }).plan;
+    expect(later.requeueAfterMs).toBeGreaterThanOrEqual(30_000);
+    expect(later.requeueAfterMs).toBeLessThanOrEqual(60_000);
+  });
+
+  it("keeps the finalizer when Livy still shows the session after the delete", () => {
+    const { plan } = step(
+      { ...deleting(), memory: { deleteAttempts: 1 } },
+      {
+        session: ok(livySession(7, "idle")),
+      },
+    );
+    expect(plan.deleteLivySession?.id).toBe(7);
+    expect(plan.finalizer).toBeUndefined();
+    expect(plan.requeueAfterMs).toBeGreaterThan(0);
+  });
+
+  it("removes the finalizer when the server is gone: nothing can hold a Spark driver", () => {
+    const { plan } = step(deleting(T0 + S, {}), { session: failed("unreachable") });
+    expect(plan.finalizer).toBe("remove");
+  });
+
+  it("gives up after a while, saying so: a deletion never hangs for good", () => {
+    const { plan } = step(deleting(T0 + 11 * MIN), { session: failed("timeout") });
+    expect(plan.finalizer).toBe("remove");
+    expect(plan.events).toContainEqual(
+      expect.objectContaining({ type: "Warning", reason: "LivySessionAbandoned" }),
+    );
   });
 
   it("removes only the finalizer when there is no Livy session", () => {
