@@ -166,16 +166,25 @@ export class KubeClient {
     }
     const signals = [AbortSignal.timeout(opts.timeoutMs ?? 30_000)];
     if (opts.signal) signals.push(opts.signal);
-    const res = await request(this.url(path, opts.query), {
-      method,
-      headers,
-      body,
-      dispatcher: this.agent,
-      signal: AbortSignal.any(signals),
-    });
-    const text = await res.body.text();
-    if (res.statusCode >= 400) throw toApiError(res.statusCode, text);
-    return (text ? JSON.parse(text) : {}) as T;
+    const signal = AbortSignal.any(signals);
+    for (let attempt = 0; ; attempt++) {
+      const res = await request(this.url(path, opts.query), {
+        method,
+        headers,
+        body,
+        dispatcher: this.agent,
+        signal,
+      });
+      const text = await res.body.text();
+      // 429: the API server (priority and fairness) did not process the request and says when to come
+      // back; any verb may be sent again, as client-go does
+      if (res.statusCode === 429 && attempt < MAX_429_RETRIES) {
+        await sleep(retryAfterMs(res.headers["retry-after"]), signal);
+        continue;
+      }
+      if (res.statusCode >= 400) throw toApiError(res.statusCode, text);
+      return (text ? JSON.parse(text) : {}) as T;
+    }
   }
 
   get<T>(path: string, opts?: RequestOpts): Promise<T> {
@@ -310,6 +319,40 @@ export class WatchDecoder {
     }
     return out;
   }
+}
+
+/** Retries of a request the API server answered 429. */
+const MAX_429_RETRIES = 4;
+
+/** Retry-After in seconds (the API server's form) or as an HTTP date; 1 s when absent; at most 10 s, jittered. */
+export function retryAfterMs(
+  header: string | string[] | undefined,
+  random: () => number = Math.random,
+): number {
+  const value = Array.isArray(header) ? header[0] : header;
+  let ms = 1_000;
+  if (value !== undefined && /^\d+$/.test(value.trim())) ms = Number(value.trim()) * 1_000;
+  else if (value !== undefined && Number.isFinite(Date.parse(value))) ms = Date.parse(value) - Date.now();
+  // spread the clients told the same second, so they do not all come back together
+  return Math.round(Math.min(10_000, Math.max(0, ms)) * (1 + 0.1 * random()));
+}
+
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (signal.aborted) {
+      reject(signal.reason);
+      return;
+    }
+    const onAbort = () => {
+      clearTimeout(timer);
+      reject(signal.reason);
+    };
+    const timer = setTimeout(() => {
+      signal.removeEventListener("abort", onAbort);
+      resolve();
+    }, ms);
+    signal.addEventListener("abort", onAbort, { once: true });
+  });
 }
 
 function toApiError(status: number, text: string): KubeApiError {

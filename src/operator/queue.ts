@@ -5,7 +5,9 @@ import { backoffDelay } from "../util/backoff.ts";
  * - a key is never processed by two workers at once;
  * - adds while a key is queued collapse into one entry, adds while it is processed make it run once more
  *   after the current pass (the dirty and processing sets);
- * - failures requeue with per-key exponential backoff, reset by `forget` after a success;
+ * - failures requeue with per-key exponential backoff, jittered, reset by `forget` after a success, and
+ *   no faster than a token bucket over all keys allows (client-go's default controller rate limiter: the
+ *   slower of the two), so that after an outage the keys come back spread out, not in waves;
  * - `addAfter` schedules a key (timers such as the idle deadline), keeping only the earliest pending time.
  */
 export interface QueueHooks {
@@ -19,6 +21,14 @@ export interface QueueHooks {
 export interface BackoffOptions {
   baseMs: number;
   maxMs: number;
+  /** Fraction of each delay drawn at random (default 0.5). */
+  jitter: number;
+}
+
+export interface RateLimitOptions {
+  /** Retries per second, over all keys. */
+  qps: number;
+  burst: number;
 }
 
 export class WorkQueue {
@@ -32,10 +42,26 @@ export class WorkQueue {
   private shuttingDown = false;
   private readonly hooks: QueueHooks;
   private readonly backoff: BackoffOptions;
+  private readonly bucket: TokenBucket;
+  private readonly random: () => number;
 
-  constructor(opts: { hooks?: QueueHooks; backoff?: Partial<BackoffOptions> } = {}) {
+  constructor(
+    opts: {
+      hooks?: QueueHooks;
+      backoff?: Partial<BackoffOptions>;
+      rateLimit?: RateLimitOptions;
+      random?: () => number;
+      now?: () => number;
+    } = {},
+  ) {
     this.hooks = opts.hooks ?? {};
-    this.backoff = { baseMs: opts.backoff?.baseMs ?? 50, maxMs: opts.backoff?.maxMs ?? 300_000 };
+    this.backoff = {
+      baseMs: opts.backoff?.baseMs ?? 50,
+      maxMs: opts.backoff?.maxMs ?? 300_000,
+      jitter: opts.backoff?.jitter ?? 0.5,
+    };
+    this.bucket = new TokenBucket(opts.rateLimit ?? { qps: 10, burst: 100 }, opts.now ?? Date.now);
+    this.random = opts.random ?? Math.random;
   }
 
   get length(): number {
@@ -79,12 +105,12 @@ export class WorkQueue {
     this.timers.set(key, { at, timer });
   }
 
-  /** Requeues after a failure with exponential backoff per key; returns the delay chosen. */
+  /** Requeues after a failure: the later of its key's backoff and the queue's rate limit; returns the delay. */
   addRateLimited(key: string): number {
     const n = this.failures.get(key) ?? 0;
     this.failures.set(key, n + 1);
     this.hooks.onRetry?.();
-    const delay = backoffDelay({ baseMs: this.backoff.baseMs, maxMs: this.backoff.maxMs }, n);
+    const delay = Math.max(backoffDelay(this.backoff, n, this.random), this.bucket.reserve());
     this.addAfter(key, delay);
     return delay;
   }
@@ -143,5 +169,28 @@ export class WorkQueue {
     const t = this.addedAt.get(key);
     this.addedAt.delete(key);
     if (t !== undefined) this.hooks.onQueueLatency?.((performance.now() - t) / 1000);
+  }
+}
+
+/** A token bucket that lends: reserve() takes a token and says how long to wait for it (golang's rate.Limiter). */
+class TokenBucket {
+  private tokens: number;
+  private at: number;
+  private readonly opts: RateLimitOptions;
+  private readonly now: () => number;
+
+  constructor(opts: RateLimitOptions, now: () => number) {
+    this.opts = opts;
+    this.now = now;
+    this.tokens = opts.burst;
+    this.at = now();
+  }
+
+  reserve(): number {
+    const t = this.now();
+    this.tokens = Math.min(this.opts.burst, this.tokens + ((t - this.at) / 1000) * this.opts.qps);
+    this.at = t;
+    this.tokens -= 1;
+    return this.tokens >= 0 ? 0 : Math.ceil((-this.tokens / this.opts.qps) * 1000);
   }
 }

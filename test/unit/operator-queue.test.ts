@@ -36,7 +36,7 @@ describe("WorkQueue", () => {
   });
 
   it("backs off exponentially per key and forgets on success", () => {
-    const q = new WorkQueue({ backoff: { baseMs: 10, maxMs: 100 } });
+    const q = new WorkQueue({ backoff: { baseMs: 10, maxMs: 100 }, random: () => 1 });
     expect([q.addRateLimited("k"), q.addRateLimited("k"), q.addRateLimited("k")]).toEqual([10, 20, 40]);
     expect(q.addRateLimited("k")).toBe(80);
     expect(q.addRateLimited("k")).toBe(100);
@@ -63,5 +63,33 @@ describe("WorkQueue", () => {
     const pending = q.get();
     q.shutdown();
     expect(await pending).toBeUndefined();
+  });
+
+  it("spreads the retries of keys that failed together (jitter)", () => {
+    const q = new WorkQueue({ backoff: { baseMs: 1_000, maxMs: 60_000 } });
+    const delays = Array.from({ length: 50 }, (_, i) => q.addRateLimited(`ns/k${i}`));
+    expect(Math.min(...delays)).toBeGreaterThanOrEqual(500);
+    expect(Math.max(...delays)).toBeLessThanOrEqual(1_000);
+    expect(new Set(delays).size).toBeGreaterThan(25);
+    q.shutdown();
+  });
+
+  it("bounds the retries of all keys together: a token bucket over the whole queue", () => {
+    let now = 0;
+    const q = new WorkQueue({
+      backoff: { baseMs: 5, maxMs: 1_000 },
+      rateLimit: { qps: 10, burst: 5 },
+      random: () => 1,
+      now: () => now,
+    });
+    const first = Array.from({ length: 5 }, (_, i) => q.addRateLimited(`ns/a${i}`));
+    expect(first).toEqual([5, 5, 5, 5, 5]);
+    // the bucket is empty: one retry per 100 ms
+    expect([q.addRateLimited("ns/b0"), q.addRateLimited("ns/b1"), q.addRateLimited("ns/b2")]).toEqual([
+      100, 200, 300,
+    ]);
+    now += 1_000;
+    expect(q.addRateLimited("ns/c")).toBe(5);
+    q.shutdown();
   });
 });
