@@ -97,13 +97,18 @@ export class Gatherer {
   async auth(obj: LivySession, signal?: AbortSignal): Promise<AuthObservation> {
     const auth = obj.spec.auth;
     if (!auth) return { state: "none" };
-    const secret = await this.secrets.get(obj.metadata.namespace ?? "", auth.secretName, signal);
-    try {
-      const resolved = authFromSecret(auth, secret);
-      return resolved ? { state: "ok", auth: resolved } : { state: "none" };
-    } catch (err) {
-      return { state: "invalid", message: err instanceof Error ? err.message : String(err) };
-    }
+    const ns = obj.metadata.namespace ?? "";
+    const resolve = (secret: SecretLike | null): AuthObservation => {
+      try {
+        return { state: "ok", auth: authFromSecret(auth, secret) };
+      } catch (err) {
+        return { state: "invalid", message: err instanceof Error ? err.message : String(err) };
+      }
+    };
+    const first = resolve(await this.secrets.get(ns, auth.secretName, signal));
+    if (first.state !== "invalid") return first;
+    // being waited for (missing, or lacking a key): read again sooner than a good one
+    return resolve(await this.secrets.get(ns, auth.secretName, signal, SecretCache.MISSING_TTL_MS));
   }
 
   /** What decide() asked of Livy. */
@@ -182,11 +187,12 @@ export class SecretCache {
     this.now = now;
   }
 
-  async get(ns: string, name: string, signal?: AbortSignal): Promise<SecretLike | null> {
+  /** The Secret, read again when the copy held is older than `maxAgeMs` (by default its TTL). */
+  async get(ns: string, name: string, signal?: AbortSignal, maxAgeMs?: number): Promise<SecretLike | null> {
     this.sweep();
     const key = `${ns}/${name}`;
     const hit = this.entries.get(key);
-    const ttl = hit?.secret ? SecretCache.FOUND_TTL_MS : SecretCache.MISSING_TTL_MS;
+    const ttl = maxAgeMs ?? (hit?.secret ? SecretCache.FOUND_TTL_MS : SecretCache.MISSING_TTL_MS);
     if (hit && this.now() - hit.at < ttl) return hit.secret;
     const secret = await this.fetch(ns, name, signal);
     this.entries.set(key, { secret, at: this.now() });

@@ -65,4 +65,14 @@ describe("SecretCache", () => {
     await t.cache.get("ns", "other");
     expect(t.cache.size).toBe(1);
   });
+
+  it("reads a Secret again sooner when asked to (one that lacks a key, being waited for)", async () => {
+    const t = setup({ data: {} });
+    await t.cache.get("ns", "s");
+    t.advance(SecretCache.MISSING_TTL_MS);
+    await t.cache.get("ns", "s");
+    expect(t.reads).toHaveLength(1);
+    await t.cache.get("ns", "s", undefined, SecretCache.MISSING_TTL_MS);
+    expect(t.reads).toHaveLength(2);
+  });
 });
