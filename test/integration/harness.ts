@@ -200,16 +200,22 @@ export async function startOperator(
       return readFileSync(log, "utf8");
     },
   };
-  await until(
-    "operator /readyz",
-    async () => {
-      if (proc.exitCode !== null)
-        throw new Error(`operator exited with ${proc.exitCode}:\n${op.logs().slice(-3000)}`);
-      const res = await fetch(`http://127.0.0.1:${port}/readyz`).catch(() => null);
-      return res?.status === 200;
-    },
-    30_000,
-  );
+  try {
+    await until(
+      "operator /readyz",
+      async () => {
+        if (proc.exitCode !== null)
+          throw new Error(`operator exited with ${proc.exitCode}:\n${op.logs().slice(-3000)}`);
+        const res = await fetch(`http://127.0.0.1:${port}/readyz`).catch(() => null);
+        return res?.status === 200;
+      },
+      60_000,
+    );
+  } catch (err) {
+    // never leave an operator behind: a second one acting on the same objects fails the tests after
+    if (proc.exitCode === null) await op.kill();
+    throw err;
+  }
   return op;
 }
 
