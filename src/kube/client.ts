@@ -71,8 +71,8 @@ export interface RequestOpts {
   query?: Query;
   body?: unknown;
   contentType?: string;
-  signal?: AbortSignal;
-  timeoutMs?: number;
+  signal?: AbortSignal | undefined;
+  timeoutMs?: number | undefined;
 }
 
 /**
@@ -164,7 +164,7 @@ export class KubeClient {
       body = JSON.stringify(opts.body);
       headers["content-type"] = opts.contentType ?? "application/json";
     }
-    const signals = [AbortSignal.timeout(opts.timeoutMs ?? 30_000)];
+    const signals = [AbortSignal.timeout(Math.max(1, Math.ceil(opts.timeoutMs ?? 30_000)))];
     if (opts.signal) signals.push(opts.signal);
     const signal = AbortSignal.any(signals);
     for (let attempt = 0; ; attempt++) {
@@ -206,31 +206,46 @@ export class KubeClient {
     path: string,
     obj: unknown,
     fieldManager: string,
-    opts: { force?: boolean; dryRun?: boolean } = {},
+    opts: { force?: boolean; dryRun?: boolean; signal?: AbortSignal | undefined } = {},
   ): Promise<T> {
     return this.request<T>("PATCH", path, {
       body: obj,
       contentType: "application/apply-patch+yaml",
       query: { fieldManager, force: opts.force ?? true, dryRun: opts.dryRun ? "All" : undefined },
+      ...(opts.signal ? { signal: opts.signal } : {}),
     });
   }
 
-  mergePatch<T>(path: string, patch: unknown, query?: Query): Promise<T> {
+  mergePatch<T>(
+    path: string,
+    patch: unknown,
+    query?: Query,
+    opts: Pick<RequestOpts, "signal" | "timeoutMs"> = {},
+  ): Promise<T> {
     return this.request<T>("PATCH", path, {
       body: patch,
       contentType: "application/merge-patch+json",
       query,
+      ...opts,
     });
   }
 
-  create<T>(path: string, obj: unknown, query?: Query): Promise<T> {
-    return this.request<T>("POST", path, { body: obj, query });
+  create<T>(
+    path: string,
+    obj: unknown,
+    query?: Query,
+    opts: Pick<RequestOpts, "signal" | "timeoutMs"> = {},
+  ): Promise<T> {
+    return this.request<T>("POST", path, { body: obj, query, ...opts });
   }
 
   /** DELETE that treats 404 as done. */
   async delete(
     path: string,
-    opts: { propagationPolicy?: "Background" | "Foreground" | "Orphan" } = {},
+    opts: {
+      propagationPolicy?: "Background" | "Foreground" | "Orphan";
+      signal?: AbortSignal | undefined;
+    } = {},
   ): Promise<boolean> {
     try {
       await this.request("DELETE", path, {
@@ -239,6 +254,7 @@ export class KubeClient {
           apiVersion: "v1",
           propagationPolicy: opts.propagationPolicy ?? "Background",
         },
+        ...(opts.signal ? { signal: opts.signal } : {}),
       });
       return true;
     } catch (err) {

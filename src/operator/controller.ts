@@ -47,9 +47,13 @@ class MultiCache<T extends KubeObject> {
 export interface Controller {
   /** Starts the caches (a standby replica keeps them warm too). */
   startInformers(): Promise<void>;
-  /** Starts reconciling: call once this replica may act (the leader, or no leader election). */
-  startWorkers(): void;
-  stop(): Promise<void>;
+  /**
+   * Starts reconciling: call once this replica may act (the leader, or no leader election). `term` (the
+   * leader's) ends every pass in flight when it aborts: no request of a replica that stopped leading goes on.
+   */
+  startWorkers(term?: AbortSignal): void;
+  /** Stops the workers: in-flight passes finish, or with `abort` are cancelled at once. */
+  stop(opts?: { abort?: boolean }): Promise<void>;
   readonly synced: boolean;
   /** Resources (with namespace) whose list/watch is down now; empty when every cache follows the API server. */
   unhealthyWatches(): string[];
@@ -187,6 +191,8 @@ export function createController(opts: {
   let running: Promise<void>[] = [];
   let stopping = false;
   const labels = { controller: name };
+  const cancel = new AbortController();
+  let passSignal: AbortSignal = cancel.signal;
 
   async function worker(): Promise<void> {
     for (;;) {
@@ -197,7 +203,7 @@ export function createController(opts: {
       const end = metrics.reconcileTime.startTimer(labels);
       metrics.activeWorkers.inc(labels);
       try {
-        const res = await reconciler.reconcile(key, klog);
+        const res = await reconciler.reconcile(key, klog, passSignal);
         klog.debug({ requeueAfterMs: res.requeueAfterMs }, "reconciled");
         queue.forget(key);
         if (res.requeueAfterMs !== undefined) {
@@ -207,6 +213,12 @@ export function createController(opts: {
           metrics.reconcileTotal.inc({ ...labels, result: "success" });
         }
       } catch (err) {
+        if (passSignal.aborted) {
+          // this replica stopped leading (or is stopping): the key is the next leader's
+          metrics.reconcileTotal.inc({ ...labels, result: "requeue" });
+          klog.info({ why: String(passSignal.reason) }, "pass cancelled");
+          continue;
+        }
         const conflict = err instanceof KubeApiError && err.isConflict;
         const delay = queue.addRateLimited(key);
         if (conflict) {
@@ -245,8 +257,9 @@ export function createController(opts: {
       for (const inf of informers) inf.start();
       await Promise.all(informers.map((i) => i.waitForSync()));
     },
-    startWorkers() {
+    startWorkers(term?: AbortSignal) {
       if (stopping || running.length) return;
+      if (term) passSignal = AbortSignal.any([cancel.signal, term]);
       metrics.maxWorkers.set(labels, config.concurrency);
       log.info(
         {
@@ -257,8 +270,9 @@ export function createController(opts: {
       );
       running = Array.from({ length: config.concurrency }, () => worker());
     },
-    async stop() {
+    async stop(opts: { abort?: boolean } = {}) {
       stopping = true;
+      if (opts.abort) cancel.abort(new Error("the controller stopped"));
       queue.shutdown();
       await Promise.all(running);
       await Promise.all(informers.map((i) => i.stop()));

@@ -67,28 +67,44 @@ export class Executor {
     }[kind] as Informer<KubeObject> | undefined;
   }
 
-  async execute(obj: LivySession, plan: Plan, log: Logger): Promise<void> {
+  /**
+   * `signal` ends the work of a replica that stopped leading: every request carries it, and no step starts
+   * once it has aborted.
+   */
+  async execute(obj: LivySession, plan: Plan, log: Logger, signal?: AbortSignal): Promise<void> {
     for (const l of plan.log ?? []) log[l.level](l.fields ?? {}, l.msg);
+    const act = () => signal?.throwIfAborted();
     let current = obj;
-    if (plan.finalizer === "add")
-      current = await this.patchFinalizers(current, [...(current.metadata.finalizers ?? []), FINALIZER]);
+    if (plan.finalizer === "add") {
+      act();
+      const finalizers = [...(current.metadata.finalizers ?? []), FINALIZER];
+      current = await this.patchFinalizers(current, finalizers, signal);
+    }
     if (plan.deleteLivySession) {
+      act();
       const { url, auth, id } = plan.deleteLivySession;
-      await deleteLivySession(this.d.livy(url, auth), id, this.d.livyRequestTimeoutMs, log);
+      await deleteLivySession(this.d.livy(url, auth), id, this.d.livyRequestTimeoutMs, log, signal);
     }
     let statusWritten = false;
     if (plan.status) {
-      const written = await this.writeStatus(current, plan.status);
+      act();
+      const written = await this.writeStatus(current, plan.status, signal);
       if (written) {
         current = written;
         statusWritten = true;
       }
     }
     for (const kind of plan.deleteOwned ?? []) {
-      const ns = current.metadata.namespace ?? "";
-      await this.d.kube.delete(resourcePath(RESOURCE[kind], ns, serverName(current.metadata.name)));
+      act();
+      const path = resourcePath(
+        RESOURCE[kind],
+        current.metadata.namespace,
+        serverName(current.metadata.name),
+      );
+      await this.d.kube.delete(path, { signal });
     }
     if (plan.apply?.length) {
+      act();
       // independent objects: applied together, so a cold start waits for one round trip, not four
       await Promise.all(
         plan.apply.map(async ({ kind, object }) => {
@@ -98,6 +114,7 @@ export class Executor {
               resourcePath(RESOURCE[kind], object.metadata.namespace, object.metadata.name),
               object,
               FIELD_MANAGER,
+              { signal },
             );
           } catch (err) {
             // 422: the object built from the spec is invalid (a spec the CRD admits, e.g. pod annotations
@@ -113,17 +130,18 @@ export class Executor {
       );
     }
     if (plan.createLivySession) {
+      act();
       const { url, auth, body } = plan.createLivySession;
       const created = await this.d
         .livy(url, auth)
-        .createSession(body, { timeoutMs: this.d.livyRequestTimeoutMs });
+        .createSession(body, { timeoutMs: this.d.livyRequestTimeoutMs, ...(signal ? { signal } : {}) });
       log.info({ livySessionId: created.id, name: body.name }, "created Livy session");
     }
-    if (plan.finalizer === "remove")
-      await this.patchFinalizers(
-        current,
-        (current.metadata.finalizers ?? []).filter((f) => f !== FINALIZER),
-      );
+    if (plan.finalizer === "remove") {
+      act();
+      const finalizers = (current.metadata.finalizers ?? []).filter((f) => f !== FINALIZER);
+      await this.patchFinalizers(current, finalizers, signal);
+    }
     if (plan.metrics?.demandToReadySeconds !== undefined && statusWritten)
       this.d.metrics.demandToReady.observe(plan.metrics.demandToReadySeconds);
     if (plan.metrics?.idleTeardown && statusWritten) this.d.metrics.idleTeardowns.inc();
@@ -132,10 +150,15 @@ export class Executor {
       void this.d.events.record(target(current), e.type, e.reason, e.message);
   }
 
-  /** Writes status through the status subresource, only when it changed; the written object, or null. */
+  /**
+   * Writes status through the status subresource, only when it changed; the written object, or null. The
+   * patch carries the resourceVersion it was decided from: a status decided from an older copy (another
+   * writer since, or a replica that stopped leading meanwhile) is refused with 409, and the key retried.
+   */
   private async writeStatus(
     obj: LivySession,
     next: NonNullable<Plan["status"]>,
+    signal?: AbortSignal,
   ): Promise<LivySession | null> {
     const pruned = prune(next);
     if (JSON.stringify(pruned) === JSON.stringify(prune(obj.status ?? {}))) return null;
@@ -143,7 +166,12 @@ export class Executor {
     for (const k of Object.keys(obj.status ?? {})) if (!(k in pruned)) patch[k] = null;
     const path = resourcePath(LIVYSESSIONS, obj.metadata.namespace, obj.metadata.name, "status");
     try {
-      const updated = await this.d.kube.mergePatch<LivySession>(path, { status: patch });
+      const updated = await this.d.kube.mergePatch<LivySession>(
+        path,
+        { metadata: { resourceVersion: obj.metadata.resourceVersion }, status: patch },
+        undefined,
+        { signal },
+      );
       this.d.caches.sessions.setIfNewer(updated);
       return updated;
     } catch (err) {
@@ -152,13 +180,20 @@ export class Executor {
     }
   }
 
-  private async patchFinalizers(obj: LivySession, finalizers: string[]): Promise<LivySession> {
+  private async patchFinalizers(
+    obj: LivySession,
+    finalizers: string[],
+    signal?: AbortSignal,
+  ): Promise<LivySession> {
     const path = resourcePath(LIVYSESSIONS, obj.metadata.namespace, obj.metadata.name);
     // resourceVersion makes it a compare-and-swap: a stale copy gets 409 and the key is retried
     try {
-      const updated = await this.d.kube.mergePatch<LivySession>(path, {
-        metadata: { finalizers, resourceVersion: obj.metadata.resourceVersion },
-      });
+      const updated = await this.d.kube.mergePatch<LivySession>(
+        path,
+        { metadata: { finalizers, resourceVersion: obj.metadata.resourceVersion } },
+        undefined,
+        { signal },
+      );
       this.d.caches.sessions.setIfNewer(updated);
       return updated;
     } catch (err) {
@@ -174,10 +209,12 @@ async function deleteLivySession(
   id: number,
   timeoutMs: number,
   log: Logger,
+  signal?: AbortSignal,
 ): Promise<void> {
   try {
-    await client.deleteSession(id, { timeoutMs });
+    await client.deleteSession(id, { timeoutMs, ...(signal ? { signal } : {}) });
   } catch (err) {
+    signal?.throwIfAborted();
     if (err instanceof SessionGoneError || err instanceof LivyUnreachableError) return;
     if (err instanceof LivyHttpError && err.status === 404) return;
     log.warn(

@@ -62,14 +62,15 @@ async function main(): Promise<number> {
 
   let exitCode = 0;
   let shuttingDown: Promise<void> | null = null;
-  const shutdown = (code: number, why: string) => {
+  const shutdown = (code: number, why: string, abort = false) => {
     if (shuttingDown) return shuttingDown;
     exitCode = code;
     log.info({ why }, "shutting down");
     shuttingDown = (async () => {
       const hardStop = setTimeout(() => process.exit(exitCode || 1), 15_000);
       hardStop.unref();
-      await controller.stop();
+      // SIGTERM lets passes in flight finish; a lost lease cancels them (their requests carry its signal)
+      await controller.stop({ abort });
       await elector?.release();
       await new Promise((r) => http.server.close(r));
       await kube.close();
@@ -88,11 +89,11 @@ async function main(): Promise<number> {
     // informers start before leadership so a standby takes over with warm caches
     await elector.run(() => {
       metrics.leader.set(0);
-      void shutdown(1, "leader election lost").then(() => process.exit(1));
+      void shutdown(1, "leader election lost", true).then(() => process.exit(1));
     });
     metrics.leader.set(1);
   }
-  if (!shuttingDown) controller.startWorkers();
+  if (!shuttingDown) controller.startWorkers(elector?.signal);
   await done;
   return exitCode;
 }

@@ -67,7 +67,7 @@ export class Reconciler {
       }
       const plan = decision.plan;
       try {
-        await this.executor.execute(obj, plan, log);
+        await this.executor.execute(obj, plan, log, signal);
       } catch (err) {
         if (err instanceof DerivedObjectRefused && refused === undefined) {
           refused = err.message;

@@ -344,18 +344,21 @@ export class StallProxy {
   private readonly server: Server;
   private readonly sockets = new Set<Socket>();
   private held: Array<[Socket, Buffer]> = [];
-  private stalled = false;
-  private readonly target: { host: string; port: number };
+  /** Which directions hold their bytes back: up = client to server, down = server to client. */
+  private stalled = { up: false, down: false };
+  private readonly target: { host: string; port: number; https: boolean };
   port = 0;
+  /** Bytes forwarded from clients to the server (held ones when they are delivered). */
+  bytesUp = 0;
 
   constructor(target: string) {
     const u = new URL(target);
-    this.target = { host: u.hostname, port: Number(u.port) };
+    this.target = { host: u.hostname, port: Number(u.port), https: u.protocol === "https:" };
     this.server = createServer((client) => this.accept(client));
   }
 
   get url(): string {
-    return `https://127.0.0.1:${this.port}`;
+    return `${this.target.https ? "https" : "http"}://127.0.0.1:${this.port}`;
   }
 
   async listen(): Promise<void> {
@@ -366,6 +369,7 @@ export class StallProxy {
 
   private accept(client: Socket): void {
     const upstream = connect(this.target.port, this.target.host);
+    this.upstreams.add(upstream);
     this.sockets.add(client).add(upstream);
     const close = () => {
       client.destroy();
@@ -375,23 +379,35 @@ export class StallProxy {
     };
     client.on("error", close).on("close", close);
     upstream.on("error", close).on("close", close);
-    const forward = (to: Socket) => (d: Buffer) => {
-      if (this.stalled) this.held.push([to, d]);
-      else to.write(d);
+    const forward = (to: Socket, dir: "up" | "down") => (d: Buffer) => {
+      if (this.stalled[dir]) this.held.push([to, d]);
+      else this.write(to, d);
     };
-    client.on("data", forward(upstream));
-    upstream.on("data", forward(client));
+    client.on("data", forward(upstream, "up"));
+    upstream.on("data", forward(client, "down"));
   }
 
-  /** From now on bytes in either direction are held back; connections stay open, new ones are accepted. */
-  stall(): void {
-    this.stalled = true;
+  private readonly upstreams = new WeakSet<Socket>();
+
+  private write(to: Socket, d: Buffer): void {
+    if (to.destroyed) return;
+    if (this.upstreams.has(to)) this.bytesUp += d.length;
+    to.write(d);
+  }
+
+  /**
+   * From now on bytes are held back, in both directions or one (`up`: what clients send never arrives, as in
+   * a one-sided partition; their connections stay open). What a connection held is dropped when its client
+   * closes it, as a reset connection's unsent data is.
+   */
+  stall(direction: "both" | "up" | "down" = "both"): void {
+    this.stalled = { up: direction !== "down", down: direction !== "up" };
   }
 
   /** Delivers what was held back and forwards again. */
   resume(): void {
-    this.stalled = false;
-    for (const [to, d] of this.held.splice(0)) if (!to.destroyed) to.write(d);
+    this.stalled = { up: false, down: false };
+    for (const [to, d] of this.held.splice(0)) this.write(to, d);
   }
 
   /** Connections open through the proxy now. */
