@@ -20,6 +20,8 @@ import {
 import { type LaneRequest, OrderedLane } from "./lane.ts";
 import { type MonitorOptions, SessionMonitor } from "./monitor.ts";
 import {
+  type BatchList,
+  batchListSchema,
   type CompletionRequest,
   type CreateSessionRequest,
   completionSchema,
@@ -237,6 +239,20 @@ export class LivyClient {
         path: "/sessions",
         query: { from: opts.from, size: opts.size },
         schema: sessionListSchema,
+      },
+      opts,
+    );
+  }
+
+  /** The batches on the server (`GET /batches`): their ids, names and states. */
+  listBatches(opts: PageOptions = {}): Promise<BatchList> {
+    return this.#call(
+      {
+        method: "GET",
+        route: "/batches",
+        path: "/batches",
+        query: { from: opts.from, size: opts.size },
+        schema: batchListSchema,
       },
       opts,
     );

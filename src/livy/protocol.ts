@@ -112,6 +112,22 @@ export const sessionListSchema = z.looseObject({
 });
 export type SessionList = z.infer<typeof sessionListSchema>;
 
+/** A batch (`GET /batches`): the fields a list gives; its states are a session's. */
+export const batchSchema = z.looseObject({
+  id: z.number().int(),
+  name: nullishString,
+  appId: nullishString,
+  state: z.string(),
+});
+export type Batch = z.infer<typeof batchSchema>;
+
+export const batchListSchema = z.looseObject({
+  from: z.number().int(),
+  total: z.number().int(),
+  sessions: z.array(batchSchema),
+});
+export type BatchList = z.infer<typeof batchListSchema>;
+
 export const sessionStateSchema = z.looseObject({ id: z.number().int(), state: z.string() });
 export type SessionStateResponse = z.infer<typeof sessionStateSchema>;
 

@@ -187,7 +187,16 @@ class Step {
     };
     if (id === undefined || id === null || !url) return done("no Livy session");
     const livy = this.o.livy;
-    if (!livy) return { observe: { url, auth: authOf(this.o), sessionId: id, activity: false } };
+    if (!livy)
+      return {
+        observe: {
+          url,
+          auth: authOf(this.o),
+          sessionId: id,
+          activity: false,
+          owner: { namespace: this.owner.namespace, name: this.owner.name },
+        },
+      };
     if (!livy.session.ok && livy.session.error.kind === "gone") return done(`Livy session ${id} deleted`);
     const attempts = this.o.memory.deleteAttempts ?? 0;
     if (livy.session.ok && attempts === 0) {
@@ -434,6 +443,7 @@ class Step {
             ? { sessionId: this.st.livySessionId ?? undefined }
             : { sessionName: this.livySessionName() }),
           activity: true,
+          owner: { namespace: this.owner.namespace, name: this.owner.name },
         },
       };
     }

@@ -18,7 +18,7 @@ import { isSessionUsable, LIVY_MESSAGES } from "../livy/protocol.ts";
 import { authFromSecret, type SecretLike } from "../livy/secret-auth.ts";
 import type { OperatorConfig } from "./config.ts";
 import { SESSION_LABEL, serverName } from "./objects.ts";
-import type { DeploymentLike, PodLike } from "./observe.ts";
+import { type DeploymentLike, observeActivity, type PodLike } from "./observe.ts";
 import type {
   Activity,
   AuthObservation,
@@ -48,6 +48,9 @@ export interface GatherDeps {
   /** A Livy client per server URL and credentials (kept alive across passes). */
   livy(url: string, auth?: LivyAuth): LivyClient;
 }
+
+/** How many Livy sessions and batches of a server are looked at for activity. */
+const ACTIVITY_PAGE = 100;
 
 export class Gatherer {
   private readonly d: GatherDeps;
@@ -122,15 +125,30 @@ export class Gatherer {
     );
     const out: LivyObservation = { url: q.url, session };
     if (q.activity && session.ok && session.value && isSessionUsable(session.value.state)) {
-      const id = session.value.id;
+      const own = session.value;
       out.activity = await answer(async (): Promise<Activity> => {
-        const list = await client.listStatements(id, { order: "desc", size: 1, ...opts });
-        const s = list.statements[0];
-        if (!s) return { busy: false, latestMs: 0 };
-        return {
-          busy: s.state === "waiting" || s.state === "running" || s.state === "cancelling",
-          latestMs: Math.max(s.started ?? 0, s.completed ?? 0),
-        };
+        const newestOf = async (id: number) =>
+          (await client.listStatements(id, { order: "desc", size: 1, ...opts })).statements[0];
+        const [others, batches, ownNewest] = await Promise.all([
+          client.listSessions({ from: 0, size: ACTIVITY_PAGE, ...opts }),
+          client.listBatches({ from: 0, size: ACTIVITY_PAGE, ...opts }).catch((err: unknown) => {
+            // a server that serves no batches has none running
+            if (err instanceof LivyHttpError && err.status === 404) return { sessions: [] };
+            throw err;
+          }),
+          newestOf(own.id),
+        ]);
+        const newest = new Map([[own.id, ownNewest]]);
+        const usable = others.sessions.filter((s) => s.id !== own.id && isSessionUsable(s.state));
+        // the others' statements are read as far as they answer (one may end meanwhile)
+        const theirs = await Promise.all(usable.map((s) => newestOf(s.id).catch(() => undefined)));
+        usable.forEach((s, i) => newest.set(s.id, theirs[i]));
+        return observeActivity({
+          owner: q.owner,
+          sessions: [own, ...others.sessions.filter((s) => s.id !== own.id)],
+          newest,
+          batches: batches.sessions,
+        });
       });
     }
     return out;

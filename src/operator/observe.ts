@@ -1,4 +1,5 @@
 import { Reason } from "../api/index.ts";
+import { isSessionStarting, isSessionTerminal } from "../livy/protocol.ts";
 
 /**
  * Pure readings of the world: what a Deployment and its Pods say about a Livy server. The reconciler
@@ -117,4 +118,50 @@ export function observeServer(deployment: DeploymentLike | undefined, pods: PodL
     state: "Progressing",
     message: progressing?.message ?? `waiting for the Livy server pod (${st.readyReplicas ?? 0}/1 ready)`,
   };
+}
+
+export interface LivyServerActivity {
+  /** The LivySession asking. */
+  owner: { namespace: string; name: string };
+  /** Every Livy session on the server (its own and any other), with its name and state. */
+  sessions: ReadonlyArray<{ id: number; state: string; name?: string | null | undefined }>;
+  /** The newest statement of each usable session, by session id (none: it ran nothing yet). */
+  newest: ReadonlyMap<
+    number,
+    { state: string; started?: number | null; completed?: number | null } | undefined
+  >;
+  /** Every batch on the server, with its state. */
+  batches: ReadonlyArray<{ id: number; state: string }>;
+}
+
+/**
+ * Whether anything runs on a Livy server, and the latest statement start or completion: what keeps it
+ * from idling out. Every Livy session and batch on the server counts, not only the LivySession's own: a
+ * teardown ends them all (other sessions opened on the endpoint, batches submitted to it). Only the Livy
+ * sessions the operator opened for another LivySession are left out: on a server several LivySessions
+ * share (a --server-url-template without {name}), those are that LivySession's activity.
+ */
+export function observeActivity(a: LivyServerActivity): { busy: boolean; latestMs: number } {
+  const counted = a.sessions.filter((s) => !ofAnotherLivySession(s.name, a.owner));
+  let busy = counted.some((s) => s.state === "busy" || isSessionStarting(s.state));
+  busy ||= a.batches.some((b) => !isSessionTerminal(b.state));
+  const ids = new Set(counted.map((s) => s.id));
+  let latestMs = 0;
+  for (const [id, st] of a.newest) {
+    if (!st || !ids.has(id)) continue;
+    if (st.state === "waiting" || st.state === "running" || st.state === "cancelling") busy = true;
+    latestMs = Math.max(latestMs, st.started ?? 0, st.completed ?? 0);
+  }
+  return { busy, latestMs };
+}
+
+/** `<namespace>.<name>.<attempt>.<restart>[.<digest>]`: the names the operator gives Livy sessions. */
+const OPERATOR_SESSION_NAME = /^([a-z0-9-]+)\.([a-z0-9-]+)\.[0-9a-z]+\.\d+(\.[0-9a-f]{8})?$/;
+
+function ofAnotherLivySession(
+  name: string | null | undefined,
+  owner: { namespace: string; name: string },
+): boolean {
+  const m = OPERATOR_SESSION_NAME.exec(name ?? "");
+  return m !== null && (m[1] !== owner.namespace || m[2] !== owner.name);
 }

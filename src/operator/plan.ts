@@ -65,8 +65,10 @@ export interface LivyQuery {
   /** Read this session; else look the attempt's session up by name (null when there is none). */
   sessionId?: number | undefined;
   sessionName?: string | undefined;
-  /** Also read the activity, when the session is usable. */
+  /** Also read the activity on the server, when the session is usable. */
   activity: boolean;
+  /** The LivySession asking: the Livy sessions opened for other LivySessions are not its activity. */
+  owner: { namespace: string; name: string };
 }
 
 export interface LivyObservation {

@@ -137,6 +137,28 @@ describe("operator lifecycle", () => {
     expect(await allOwnedGone("b")).toBe(true);
   });
 
+  it("counts a statement in another Livy session on its server as activity: the teardown would end it too", async () => {
+    await applySession(ns, "h", { kind: "pyspark", idleTimeout: "3s" });
+    await waitFor(ns, "h", isReady, "Ready");
+    const client = new LivyClient({ baseUrl: standin() });
+    const other = await client.createSession({ kind: "pyspark", name: `notebook-${ns}` });
+    try {
+      const session = client.session(other.id);
+      await session.waitForIdle({ timeoutMs: 20_000 });
+      const handle = await session.submit("time.sleep(6)");
+      // 5 s in, the 3 s idleTimeout has passed, but a statement runs on the server: still Ready
+      await new Promise((r) => setTimeout(r, 5_000));
+      expect(isReady((await getSession(ns, "h")) as LivySession)).toBe(true);
+      await handle.result;
+      const done = Date.now();
+      const idle = await waitFor(ns, "h", phaseIs("Idle"), "Idle", 20_000);
+      expect(Date.parse(idle.status?.lastActivityTime ?? "")).toBeGreaterThanOrEqual(done - 1_500);
+    } finally {
+      await client.deleteSession(other.id).catch(() => undefined);
+      await client.close();
+    }
+  });
+
   it("wakes on the livy.dev/demanded-at annotation with a new Livy session", async () => {
     const before = await getSession(ns, "b");
     expect(before?.status?.phase).toBe("Idle");

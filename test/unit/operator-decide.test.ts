@@ -66,6 +66,7 @@ describe("decide: creation to Ready", () => {
       auth: undefined,
       sessionName: expect.stringMatching(new RegExp(`^data\\.ws\\.${T0.toString(36)}\\.0\\.[0-9a-f]{8}$`)),
       activity: true,
+      owner: { namespace: "data", name: "ws" },
     });
   });
 
@@ -212,7 +213,13 @@ describe("decide: Ready, activity and idleness", () => {
 
   it("polls the session with its activity, and writes nothing while nothing changes", () => {
     const { plan, query } = readyAt(T0 + 5 * S);
-    expect(query).toEqual({ url: SERVER_URL, auth: undefined, sessionId: 7, activity: true });
+    expect(query).toEqual({
+      url: SERVER_URL,
+      auth: undefined,
+      sessionId: 7,
+      activity: true,
+      owner: { namespace: "data", name: "ws" },
+    });
     expect(plan.requeueAfterMs).toBe(SETTINGS.sessionPollIntervalMs);
     expect(plan.status).toMatchObject({ ...ready, lastActivityTime: ready.readyTime });
   });
@@ -485,7 +492,13 @@ describe("decide: deletion", () => {
 
   it("asks Livy for the session, deletes it, and looks again", () => {
     const { plan, query } = step(deleting(), { session: ok(livySession(7, "idle")) });
-    expect(query).toEqual({ url: SERVER_URL, auth: undefined, sessionId: 7, activity: false });
+    expect(query).toEqual({
+      url: SERVER_URL,
+      auth: undefined,
+      sessionId: 7,
+      activity: false,
+      owner: { namespace: "data", name: "ws" },
+    });
     expect(plan.deleteLivySession).toEqual({ url: SERVER_URL, id: 7, auth: undefined });
     expect(plan.finalizer).toBeUndefined();
     expect(plan.requeueAfterMs).toBe(0);

@@ -1,5 +1,10 @@
 import { describe, expect, it } from "vitest";
-import { type DeploymentLike, observeServer, type PodLike } from "../../src/operator/observe.ts";
+import {
+  type DeploymentLike,
+  observeActivity,
+  observeServer,
+  type PodLike,
+} from "../../src/operator/observe.ts";
 
 const available: DeploymentLike = {
   metadata: { generation: 1 },
@@ -98,5 +103,94 @@ describe("observeServer", () => {
     expect(observeServer(dep as DeploymentLike | undefined, pods as unknown as PodLike[])).toMatchObject(
       expected,
     );
+  });
+});
+
+describe("observeActivity: every Livy session and batch on the server counts", () => {
+  const own = { id: 7, state: "idle" };
+  const at = (started: number, completed = 0, state = "available") => ({ state, started, completed });
+  it.each([
+    ["nothing ran", [own], [[7, undefined]], [], { busy: false, latestMs: 0 }],
+    ["its own statement completed", [own], [[7, at(100, 200)]], [], { busy: false, latestMs: 200 }],
+    ["its own statement running", [own], [[7, at(100, 0, "running")]], [], { busy: true, latestMs: 100 }],
+    [
+      "another session's statement completed later",
+      [own, { id: 8, state: "idle" }],
+      [
+        [7, at(100, 200)],
+        [8, at(300, 400)],
+      ],
+      [],
+      { busy: false, latestMs: 400 },
+    ],
+    [
+      "another session running a statement",
+      [own, { id: 8, state: "idle" }],
+      [
+        [7, at(100, 200)],
+        [8, at(300, 0, "waiting")],
+      ],
+      [],
+      { busy: true, latestMs: 300 },
+    ],
+    [
+      "another session busy",
+      [own, { id: 8, state: "busy" }],
+      [[7, undefined]],
+      [],
+      { busy: true, latestMs: 0 },
+    ],
+    [
+      "another session starting",
+      [own, { id: 8, state: "starting" }],
+      [[7, undefined]],
+      [],
+      { busy: true, latestMs: 0 },
+    ],
+    [
+      "a dead session is no activity",
+      [own, { id: 8, state: "dead" }],
+      [[7, undefined]],
+      [],
+      { busy: false, latestMs: 0 },
+    ],
+    ["a batch running", [own], [[7, undefined]], [{ id: 1, state: "running" }], { busy: true, latestMs: 0 }],
+    [
+      "a batch finished",
+      [own],
+      [[7, undefined]],
+      [{ id: 1, state: "success" }],
+      { busy: false, latestMs: 0 },
+    ],
+    [
+      "not the Livy sessions the operator opened for another LivySession on a shared server",
+      [
+        own,
+        { id: 8, state: "starting", name: "data.other.m1x2.0" },
+        { id: 9, state: "idle", name: "x.y.m1.0.0a1b2c3d" },
+      ],
+      [
+        [7, at(100, 200)],
+        [9, at(300, 0, "running")],
+      ],
+      [],
+      { busy: false, latestMs: 200 },
+    ],
+    [
+      "its own earlier Livy sessions do count",
+      [own, { id: 6, state: "busy", name: "data.ws.m1x2.0.0a1b2c3d" }],
+      [[7, undefined]],
+      [],
+      { busy: true, latestMs: 0 },
+    ],
+  ] as const)("%s", (_, sessions, newest, batches, expected) => {
+    expect(
+      observeActivity({
+        owner: { namespace: "data", name: "ws" },
+        sessions: [...sessions],
+        newest: new Map(newest.map(([id, st]) => [id, st])),
+        batches: [...batches],
+      }),
+    ).toEqual(expected);
   });
 });
