@@ -1,8 +1,9 @@
 import { readFileSync, writeFileSync } from "node:fs";
 import { connect, createServer, type Server, type Socket } from "node:net";
 import { join } from "node:path";
-import type { LivySession } from "../../src/api/index.ts";
+import { type LivySession, phaseOf } from "../../src/api/index.ts";
 import { CORE, KubeClient, type KubeObject, loadKubeConfig, resourcePath } from "../../src/kube/client.ts";
+import { Informer } from "../../src/kube/informer.ts";
 import { LIVYSESSIONS } from "../../src/operator/reconciler.ts";
 import {
   getSession,
@@ -410,6 +411,11 @@ export class StallProxy {
     for (const [to, d] of this.held.splice(0)) this.write(to, d);
   }
 
+  /** Closes every connection through the proxy: clients connect again (and resolve the name again). */
+  resetConnections(): void {
+    for (const sock of this.sockets) sock.destroy();
+  }
+
   /** Connections open through the proxy now. */
   get connections(): number {
     return this.sockets.size / 2;
@@ -419,4 +425,29 @@ export class StallProxy {
     for (const s of this.sockets) s.destroy();
     await new Promise<void>((resolve) => this.server.close(() => resolve()));
   }
+}
+
+// ------------------------------------------------------------------------------------------------ phases
+
+/** Every phase each LivySession of `ns` went through, from a watch of our own. */
+export async function phaseRecorder(ns: string) {
+  const k = await KubeClient.create(loadKubeConfig(testbed().kubeconfig));
+  const seen = new Map<string, string[]>();
+  const note = (o: LivySession) => {
+    const list = seen.get(o.metadata.name) ?? [];
+    const p = phaseOf(o);
+    if (list.at(-1) !== p) list.push(p);
+    seen.set(o.metadata.name, list);
+  };
+  const inf = new Informer<LivySession>(k, { path: resourcePath(LIVYSESSIONS, ns) });
+  inf.addHandlers({ onAdd: note, onUpdate: (_, o) => note(o) });
+  inf.start();
+  await inf.waitForSync();
+  return {
+    seen,
+    async stop() {
+      await inf.stop();
+      await k.close();
+    },
+  };
 }

@@ -1,9 +1,5 @@
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type LivySession, phaseOf } from "../../src/api/index.ts";
-import { KubeClient, loadKubeConfig, resourcePath } from "../../src/kube/client.ts";
-import { Informer } from "../../src/kube/informer.ts";
-import { LIVYSESSIONS } from "../../src/operator/reconciler.ts";
 import {
   applySession,
   createNamespace,
@@ -19,7 +15,7 @@ import {
 } from "../integration/harness.ts";
 import { testbed } from "../testbed/context.ts";
 import { readState } from "../testbed/testbed.ts";
-import { kubeconfigVia, StallProxy, sleep, standinSessions } from "./helpers.ts";
+import { kubeconfigVia, phaseRecorder, StallProxy, sleep, standinSessions } from "./helpers.ts";
 
 /**
  * Leader election under faults: a standby whose wall clock runs 20 s ahead, and a leader cut off from the
@@ -46,29 +42,6 @@ async function holder(ns: string): Promise<{ holder: string; transitions: number
     spec: { holderIdentity?: string; leaseTransitions?: number };
   };
   return { holder: lease.spec.holderIdentity ?? "", transitions: lease.spec.leaseTransitions ?? 0 };
-}
-
-/** Every phase each LivySession of `ns` went through, from a watch of our own. */
-async function phaseRecorder(ns: string) {
-  const k = await KubeClient.create(loadKubeConfig(testbed().kubeconfig));
-  const seen = new Map<string, string[]>();
-  const note = (o: LivySession) => {
-    const list = seen.get(o.metadata.name) ?? [];
-    const p = phaseOf(o);
-    if (list.at(-1) !== p) list.push(p);
-    seen.set(o.metadata.name, list);
-  };
-  const inf = new Informer<LivySession>(k, { path: resourcePath(LIVYSESSIONS, ns) });
-  inf.addHandlers({ onAdd: note, onUpdate: (_, o) => note(o) });
-  inf.start();
-  await inf.waitForSync();
-  return {
-    seen,
-    async stop() {
-      await inf.stop();
-      await k.close();
-    },
-  };
 }
 
 async function livySessionsOf(ns: string, name: string) {

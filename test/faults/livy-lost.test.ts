@@ -1,3 +1,6 @@
+import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { LivySession } from "../../src/api/index.ts";
 import { CORE, resourcePath } from "../../src/kube/client.ts";
@@ -9,6 +12,7 @@ import {
   createNamespace,
   getSession,
   installCrd,
+  isReady,
   kube,
   kubectl,
   type OperatorProcess,
@@ -18,19 +22,25 @@ import {
   waitFor,
 } from "../integration/harness.ts";
 import { type Standin, startStandin } from "../standin/server.ts";
-import { owned, sessions, sleep, standinSessions } from "./helpers.ts";
+import { owned, phaseRecorder, StallProxy, sessions, sleep, standinSessions } from "./helpers.ts";
 
 /**
- * The Livy server behind a session lost (refusing connections, or hanging), and servers that never start
- * (a pod that never schedules, an image that cannot be pulled). The operator here talks to a stand-in of
- * its own, so making it unreachable disturbs nothing else on the test bed.
+ * The Livy server behind a session lost (refusing connections, or hanging) or failing once (a poll
+ * delayed past its timeout, a failed DNS lookup), and servers that never start (a pod that never
+ * schedules, an image that cannot be pulled). The operator here talks to a stand-in of its own, through a
+ * proxy it reaches by a name under .faults.test (resolved by test/faults/dns.ts), so making it
+ * unreachable disturbs nothing else on the test bed.
  */
 const POLL_MS = 500; // the harness runs the operator with --session-poll-interval-ms 500
+/** A Ready session's failure policy acts after 2 failed looks spanning 1.5 s (defaults: 3 over 15 s). */
+const FAILURE_WINDOW_MS = 1_500;
 
 describe("Livy server lost, server never starting", () => {
   let ns: string;
   let op: OperatorProcess;
   let standin: Standin;
+  let proxy: StallProxy;
+  let dnsControl: string;
   const control = async (path: string, body: unknown) => {
     const res = await fetch(`${standin.url}/_standin/${path}`, {
       method: "POST",
@@ -40,14 +50,34 @@ describe("Livy server lost, server never starting", () => {
     expect(res.ok, `POST /_standin/${path}`).toBe(true);
   };
   const reason = (ls: LivySession | null) => condition(ls, "Ready")?.reason;
+  const livyOf = async (name: string) => standinSessions(`${ns}.${name}.`, standin.url);
 
   beforeAll(async () => {
     await installCrd();
     ns = await createNamespace("livylost");
     standin = await startStandin({ host: "127.0.0.1", port: 0, sessionStartupMs: 300 });
+    proxy = new StallProxy(standin.url);
+    await proxy.listen();
+    dnsControl = join(mkdtempSync(join(tmpdir(), "faults-dns-")), "fail-next");
+    writeFileSync(dnsControl, "0");
     op = await startOperator({
       name: "livy-lost",
-      args: ["--namespaces", ns, "--server-url-template", standin.url, "--livy-request-timeout-ms", "2000"],
+      args: [
+        "--namespaces",
+        ns,
+        "--server-url-template",
+        `http://livy-lost.faults.test:${proxy.port}`,
+        "--livy-request-timeout-ms",
+        "2000",
+        "--livy-failure-threshold",
+        "2",
+        "--livy-failure-window-ms",
+        String(FAILURE_WINDOW_MS),
+      ],
+      env: {
+        NODE_OPTIONS: `--import ${join(import.meta.dirname, "dns.ts")}`,
+        FAULTS_DNS_CONTROL: dnsControl,
+      },
     });
   });
 
@@ -57,11 +87,67 @@ describe("Livy server lost, server never starting", () => {
       () => "",
     );
     await op?.stop();
+    proxy?.resume();
+    await proxy?.close();
     await standin?.close();
     await kubectl(["delete", "namespace", ns, "--wait=false"]).catch(() => "");
   });
 
-  it("FailFast: a Livy server that refuses connections fails a Ready session with LivyUnreachable within 5 s; in-flight statements are rejected at once", async () => {
+  it("one poll delayed past the request timeout is not a failure: Ready throughout, the statement in flight completes", async () => {
+    await applySession(ns, "slow", { kind: "pyspark", failurePolicy: "FailFast", idleTimeout: "1h" });
+    const ready = await waitFor(ns, "slow", isReady, "Ready");
+    const phases = await phaseRecorder(ns);
+    const client = new LivyClient({ baseUrl: standin.url });
+    try {
+      const handle = await client.session(ready.status?.livySessionId ?? -1).submit("time.sleep(4)");
+      // the operator's polls get no answer for longer than its 2 s request timeout, then answers again
+      proxy.stall();
+      await sleep(2_600);
+      proxy.resume();
+      expect((await handle.result).kind, "the statement in flight completed").toBe("text");
+      await sleep(3 * POLL_MS);
+      const after = await getSession(ns, "slow");
+      expect(after && isReady(after)).toBe(true);
+      expect(after?.status?.livySessionId).toBe(ready.status?.livySessionId);
+      expect(phases.seen.get("slow"), "never left Ready").toEqual(["Ready"]);
+      // gone before the next test makes the shared stand-in unreachable
+      await kubectl(["delete", "livysession", "slow", "-n", ns, "--wait=true", "--timeout=30s"]);
+      expect(await livyOf("slow")).toEqual([]);
+      expect(op.logs()).toMatch(/a look at the Livy server failed \(1 in a row\).*timed out after 2000 ms/);
+    } finally {
+      await phases.stop();
+      await client.close();
+    }
+  });
+
+  it("one failed DNS lookup is not a failure: Ready throughout, the statement in flight completes", async () => {
+    await applySession(ns, "dns", { kind: "pyspark", failurePolicy: "FailFast", idleTimeout: "1h" });
+    const ready = await waitFor(ns, "dns", isReady, "Ready");
+    const phases = await phaseRecorder(ns);
+    const client = new LivyClient({ baseUrl: standin.url });
+    try {
+      const handle = await client.session(ready.status?.livySessionId ?? -1).submit("time.sleep(3)");
+      // the operator keeps its connections between polls: close them, and fail its next lookup
+      writeFileSync(dnsControl, "1");
+      proxy.resetConnections();
+      await until("the failed lookup", async () => readFileSync(dnsControl, "utf8").trim() === "0", 10_000);
+      expect((await handle.result).kind, "the statement in flight completed").toBe("text");
+      await sleep(3 * POLL_MS);
+      const after = await getSession(ns, "dns");
+      expect(after && isReady(after)).toBe(true);
+      expect(after?.status?.livySessionId).toBe(ready.status?.livySessionId);
+      expect(phases.seen.get("dns"), "never left Ready").toEqual(["Ready"]);
+      // gone before the next test makes the shared stand-in unreachable
+      await kubectl(["delete", "livysession", "dns", "-n", ns, "--wait=true", "--timeout=30s"]);
+      expect(await livyOf("dns")).toEqual([]);
+      expect(op.logs()).toMatch(/a look at the Livy server failed \(1 in a row\).*EAI_AGAIN/);
+    } finally {
+      await phases.stop();
+      await client.close();
+    }
+  });
+
+  it("FailFast: a Livy server that refuses connections fails a Ready session with LivyUnreachable after the failure window; in-flight statements are rejected at once", async () => {
     await applySession(ns, "refused", { kind: "pyspark", failurePolicy: "FailFast", idleTimeout: "1h" });
     const ready = await waitFor(ns, "refused", (ls) => ls.status?.phase === "Ready", "Ready");
     const client = new LivyClient({ baseUrl: standin.url });
@@ -78,9 +164,12 @@ describe("Livy server lost, server never starting", () => {
       const err = await settled;
       const rejectedAfter = Date.now() - lostAt;
       expect(reason(failed)).toBe("LivyUnreachable");
-      expect(failed.status?.message).toMatch(/LivyUnreachable: the Livy server stopped answering/);
-      // the operator sees it at its next poll (every 500 ms here), and acts within 5 s of that
-      expect(failedAfter).toBeLessThan(POLL_MS + 5_000);
+      expect(failed.status?.message).toMatch(
+        /LivyUnreachable: the Livy server stopped answering: \d+ failed looks over \ds/,
+      );
+      // failed looks spanning the window, the first at the next poll (every 500 ms here)
+      expect(failedAfter).toBeGreaterThanOrEqual(FAILURE_WINDOW_MS);
+      expect(failedAfter).toBeLessThan(POLL_MS + FAILURE_WINDOW_MS + 5_000);
       expect(err, "the in-flight statement's result").toBeInstanceOf(LivyError);
       expect(rejectedAfter).toBeLessThan(5_000);
       await until("server removed", async () => (await owned(ns)).deployments.length === 0);
@@ -113,8 +202,8 @@ describe("Livy server lost, server never starting", () => {
       const failedAfter = Date.now() - lostAt;
       expect(reason(failed)).toBe("LivyUnreachable");
       expect(failed.status?.message).toMatch(/timed out after 2000 ms/);
-      // seen when the 2 s request timeout fires, failed within 5 s of that
-      expect(failedAfter).toBeLessThan(POLL_MS + 2_000 + 5_000);
+      // two looks timed out (2 s each, a poll apart), then failed within 5 s of that
+      expect(failedAfter).toBeLessThan(2 * (POLL_MS + 2_000) + 5_000);
       console.log(`[faults] Livy hung: Failed ${failedAfter} ms after the fault (request timeout 2000 ms)`);
     } finally {
       await control("config", { responseDelayMs: 0 });
