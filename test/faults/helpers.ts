@@ -1,6 +1,7 @@
 import { readFileSync, writeFileSync } from "node:fs";
 import { connect, createServer, type Server, type Socket } from "node:net";
 import { join } from "node:path";
+import { createServer as createTlsServer, type Server as TlsServer, connect as tlsConnect } from "node:tls";
 import { type LivySession, phaseOf } from "../../src/api/index.ts";
 import { CORE, KubeClient, type KubeObject, loadKubeConfig, resourcePath } from "../../src/kube/client.ts";
 import { Informer } from "../../src/kube/informer.ts";
@@ -450,4 +451,78 @@ export async function phaseRecorder(ns: string) {
       await k.close();
     },
   };
+}
+
+// ------------------------------------------------------------------------------------------------ split proxy
+
+/**
+ * A TLS-terminating proxy in front of the API server that delivers every byte of the API server's answers
+ * to its client as a TLS record of its own, each after the last was written: the client's HTTP parser sees
+ * the body in one-byte chunks, so every watch event (and every multi-byte character in it) arrives split.
+ * It serves the API server's own certificate (for 127.0.0.1) and speaks to it as the test bed's admin.
+ */
+export class SplitProxy {
+  private readonly server: TlsServer;
+  private readonly sockets = new Set<Socket>();
+  private readonly target: { host: string; port: number };
+  port = 0;
+  /** Bytes delivered one at a time. */
+  bytesSplit = 0;
+
+  constructor(target: string) {
+    const u = new URL(target);
+    this.target = { host: u.hostname, port: Number(u.port) };
+    const pki = join(testbed().stateDir, "pki");
+    this.server = createTlsServer(
+      { cert: readFileSync(join(pki, "serving.crt")), key: readFileSync(join(pki, "serving.key")) },
+      (client) => this.accept(client, pki),
+    );
+  }
+
+  get url(): string {
+    return `https://127.0.0.1:${this.port}`;
+  }
+
+  async listen(): Promise<void> {
+    await new Promise<void>((resolve) => this.server.listen(0, "127.0.0.1", resolve));
+    const addr = this.server.address();
+    this.port = typeof addr === "object" && addr ? addr.port : 0;
+  }
+
+  private accept(client: Socket, pki: string): void {
+    const upstream = tlsConnect({
+      host: this.target.host,
+      port: this.target.port,
+      ca: readFileSync(join(pki, "ca.crt")),
+      cert: readFileSync(join(pki, "admin.crt")),
+      key: readFileSync(join(pki, "admin.key")),
+    });
+    client.setNoDelay(true);
+    this.sockets.add(client).add(upstream);
+    const close = () => {
+      client.destroy();
+      upstream.destroy();
+      this.sockets.delete(client);
+      this.sockets.delete(upstream);
+    };
+    client.on("error", close).on("close", close);
+    upstream.on("error", close).on("close", close);
+    client.on("data", (d: Buffer) => upstream.write(d));
+    // one byte per write, each written once the last has gone out: one TLS record per byte
+    let queue = Promise.resolve();
+    upstream.on("data", (d: Buffer) => {
+      queue = queue.then(async () => {
+        for (const byte of d) {
+          if (client.destroyed) return;
+          await new Promise<void>((resolve) => client.write(Buffer.of(byte), () => resolve()));
+          this.bytesSplit++;
+        }
+      });
+    });
+  }
+
+  async close(): Promise<void> {
+    for (const s of this.sockets) s.destroy();
+    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+  }
 }
