@@ -185,34 +185,42 @@ class Step {
       this.log("info", `finalized: ${why}; owned objects left to garbage collection`);
       return { plan: { ...this.plan, finalizer: "remove", memory: {} } };
     };
-    if (id === undefined || id === null || !url) return done("no Livy session");
+    const byName = id === undefined || id === null;
+    if (!url || (byName && !this.st.startTime)) return done("no Livy session");
     const livy = this.o.livy;
     if (!livy)
       return {
         observe: {
           url,
           auth: authOf(this.o),
-          sessionId: id,
+          // no id recorded: the attempt's session, if its creation came before the record of it
+          ...(byName ? { sessionName: this.livySessionName() } : { sessionId: id }),
           activity: false,
           owner: { namespace: this.owner.namespace, name: this.owner.name },
         },
       };
-    if (!livy.session.ok && livy.session.error.kind === "gone") return done(`Livy session ${id} deleted`);
+    if (livy.session.ok && livy.session.value === null) return done("no Livy session");
+    const found = livy.session.ok ? livy.session.value : null;
+    const label = found?.id ?? id ?? this.livySessionName();
+    if (!livy.session.ok && livy.session.error.kind === "gone") return done(`Livy session ${label} deleted`);
+    const remove = () => {
+      if (found) this.plan.deleteLivySession = { url, id: found.id, auth: authOf(this.o) };
+    };
     const attempts = this.o.memory.deleteAttempts ?? 0;
     if (livy.session.ok && attempts === 0) {
       // there: delete it, then look again
-      this.deleteSession();
+      remove();
       return { plan: { ...this.plan, memory: { deleteAttempts: 1 }, requeueAfterMs: 0 } };
     }
     const why = livy.session.ok
-      ? `Livy still lists Livy session ${id} after it was deleted`
-      : `could not ask Livy about Livy session ${id}: ${quote(livy.session.error.message)}`;
+      ? `Livy still lists Livy session ${label} after it was deleted`
+      : `could not ask Livy about Livy session ${label}: ${quote(livy.session.error.message)}`;
     const live = this.o.pods.filter((p) => !p.metadata?.deletionTimestamp);
     if (!this.o.owned.deployment && live.length === 0)
-      return done(`the Livy server is gone, and session ${id} with it (${why})`);
+      return done(`the Livy server is gone, and session ${label} with it (${why})`);
     const waitedMs = this.now - Date.parse(String(this.o.resource.metadata.deletionTimestamp));
     if (waitedMs >= FINALIZE_GIVE_UP_MS) {
-      const msg = `gave up deleting Livy session ${id} after ${Math.round(waitedMs / 60_000)} min: ${why}; it ends with its server`;
+      const msg = `gave up deleting Livy session ${label} after ${Math.round(waitedMs / 60_000)} min: ${why}; it ends with its server`;
       this.event("Warning", "LivySessionAbandoned", msg);
       return done(msg);
     }
@@ -225,7 +233,7 @@ class Step {
     this.event("Warning", "LivySessionNotDeleted", msg);
     this.cond(ConditionType.Ready, "False", Reason.Deleting, msg);
     this.st.message = `Deleting: ${msg}`;
-    if (livy.session.ok) this.deleteSession();
+    remove();
     this.plan.memory = { deleteAttempts: attempts + 1 };
     this.st.observedGeneration = this.generation;
     this.st.phase = derivePhase(this.st.conditions, true);
@@ -685,6 +693,8 @@ class Step {
    * Recover: restart (the session, or the whole server) with exponential backoff, up to maxRestarts.
    */
   private fail(reason: Reason, message: string, scope: Scope): Decision {
+    // first, while the record still names this attempt's Livy session
+    this.deleteSession();
     const restarts = this.st.restarts ?? 0;
     const max = this.spec.maxRestarts;
     this.plan.memory = {};
@@ -703,7 +713,6 @@ class Step {
       this.cond(ConditionType.SessionReady, "False", reason, message);
       this.st.message = `${reason}: ${message}`;
       this.event("Warning", reason, `${message} (restart ${this.st.restarts})`);
-      this.deleteSession();
       if (scope === "server" || !SESSION_FAILURES.has(reason)) {
         this.removeServer();
         this.cond(ConditionType.ServerReady, "False", reason, message);
@@ -720,7 +729,6 @@ class Step {
     const finalReason = gaveUp ? Reason.RestartLimitReached : reason;
     const finalMessage = gaveUp ? `${restarts} restarts, then ${reason}: ${message}` : message;
     this.log("warn", `failed: ${finalMessage}`, { reason: finalReason });
-    this.deleteSession();
     this.removeServer();
     this.cond(
       scope === "server" ? ConditionType.ServerReady : ConditionType.SessionReady,
@@ -761,11 +769,18 @@ class Step {
     this.removeServer();
   }
 
+  /**
+   * Plans the deletion of this attempt's Livy session: by id once recorded, else by its name, which covers
+   * a session created by a step whose record of it was not written yet (a failure or a deletion seen
+   * right after the POST, or a pass killed in between).
+   */
   private deleteSession(): void {
     const id = this.st.livySessionId;
     const url = this.st.serverURL;
-    if (id === undefined || id === null || !url) return;
-    this.plan.deleteLivySession = { url, id, auth: authOf(this.o) };
+    if (!url) return;
+    if (id !== undefined && id !== null) this.plan.deleteLivySession = { url, id, auth: authOf(this.o) };
+    else if (this.st.startTime)
+      this.plan.deleteLivySession = { url, name: this.livySessionName(), auth: authOf(this.o) };
   }
 
   /** The owned objects that exist and are not already being deleted. */

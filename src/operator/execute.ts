@@ -82,8 +82,8 @@ export class Executor {
     }
     if (plan.deleteLivySession) {
       act();
-      const { url, auth, id } = plan.deleteLivySession;
-      await deleteLivySession(this.d.livy(url, auth), id, this.d.livyRequestTimeoutMs, log, signal);
+      const { url, auth, id, name } = plan.deleteLivySession;
+      await deleteLivySession(this.d.livy(url, auth), { id, name }, this.d.livyRequestTimeoutMs, log, signal);
     }
     let statusWritten = false;
     if (plan.status) {
@@ -206,19 +206,23 @@ export class Executor {
 
 async function deleteLivySession(
   client: LivyClient,
-  id: number,
+  which: { id?: number | undefined; name?: string | undefined },
   timeoutMs: number,
   log: Logger,
   signal?: AbortSignal,
 ): Promise<void> {
+  const opts = { timeoutMs, ...(signal ? { signal } : {}) };
+  let id = which.id;
   try {
-    await client.deleteSession(id, { timeoutMs, ...(signal ? { signal } : {}) });
+    if (id === undefined && which.name) id = (await client.findSessionByName(which.name, opts))?.id;
+    if (id === undefined) return;
+    await client.deleteSession(id, opts);
   } catch (err) {
     signal?.throwIfAborted();
     if (err instanceof SessionGoneError || err instanceof LivyUnreachableError) return;
     if (err instanceof LivyHttpError && err.status === 404) return;
     log.warn(
-      { err: String(err), livySessionId: id },
+      { err: String(err), livySessionId: id ?? which.name },
       "could not delete the Livy session (the next look at Livy decides what follows)",
     );
   }

@@ -137,7 +137,8 @@ export interface LogLine {
  */
 export interface Plan {
   finalizer?: "add" | "remove";
-  deleteLivySession?: { url: string; auth?: LivyAuth | undefined; id: number };
+  /** By id; or by name, when the session may exist but its id was not recorded (deleted if found). */
+  deleteLivySession?: { url: string; auth?: LivyAuth | undefined; id?: number; name?: string };
   /** The whole next status; written (status subresource) only when it differs from the stored one. */
   status?: LivySessionStatus;
   deleteOwned?: OwnedKind[];

@@ -845,3 +845,35 @@ describe("decide: transient faults of a Ready session are not failures", () => {
     expect("plan" in d && d.plan.memory?.livyFailures?.last).toMatch(/AuthSecretInvalid: Secret s not found/);
   });
 });
+
+describe("decide: a Livy session created but not yet recorded", () => {
+  // the step that created the Livy session wrote the attempt (startTime, serverURL) before the POST; the
+  // id is recorded by the next step, unless a failure or a deletion is seen first
+  const created = step(world(resource(), { server: "available" }), { session: ok(null) }).plan;
+  const name = created.createLivySession?.body.name;
+  const pulling = [
+    {
+      metadata: { name: "p" },
+      status: { containerStatuses: [{ name: "livy", state: { waiting: { reason: "ImagePullBackOff" } } }] },
+    },
+  ];
+
+  it("is deleted by its name when the attempt fails before its id is recorded", () => {
+    const ls = resource({}, { status: statusOf(created) });
+    const { plan } = step(world(ls, { server: "progressing", pods: pulling, now: T0 + S }));
+    expect(phase(statusOf(plan))).toBe("Failed");
+    expect(plan.deleteLivySession).toEqual({ url: SERVER_URL, name, auth: undefined });
+  });
+
+  it("is looked up by its name and deleted when the LivySession is deleted before its id is recorded", () => {
+    const ls = resource({}, { status: statusOf(created), deleting: true });
+    const first = step(world(ls, { server: "available", now: T0 + S }), {
+      session: ok(livySession(4, "starting", { name })),
+    });
+    expect(first.query?.sessionName).toBe(name);
+    expect(first.plan.deleteLivySession).toEqual({ url: SERVER_URL, id: 4, auth: undefined });
+    expect(first.plan.finalizer).toBeUndefined();
+    const none = step(world(ls, { server: "available", now: T0 + S }), { session: ok(null) });
+    expect(none.plan.finalizer).toBe("remove");
+  });
+});
