@@ -1,7 +1,7 @@
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { serverSchema, sessionSchema, specSchema, statusSchema } from "../../src/api/index.ts";
+import { ALL_REASONS, serverSchema, sessionSchema, specSchema, statusSchema } from "../../src/api/index.ts";
 import { envName, FIELDS } from "../../src/operator/config.ts";
 
 /** The README is the user's reference: it must name every field and flag the code has. */
@@ -20,6 +20,9 @@ describe("README", () => {
   });
   it.each(Object.keys(statusSchema.shape))("documents status.%s", (key) => {
     expect(mentions(key)).toBe(true);
+  });
+  it.each(ALL_REASONS)("documents the condition reason %s", (reason) => {
+    expect(mentions(reason)).toBe(true);
   });
   it.each(FIELDS.map((f) => f[0]))("documents the operator flag --%s and its variable", (flag) => {
     expect(readme).toContain(`--${flag}`);
