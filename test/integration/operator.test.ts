@@ -101,8 +101,8 @@ describe("operator lifecycle", () => {
     ]);
     expect(events).toContain("Ready");
     const printed = await kubectl(["get", "livysessions", "a", "-n", ns]);
-    expect(printed).toMatch(/NAME\s+PHASE\s+READY\s+STATE\s+ENDPOINT\s+AGE/);
-    expect(printed).toMatch(/a\s+Ready\s+True\s+idle\s+http:/);
+    expect(printed).toMatch(/NAME\s+PHASE\s+READY\s+REASON\s+STATE\s+ENDPOINT\s+AGE/);
+    expect(printed).toMatch(/a\s+Ready\s+True\s+Ready\s+idle\s+http:/);
   });
 
   it("counts a running statement as activity and tears the server down after idleTimeout, keeping the resource", async () => {
