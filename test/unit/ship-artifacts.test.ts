@@ -4,8 +4,7 @@ import { describe, expect, it } from "vitest";
 import { parse, parseAllDocuments } from "yaml";
 import { livySessionSchema, MAX_NAME_LENGTH } from "../../src/api/index.ts";
 import { loadConfig } from "../../src/operator/config.ts";
-import { desiredDeployment, LIVY_PORT } from "../../src/operator/objects.ts";
-import { parseDockerfile, type Stage } from "../integration/dockerfile.ts";
+import { LIVY_PORT } from "../../src/operator/objects.ts";
 import { REPO_ROOT, versions } from "../testbed/paths.ts";
 
 /**
@@ -98,60 +97,29 @@ describe("the Helm chart's values", () => {
   });
 });
 
-describe("the Livy server image (deploy/livy-image)", () => {
-  const df = parseDockerfile(read("deploy", "livy-image", "Dockerfile"));
-  const final = df.stages.at(-1) as Stage;
+describe("the Dockerfiles (the images themselves are checked as built: test/integration/images.test.ts)", () => {
   const v = versions();
-  const pod = desiredDeployment(
-    { apiVersion: "livy.dev/v1alpha1", kind: "LivySession", name: "x", namespace: "n", uid: "u" },
-    undefined,
-    { image: "i", imagePullPolicy: "IfNotPresent", resources: {} },
-    "h",
-  ).spec.template.spec;
-  const container = pod.containers[0];
+  const argDefaults = (text: string, name: string) =>
+    [...text.matchAll(new RegExp(`^ARG ${name}=(.*)$`, "gm"))].map((m) => m[1]);
 
-  it("is the image the operator deploys by default, with the test bed's Livy and Spark versions", () => {
-    const sparkImage = df.args.SPARK_IMAGE ?? "";
-    expect(sparkImage).toBe(`spark:${v.SPARK_VERSION}-scala2.12-java17-python3-ubuntu`);
-    expect(final.from).toBe(sparkImage);
+  it("deploy/livy-image builds the Livy and Spark versions the test bed runs, on the one Debian base", () => {
+    const df = read("deploy", "livy-image", "Dockerfile");
+    // an ARG is scoped to its stage: every stage that declares one has the same default
+    expect(new Set(argDefaults(df, "LIVY_VERSION"))).toEqual(new Set([v.LIVY_VERSION]));
+    expect(new Set(argDefaults(df, "SPARK_VERSION"))).toEqual(new Set([v.SPARK_VERSION]));
+    expect(argDefaults(df, "BASE_IMAGE")).toEqual(["debian:bookworm-slim"]);
     expect(loadConfig([], {}).defaultImage).toBe(
       `ghcr.io/livy-operator/livy-server:${v.LIVY_VERSION}-spark-${v.SPARK_VERSION}`,
     );
-    // both stages declare the Livy version (an ARG is scoped to its stage)
-    for (const stage of df.stages) {
-      const arg = stage.instructions.find((i) => i.op === "ARG" && i.args.startsWith("LIVY_VERSION="));
-      expect(arg?.args, `stage ${stage.name ?? stage.index}`).toBe(`LIVY_VERSION=${v.LIVY_VERSION}`);
-    }
   });
 
-  it("runs as the uid the operator's pod expects, on the Livy port, in the foreground", () => {
-    expect(final.user).toBe(`${pod.securityContext.runAsUser}:${pod.securityContext.runAsGroup}`);
-    expect(final.exposed).toEqual([String(LIVY_PORT)]);
-    expect(final.env.LIVY_HOME).toBe("/opt/livy");
-    const cmd = final.instructions.find((i) => i.op === "CMD")?.args ?? "";
-    expect(JSON.parse(cmd)).toEqual(["/opt/livy/bin/livy-server"]); // no "start": exec in the foreground
-    expect(final.entrypoint?.[0]).toBe("/usr/bin/tini");
-    expect(final.env.PYSPARK_PYTHON).toBe("python3"); // Livy's default "python" is not in the Spark image
+  it("the operator's Dockerfile installs the Node major the project runs on, on the same base", () => {
+    const df = read("Dockerfile");
+    expect(argDefaults(df, "NODE_VERSION")[0]).toMatch(new RegExp(`^${v.NODE_MAJOR}\\.`));
+    expect(argDefaults(df, "BASE_IMAGE")).toEqual(["debian:bookworm-slim"]);
   });
 
-  it("reads its configuration where the operator mounts it and writes only to the pod's emptyDirs", () => {
-    const env = Object.fromEntries((container?.env ?? []).map((e) => [e.name, e.value]));
-    expect(env.LIVY_CONF_DIR).toBe(final.env.LIVY_CONF_DIR);
-    expect(env.LIVY_LOG_DIR).toBe(final.env.LIVY_LOG_DIR);
-    const mounts = container?.volumeMounts ?? [];
-    expect(mounts.find((m) => m.name === "conf")?.mountPath).toBe(final.env.LIVY_CONF_DIR);
-    const writable = mounts.filter((m) => !("readOnly" in m && m.readOnly)).map((m) => m.mountPath);
-    expect(writable.sort()).toEqual(["/opt/livy/logs", "/opt/spark/work-dir", "/tmp"]);
-    expect(container?.securityContext.readOnlyRootFilesystem).toBe(true);
-    for (const dir of [final.env.HOME, final.env.SPARK_LOCAL_DIRS, final.env.LIVY_LOG_DIR]) {
-      expect(
-        writable.some((w) => dir === w || dir?.startsWith(`${w}/`)),
-        `${dir} is on a writable mount`,
-      ).toBe(true);
-    }
-  });
-
-  it("ships defaults for docker run that match the operator's livy.conf", () => {
+  it("deploy/livy-image ships defaults for docker run that match the operator's livy.conf", () => {
     const conf = read("deploy", "livy-image", "conf", "livy.conf");
     expect(conf).toContain("livy.server.host = 0.0.0.0");
     expect(conf).toContain(`livy.server.port = ${LIVY_PORT}`);
