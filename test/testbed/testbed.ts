@@ -49,13 +49,25 @@ function runBuild(script: string, args: string[]): Promise<void> {
   });
 }
 
-/** Builds what is missing from the cache (Go components and Livy/Spark in parallel); cached parts are instant. */
+export function skipImages(): boolean {
+  return process.env.LIVY_TESTBED_SKIP_IMAGES === "1";
+}
+
+/**
+ * Builds what is missing from the cache (Go components, Livy/Spark, and the project's container images, in
+ * parallel); cached parts are instant.
+ */
 export async function build(): Promise<void> {
   const started = Date.now();
   const tasks: Promise<unknown>[] = [runBuild("go-components.sh", [])];
   if (!skipLivy()) {
     const { ensureLivyInstall } = await import("./livy.ts");
     tasks.push(ensureLivyInstall());
+  }
+  if (!skipImages()) {
+    // the operator image and (with a Livy release) the Livy server image, with `docker build`
+    const { projectImages } = await import("./images.ts");
+    tasks.push(projectImages({ livy: !skipLivy() }));
   }
   const results = await Promise.allSettled(tasks);
   const failures = results.flatMap((r) => (r.status === "rejected" ? [String(r.reason)] : []));
