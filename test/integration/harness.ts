@@ -56,7 +56,20 @@ export async function until<T>(
 /** Applies the generated CRD and waits until the API server serves it. */
 export async function installCrd(): Promise<void> {
   await kubectl(["apply", "--server-side", "--force-conflicts", "-f", join(REPO_ROOT, "crds")]);
-  await kubectl(["wait", "--for=condition=Established", "--timeout=60s", `crd/${PLURAL}.${GROUP}`]);
+  // polled rather than `kubectl wait`, which fails instead of waiting while the new CRD has no conditions yet
+  await until(
+    "the LivySession CRD Established",
+    async () =>
+      (
+        await kubectl([
+          "get",
+          `crd/${PLURAL}.${GROUP}`,
+          "-o",
+          'jsonpath={.status.conditions[?(@.type=="Established")].status}',
+        ])
+      ).trim() === "True",
+    60_000,
+  );
 }
 
 /**

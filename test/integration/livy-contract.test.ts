@@ -1,6 +1,8 @@
 /**
- * The Livy contract: one suite, run through the project's client against real Apache Livy on Spark and
- * against the stand-in. When they disagree, the stand-in is what gets fixed.
+ * The Livy contract: one suite, run through the project's client against real Apache Livy on Spark (the
+ * release zip the test bed lays out), against the Livy server image (deploy/livy-image, started with
+ * testcontainers as the operator's pod runs it: its livy.conf, read-only root filesystem, uid 185), and
+ * against the stand-in. When they disagree, the stand-in (or the image) is what gets fixed.
  *
  * Real Livy is slow to start a session (tens of seconds), so each variant creates one pyspark session and
  * runs its checks in order on it; the long-running cancel check goes last because real Livy's REPL stays
@@ -18,12 +20,33 @@ import {
   StatementError,
 } from "../../src/livy/index.ts";
 import { testbed } from "../testbed/context.ts";
+import { images, SKIP_IMAGES, startLivyContainer } from "./containers.ts";
 
 const tb = testbed();
 const SKIP_LIVY = process.env.LIVY_TESTBED_SKIP_LIVY === "1";
 
-const targets = [
+interface Target {
+  name: string;
+  /** The server's URL, or null when the test bed has none; `start` for one started by the suite itself. */
+  url: string | null;
+  start?: () => Promise<{ url: string; stop: () => Promise<void> }>;
+  sessionStartMs: number;
+  skipReason?: string;
+}
+
+const targets: Target[] = [
   { name: "real Livy", url: tb.livyUrl, sessionStartMs: 300_000 },
+  {
+    name: "Livy server image",
+    url: null,
+    start: async () => {
+      const { livy } = await images();
+      if (!livy) throw new Error("the test bed built no Livy server image although real Livy is not skipped");
+      return await startLivyContainer(livy);
+    },
+    sessionStartMs: 300_000,
+    ...(SKIP_IMAGES ? { skipReason: "LIVY_TESTBED_SKIP_IMAGES=1 (no images built)" } : {}),
+  },
   { name: "stand-in", url: tb.standinUrl, sessionStartMs: 30_000 },
 ];
 
@@ -56,8 +79,12 @@ async function wire(
   return { status: res.status, body };
 }
 
-describe.each(targets)("Livy contract: $name", ({ name, url, sessionStartMs }) => {
-  if (url === null) {
+describe.each(targets)("Livy contract: $name", ({ name, url, start, sessionStartMs, skipReason }) => {
+  if (skipReason || (start && SKIP_LIVY)) {
+    it.skip(`${name}: SKIPPED because ${skipReason ?? "LIVY_TESTBED_SKIP_LIVY=1 (no Livy release to build it)"}`, () => {});
+    return;
+  }
+  if (url === null && !start) {
     if (SKIP_LIVY) {
       it.skip(`${name}: SKIPPED because LIVY_TESTBED_SKIP_LIVY=1 (the test bed did not start real Livy)`, () => {});
     } else {
@@ -70,12 +97,18 @@ describe.each(targets)("Livy contract: $name", ({ name, url, sessionStartMs }) =
     }
     return;
   }
-  const baseUrl = url;
+  let baseUrl = url ?? "";
+  let stop: (() => Promise<void>) | null = null;
   let client: LivyClient;
   let created: Session;
   let session: InteractiveSession;
 
   beforeAll(async () => {
+    if (start) {
+      const started = await start();
+      baseUrl = started.url;
+      stop = started.stop;
+    }
     client = new LivyClient({ baseUrl });
     created = await client.createSession({ kind: "pyspark", name: `contract-${Date.now()}` });
     session = client.session(created.id);
@@ -86,6 +119,7 @@ describe.each(targets)("Livy contract: $name", ({ name, url, sessionStartMs }) =
     // Normally the last test deleted it; after a failure it must not outlive the run.
     if (created) await client.deleteSession(created.id).catch(() => {});
     await client?.close();
+    await stop?.();
   });
 
   it("answers /version with Livy's version", async () => {
