@@ -30,6 +30,10 @@ const BENCHES: Record<string, { what: string; load: () => Promise<BenchFn> }> = 
     what: "the test bed's real node: up/down, daemons' RSS, pod create → Ready, cold build times",
     load: async () => (await import("./node.ts")).node,
   },
+  images: {
+    what: "the operator and Livy server images: sizes (unpacked, tar, gzip), warm build step, --cold build",
+    load: async () => (await import("./images.ts")).images,
+  },
   client: {
     what: "trivial-statement round trip: this client vs pylivy vs a naive poller (real Livy); own overhead",
     load: async () => (await import("./client.ts")).client,
