@@ -8,7 +8,13 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { GenericContainer, PullPolicy, type StartedTestContainer, Wait } from "testcontainers";
 import { desiredConfigMap, desiredDeployment, LIVY_PORT } from "../../src/operator/objects.ts";
-import { type BuiltImage, ensureLoaded, type ProjectImages, projectImages } from "../testbed/images.ts";
+import {
+  type BuiltImage,
+  ensureLoaded,
+  localRef,
+  type ProjectImages,
+  projectImages,
+} from "../testbed/images.ts";
 
 // Ryuk, testcontainers' reaper, is an image from Docker Hub (no registry here): every container started
 // here is stopped and removed by the test that started it instead.
@@ -22,7 +28,10 @@ export const SKIP_IMAGES = process.env.LIVY_TESTBED_SKIP_IMAGES === "1";
 
 let built: Promise<ProjectImages> | null = null;
 
-/** The images the test bed's build step made (cached: no build here unless the inputs changed), in Docker. */
+/**
+ * The images the test bed's build step made (cached: no build here unless the inputs changed), in Docker
+ * under localRef() (their own tag; `ref` may name another checkout's build on a shared machine).
+ */
 export async function images(): Promise<ProjectImages> {
   built ??= (async () => {
     const imgs = await projectImages();
@@ -78,7 +87,7 @@ export async function startLivyContainer(
   const pod = desiredDeployment(
     owner,
     undefined,
-    { image: image.ref, imagePullPolicy: "Never", resources: {} },
+    { image: localRef(image), imagePullPolicy: "Never", resources: {} },
     "h",
   ).spec.template.spec;
   const c = pod.containers[0];
@@ -90,7 +99,7 @@ export async function startLivyContainer(
   const scratch = c.volumeMounts.filter((m) => m.name !== "conf").map((m) => m.mountPath);
   let container: StartedTestContainer;
   try {
-    container = await new LoopbackContainer(image.ref)
+    container = await new LoopbackContainer(localRef(image))
       .withPullPolicy(PullPolicy.defaultPolicy())
       .withUser(`${pod.securityContext.runAsUser}:${pod.securityContext.runAsGroup}`)
       .withEnvironment(Object.fromEntries(c.env.map((e) => [e.name, e.value ?? ""])))
@@ -150,7 +159,7 @@ export async function startOperatorContainer(
   let output = "";
   let container: StartedTestContainer;
   try {
-    container = await new LoopbackContainer(image.ref)
+    container = await new LoopbackContainer(localRef(image))
       .withPullPolicy(PullPolicy.defaultPolicy())
       .withNetworkMode("host")
       .withBindMounts([{ source: kubeconfig, target: "/etc/livy-operator/kubeconfig", mode: "ro" }])

@@ -13,7 +13,13 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parse } from "yaml";
 import { desiredDeployment, LIVY_PORT } from "../../src/operator/objects.ts";
 import { testbed } from "../testbed/context.ts";
-import { type BuiltImage, dockerCli, type ProjectImages, projectImageRefs } from "../testbed/images.ts";
+import {
+  type BuiltImage,
+  dockerCli,
+  localRef,
+  type ProjectImages,
+  projectImageRefs,
+} from "../testbed/images.ts";
 import { REPO_ROOT, versions } from "../testbed/paths.ts";
 import { freePort } from "../testbed/process.ts";
 import {
@@ -100,7 +106,7 @@ describe.skipIf(SKIP_IMAGES)("the project's images", () => {
     });
 
     it("is configured to run the operator as a numeric non-root user on port 8080", async () => {
-      const c = await config(op.ref);
+      const c = await config(localRef(op));
       expect(c.User).toBe("65532:65532"); // numeric: runAsNonRoot can verify it; the chart uses the same ids
       expect(c.Entrypoint).toEqual(["node", "dist/operator/main.js"]);
       expect(c.WorkingDir).toBe("/app");
@@ -116,17 +122,21 @@ describe.skipIf(SKIP_IMAGES)("the project's images", () => {
     });
 
     it("runs `livy-operator --help` as uid 65532", async () => {
-      const { stdout } = await run(dockerCli(), ["run", "--rm", "--network", "none", op.ref, "--help"], {
-        timeout: 60_000,
-      });
+      const { stdout } = await run(
+        dockerCli(),
+        ["run", "--rm", "--network", "none", localRef(op), "--help"],
+        {
+          timeout: 60_000,
+        },
+      );
       expect(stdout).toContain("Usage: livy-operator [options]");
       expect(stdout).toContain("--default-image");
-      expect((await sh(op.ref, "id -u; id -g")).trim().split("\n")).toEqual(["65532", "65532"]);
+      expect((await sh(localRef(op), "id -u; id -g")).trim().split("\n")).toEqual(["65532", "65532"]);
     });
 
     it("holds Node 24 on Debian bookworm, the built operator and production dependencies only", async () => {
       const out = await sh(
-        op.ref,
+        localRef(op),
         [
           "node --version",
           "cut -d. -f1 /etc/debian_version",
@@ -222,7 +232,7 @@ describe.skipIf(SKIP_IMAGES)("the project's images", () => {
     });
 
     it("is configured as the operator's pod expects: user, port, entry point, directories", async () => {
-      const c = await config(livy.ref);
+      const c = await config(localRef(livy));
       const env = envOf(c);
       expect(c.User).toBe(`${pod.securityContext.runAsUser}:${pod.securityContext.runAsGroup}`);
       expect(Object.keys(c.ExposedPorts ?? {})).toEqual([`${LIVY_PORT}/tcp`]);
@@ -248,7 +258,7 @@ describe.skipIf(SKIP_IMAGES)("the project's images", () => {
 
     it(`holds Java 17, Spark ${v.SPARK_VERSION}, Python 3 and Livy ${v.LIVY_VERSION} where the layout says`, async () => {
       const out = await sh(
-        livy.ref,
+        localRef(livy),
         [
           "id -u; id -g; id -un",
           "java -version 2>&1 | head -1",
@@ -273,7 +283,7 @@ describe.skipIf(SKIP_IMAGES)("the project's images", () => {
 
     it("ships one copy of each Livy jar, Scala 2.12 only, and nothing of the build", async () => {
       const out = await sh(
-        livy.ref,
+        localRef(livy),
         [
           "cd /opt/livy",
           "for j in repl_2.12-jars/*.jar; do [ -f rsc-jars/$(basename $j) ] && echo DUP $j; done",

@@ -190,14 +190,6 @@ export async function ensureDocker(): Promise<Docker> {
   );
 }
 
-async function imageId(ref: string): Promise<string | null> {
-  try {
-    return await docker(["image", "inspect", "--format", "{{.Id}}", ref], { timeoutMs: 30_000 });
-  } catch {
-    return null;
-  }
-}
-
 async function imageKey(ref: string): Promise<string | null> {
   try {
     const labels = JSON.parse(
@@ -210,10 +202,21 @@ async function imageKey(ref: string): Promise<string | null> {
 }
 
 /**
- * Makes Docker hold the image under its name, from its tar, unless it already holds that exact one (by the
- * cache-key label): `docker load` for a saved image, `docker import` for a root filesystem.
+ * The tag that names exactly this build in Docker: `ref` may point at another build of the same image
+ * (another checkout on the same machine builds and loads its own), this one does not move.
  */
-export function ensureLoaded(image: Image): Promise<void> {
+export function localRef(image: Image): string {
+  if (image.format === "rootfs") return image.ref; // its tag is the key already
+  const tagged = /:[^/]+$/.test(image.ref);
+  return tagged ? `${image.ref}-${image.key}` : `${image.ref}:${image.key}`;
+}
+
+/**
+ * Makes Docker hold the image, from its tar, unless it already holds that exact one (by the cache-key
+ * label): `docker load` for a saved image (which also points `ref` at it), `docker import` for a root
+ * filesystem. Returns localRef(image), the name to run it by.
+ */
+export function ensureLoaded(image: Image): Promise<string> {
   // one load per image at a time in this process (two builds on one base ask together)
   const key = `${image.ref}@${image.key}`;
   let p = loading.get(key);
@@ -224,14 +227,19 @@ export function ensureLoaded(image: Image): Promise<void> {
   return p;
 }
 
-const loading = new Map<string, Promise<void>>();
+const loading = new Map<string, Promise<string>>();
 
-async function load(image: Image): Promise<void> {
+async function load(image: Image): Promise<string> {
   await ensureDocker();
-  if ((await imageKey(image.ref)) === image.key) return;
+  const local = localRef(image);
+  if ((await imageKey(local)) === image.key) return local;
   const started = Date.now();
   if (image.format === "saved") {
+    const id = (image as Partial<BuiltImage>).id;
+    if (!id) throw new Error(`${image.ref}: a saved image needs its id`);
     await docker(["load", "-i", image.tar], { timeoutMs: 900_000 });
+    // by id: `ref` may already point at another checkout's build again
+    await docker(["tag", id, local]);
   } else {
     // the config Docker Hub's debian images carry (docker import sets no PATH of its own), and the key
     await docker(
@@ -244,18 +252,74 @@ async function load(image: Image): Promise<void> {
         "--change",
         `LABEL ${LABEL_KEY}=${image.key}`,
         image.tar,
-        image.ref,
+        local,
       ],
       { timeoutMs: 900_000 },
     );
   }
-  if ((await imageKey(image.ref)) !== image.key)
+  if ((await imageKey(local)) !== image.key)
     throw new Error(
-      `docker ${image.format === "saved" ? "load" : "import"} ${image.tar}: ${image.ref} is not it`,
+      `docker ${image.format === "saved" ? "load" : "import"} ${image.tar}: ${local} is not it`,
     );
   log(
-    `${image.format === "saved" ? "loaded" : "imported"} ${image.ref} into Docker in ${((Date.now() - started) / 1000).toFixed(1)} s`,
+    `${image.format === "saved" ? "loaded" : "imported"} ${local} into Docker in ${((Date.now() - started) / 1000).toFixed(1)} s`,
   );
+  return local;
+}
+
+/**
+ * A lock between processes on this machine (the cache is shared by every checkout and test run): a
+ * directory holding the owner's pid. A lock whose owner is gone is taken over. Returns the release.
+ */
+export async function lock(path: string, what: string, timeoutMs = 3_600_000): Promise<() => void> {
+  const owner = join(path, "pid");
+  const deadline = Date.now() + timeoutMs;
+  let told = false;
+  mkdirSync(dirname(path), { recursive: true });
+  for (;;) {
+    try {
+      mkdirSync(path);
+      writeFileSync(owner, String(process.pid));
+      return () => rmSync(path, { recursive: true, force: true });
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== "EEXIST") throw err;
+    }
+    let pid = 0;
+    try {
+      pid = Number(readFileSync(owner, "utf8"));
+    } catch {
+      // being created: its owner writes the pid right after mkdir
+    }
+    const stale = pid > 0 ? !isAlive(pid) : Date.now() - statSafe(path) > 60_000;
+    if (stale) {
+      rmSync(path, { recursive: true, force: true });
+      continue;
+    }
+    if (!told) {
+      log(`waiting for process ${pid || "?"} (${what})`);
+      told = true;
+    }
+    if (Date.now() > deadline)
+      throw new Error(`${what}: ${path} still held by process ${pid} after ${timeoutMs} ms`);
+    await sleep(1_000);
+  }
+}
+
+function statSafe(path: string): number {
+  try {
+    return statSync(path).mtimeMs;
+  } catch {
+    return Date.now();
+  }
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === "EPERM";
+  }
 }
 
 // ------------------------------------------------------------------------------------------ debian base
@@ -332,7 +396,13 @@ export async function debianBase(spec: DebianBaseSpec = {}): Promise<Image> {
   const tar = join(dir, "rootfs.tar");
   const ref = `livy-operator-testbed/debian:${suite}-${key}`;
   if (!existsSync(join(dir, ".complete"))) {
-    await debootstrap({ suite, packages, mirror, securityMirror, cas, dir, tar });
+    const release = await lock(`${dir}.lock`, `debootstrap ${suite}`);
+    try {
+      if (!existsSync(join(dir, ".complete")))
+        await debootstrap({ suite, packages, mirror, securityMirror, cas, dir, tar });
+    } finally {
+      release();
+    }
   }
   return { ref, format: "rootfs", tar, key };
 }
@@ -558,22 +628,60 @@ export async function buildImage(spec: BuildSpec): Promise<BuiltImage> {
   const dir = join(imagesCacheDir(), `${spec.name}-${key}`);
   const tar = join(dir, "image.tar");
   const metaFile = join(dir, "meta.json");
-  if (existsSync(metaFile) && existsSync(tar)) {
+  const cached = (): BuiltImage | null => {
+    if (!existsSync(metaFile) || !existsSync(tar)) return null;
     const meta = JSON.parse(readFileSync(metaFile, "utf8")) as CacheMeta;
     return { ...meta, format: "saved", tar, cached: true };
+  };
+  const hit = cached();
+  if (hit) return hit;
+  // one build of these inputs at a time on this machine; whoever waited finds it in the cache
+  const release = await lock(`${dir}.lock`, `building ${spec.ref}`);
+  try {
+    return cached() ?? (await buildLocked(spec, { dockerfile, buildArgs, key, dir, tar, metaFile }));
+  } finally {
+    release();
   }
+}
+
+async function buildLocked(
+  spec: BuildSpec,
+  o: {
+    dockerfile: string;
+    buildArgs: Record<string, string>;
+    key: string;
+    dir: string;
+    tar: string;
+    metaFile: string;
+  },
+): Promise<BuiltImage> {
+  const { key, dir, tar } = o;
+  const sorted = (r: Record<string, string> | undefined) =>
+    Object.entries(r ?? {}).sort(([a], [b]) => a.localeCompare(b));
   await ensureDocker();
   if (spec.base) await ensureLoaded(spec.base);
   rmSync(dir, { recursive: true, force: true });
   mkdirSync(dir, { recursive: true });
   const logFile = join(dir, "build.log");
+  const iidFile = join(dir, "iid");
+  const local = localRef({ ref: spec.ref, format: "saved", tar, key });
   const started = Date.now();
   const served = spec.serve ? await spec.serve() : null;
   log(`docker build ${spec.ref} (${spec.name}; log ${logFile})`);
   try {
-    const args = ["build", "-f", dockerfile, "-t", spec.ref, "--label", `${LABEL_KEY}=${key}`];
+    const args = [
+      "build",
+      "-f",
+      o.dockerfile,
+      "-t",
+      local,
+      "--iidfile",
+      iidFile,
+      "--label",
+      `${LABEL_KEY}=${key}`,
+    ];
     if (spec.noCache) args.push("--no-cache");
-    for (const [k, v] of [...sorted(buildArgs), ...sorted(served?.buildArgs)])
+    for (const [k, v] of [...sorted(o.buildArgs), ...sorted(served?.buildArgs)])
       args.push("--build-arg", `${k}=${v}`);
     args.push(spec.context);
     await runLogged(dockerCli(), args, logFile, {
@@ -585,10 +693,18 @@ export async function buildImage(spec: BuildSpec): Promise<BuiltImage> {
   } finally {
     await served?.close();
   }
-  const id = await imageId(spec.ref);
-  if (!id) throw new Error(`docker build ${spec.ref}: no image afterwards (log ${logFile})`);
+  const id = readFileSync(iidFile, "utf8").trim();
+  if (!/^sha256:[0-9a-f]{64}$/.test(id))
+    throw new Error(`docker build ${spec.ref}: no image id (log ${logFile})`);
+  // Saved under the name users use (ref). Another checkout may move that tag between our `docker tag` and
+  // `docker save`: the archive's config digest says which image it holds; try again when it is not ours.
   const part = `${tar}.part`;
-  await docker(["save", "-o", part, spec.ref], { timeoutMs: 900_000 });
+  for (let attempt = 1; ; attempt++) {
+    await docker(["tag", id, spec.ref]);
+    await docker(["save", "-o", part, spec.ref], { timeoutMs: 900_000 });
+    if ((await savedConfigDigest(part)) === id) break;
+    if (attempt === 3) throw new Error(`docker save ${spec.ref}: the archive holds another image than ${id}`);
+  }
   renameSync(part, tar);
   const meta: CacheMeta = {
     name: spec.name,
@@ -598,14 +714,22 @@ export async function buildImage(spec: BuildSpec): Promise<BuiltImage> {
     builtAt: new Date().toISOString(),
     buildSeconds: Math.round((Date.now() - started) / 100) / 10,
     tarBytes: statSync(tar).size,
-    sizeBytes: Number(await docker(["image", "inspect", "--format", "{{.Size}}", spec.ref])),
+    sizeBytes: Number(await docker(["image", "inspect", "--format", "{{.Size}}", id])),
   };
-  writeFileSync(metaFile, `${JSON.stringify(meta, null, 2)}\n`);
+  writeFileSync(o.metaFile, `${JSON.stringify(meta, null, 2)}\n`);
   log(
     `${spec.ref} built in ${meta.buildSeconds} s: ${(meta.sizeBytes / 1e6).toFixed(0)} MB unpacked, tar ${(meta.tarBytes / 1e6).toFixed(0)} MB`,
   );
   await pruneOld(spec.name, dir);
   return { ...meta, format: "saved", tar, cached: false };
+}
+
+/** The config digest of the (single) image in a `docker save` archive, `sha256:...`. */
+async function savedConfigDigest(archive: string): Promise<string | null> {
+  const { stdout } = await execFileP("tar", ["-xOf", archive, "manifest.json"], { maxBuffer: 1 << 20 });
+  const config = (JSON.parse(stdout) as Array<{ Config?: string }>)[0]?.Config ?? "";
+  const hex = /([0-9a-f]{64})/.exec(config)?.[1];
+  return hex ? `sha256:${hex}` : null;
 }
 
 /**
@@ -623,7 +747,10 @@ async function pruneOld(name: string, keep: string, keepCount = 3): Promise<void
     .sort((a, b) => b.meta.builtAt.localeCompare(a.meta.builtAt));
   for (const { d, meta } of builds.slice(keepCount - 1)) {
     rmSync(d, { recursive: true, force: true });
-    await docker(["rmi", meta.id]).catch(() => ""); // in use or already gone: leave it to Docker
+    // its keyed tag, then the image unless another tag (ref, now another build's) or a container uses it
+    await docker(["rmi", localRef({ ref: meta.ref, format: "saved", tar: "", key: meta.key })]).catch(
+      () => "",
+    );
   }
 }
 
