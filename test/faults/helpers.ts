@@ -16,6 +16,7 @@ import {
 } from "../integration/harness.ts";
 import { testbed } from "../testbed/context.ts";
 import { KWOK_POD_PLACEMENT } from "../testbed/controlplane.ts";
+import { nodeExec } from "../testbed/node.ts";
 import { readState, startProcessByName, stopProcessByName } from "../testbed/testbed.ts";
 
 /**
@@ -221,8 +222,8 @@ export async function apiserverUp(timeoutMs = 90_000): Promise<void> {
 
 /**
  * Waits until the rest of the control plane works again after an API server restart: a Deployment gets a
- * ReplicaSet (kube-controller-manager), its pod a node (kube-scheduler) and Ready (kwok), and the real node's
- * kubelet renews its Lease. Their client-go watches come back by themselves, but only after their own backoff,
+ * ReplicaSet (kube-controller-manager), its pod a node (kube-scheduler) and Ready (kwok), the real node's
+ * kubelet renews its Lease, and its kube-proxy writes the rule of a new Service. Their client-go watches come back by themselves, but only after their own backoff,
  * up to a minute or more.
  */
 export async function controlPlaneWorks(timeoutMs = 180_000): Promise<number> {
@@ -270,6 +271,23 @@ export async function controlPlaneWorks(timeoutMs = 180_000): Promise<number> {
         },
         timeoutMs,
       );
+      // and kube-proxy watches again: a Service created now gets its rule in the node's iptables
+      const svc = resourcePath(CORE.services, "default", name);
+      await k.create(resourcePath(CORE.services, "default"), {
+        apiVersion: "v1",
+        kind: "Service",
+        metadata: { name, namespace: "default" },
+        spec: { ports: [{ port: 80 }] },
+      });
+      try {
+        await until(
+          `kube-proxy on ${node.name} writing the rule of a new Service`,
+          async () => (await nodeExec(node.holderPid, ["iptables-save"])).includes(`default/${name}`),
+          timeoutMs,
+        );
+      } finally {
+        await k.delete(svc).catch(() => false);
+      }
     }
     return Date.now() - started;
   } finally {
