@@ -1,15 +1,23 @@
-import { readFileSync, writeFileSync } from "node:fs";
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { dirname, join, relative } from "node:path";
 import { fileURLToPath } from "node:url";
+import { stringify } from "yaml";
 import { CRD_FILE, livySessionCrdYaml } from "../src/api/crd.ts";
+import { argoCdHealthLua, fluxHealthCheckExprs } from "../src/api/health.ts";
 
 /**
  * Writes the generated manifests: the LivySession CRD into crds/ and into the Helm chart (Helm installs
- * charts/<chart>/crds/ before the templates and never templates it, so it is a plain copy).
+ * charts/<chart>/crds/ before the templates and never templates it, so it is a plain copy), and the health
+ * checks for Argo CD and Flux into deploy/health/ (src/api/health.ts).
  * `--check` writes nothing and exits 1 naming each stale file, for CI and the unit test.
  */
 const root = join(dirname(fileURLToPath(import.meta.url)), "..");
 export const GENERATED_FILES = [join("crds", CRD_FILE), join("charts", "livy-operator", "crds", CRD_FILE)];
+export const HEALTH_FILES = {
+  [join("deploy", "health", "argocd-livysession-health.lua")]: () => argoCdHealthLua(),
+  [join("deploy", "health", "flux-healthcheckexprs.yaml")]: () =>
+    `# Flux (>= 2.5) Kustomization spec.healthCheckExprs entry for LivySessions, generated from\n# src/api/health.ts: do not edit. Idle LivySessions are Current (healthy); see docs/api.md#health.\n${stringify([fluxHealthCheckExprs()], { lineWidth: 0 })}`,
+};
 
 function read(path: string): string | null {
   try {
@@ -22,13 +30,18 @@ function read(path: string): string | null {
 function main(): number {
   const check = process.argv.includes("--check");
   const yaml = livySessionCrdYaml();
-  const stale = GENERATED_FILES.filter((f) => read(join(root, f)) !== yaml);
+  const wanted: Record<string, string> = Object.fromEntries([
+    ...GENERATED_FILES.map((f) => [f, yaml]),
+    ...Object.entries(HEALTH_FILES).map(([f, make]) => [f, make()]),
+  ]);
+  const stale = Object.keys(wanted).filter((f) => read(join(root, f)) !== wanted[f]);
   if (check) {
     for (const f of stale) process.stderr.write(`stale: ${f} (run: npm run generate)\n`);
     return stale.length === 0 ? 0 : 1;
   }
   for (const f of stale) {
-    writeFileSync(join(root, f), yaml);
+    mkdirSync(dirname(join(root, f)), { recursive: true });
+    writeFileSync(join(root, f), wanted[f] ?? "");
     process.stdout.write(`wrote ${relative(process.cwd(), join(root, f)) || f}\n`);
   }
   return 0;
