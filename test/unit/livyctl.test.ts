@@ -170,7 +170,7 @@ describe("livyctl exit codes and tables", () => {
   });
 });
 
-describe("livyctl follows kubectl without a cluster", { timeout: 60_000 }, () => {
+describe("livyctl follows kubectl without a cluster", { timeout: 120_000 }, () => {
   const dir = mkdtempSync(join(tmpdir(), "livyctl-kube-"));
   const down = join(dir, "down.yaml");
   // a context whose namespace is team-a, pointing at a port where nothing listens
@@ -204,21 +204,24 @@ describe("livyctl follows kubectl without a cluster", { timeout: 60_000 }, () =>
   });
 
   it("exits 7 with a plain message for a missing or malformed kubeconfig, or an unknown context", async () => {
-    const missing = await livyctl(["--kubeconfig", join(dir, "nonexistent"), "get"]);
+    // one process each, at once: Node's start-up is most of each case's time on a loaded machine
+    const [missing, malformed, context, absent, none] = await Promise.all([
+      livyctl(["--kubeconfig", join(dir, "nonexistent"), "get"]),
+      livyctl(["--kubeconfig", bad, "get"]),
+      livyctl(["--kubeconfig", down, "--context", "nope", "get"]),
+      livyctl(["get"], { env: { KUBECONFIG: join(dir, "absent"), HOME: dir } }),
+      livyctl(["get"], { env: { KUBECONFIG: "", HOME: dir } }),
+    ]);
     expect(missing).toMatchObject({ code: EXIT.kubeconfig });
     expect(missing.stderr).toBe(`error: kubeconfig ${join(dir, "nonexistent")}: no such file\n`);
-    const malformed = await livyctl(["--kubeconfig", bad, "get"]);
     expect(malformed.code).toBe(EXIT.kubeconfig);
     expect(malformed.stderr).toMatch(/^error: kubeconfig .*bad\.yaml is not a valid kubeconfig: .+\n$/);
-    const context = await livyctl(["--kubeconfig", down, "--context", "nope", "get"]);
     expect(context.code).toBe(EXIT.kubeconfig);
     expect(context.stderr).toContain('context "nope" is not in the kubeconfig (its contexts: team-a)');
-    const absent = await livyctl(["get"], { env: { KUBECONFIG: join(dir, "absent"), HOME: dir } });
     expect(absent).toMatchObject({
       code: EXIT.kubeconfig,
       stderr: `error: kubeconfig $KUBECONFIG (${join(dir, "absent")}): no such file\n`,
     });
-    const none = await livyctl(["get"], { env: { KUBECONFIG: "", HOME: dir } });
     expect(none.code).toBe(EXIT.kubeconfig);
     expect(none.stderr).toContain("no usable kubeconfig");
   });
@@ -240,17 +243,23 @@ describe("livyctl follows kubectl without a cluster", { timeout: 60_000 }, () =>
 
   it("completes commands, flags and flag values", async () => {
     const words = async (...w: string[]) => (await livyctl(["__complete", ...w])).stdout.split("\n");
-    expect(await words("de")).toEqual(["describe", "delete", ":4", ""]);
-    expect(await words("get", "--all")).toEqual(["--all-namespaces", ":4", ""]);
-    expect(await words("-o", "")).toEqual(["text", "json", "yaml", "wide", "name", ":4", ""]);
-    expect(await words("create", "x", "--kind", "py")).toEqual(["pyspark", ":4", ""]);
-    expect(await words("completion", "")).toEqual(["bash", "zsh", "fish", ":4", ""]);
-    expect(await words("--kubeconfig", "")).toEqual([":0", ""]);
-    // no cluster to ask for names: no candidates, not an error
-    expect(await livyctl(["__complete", "--kubeconfig", down, "describe", ""])).toMatchObject({
-      code: 0,
-      stdout: ":4\n",
-    });
+    const [verbs, flags, outputs, kinds, shells, files, offline] = await Promise.all([
+      words("de"),
+      words("get", "--all"),
+      words("-o", ""),
+      words("create", "x", "--kind", "py"),
+      words("completion", ""),
+      words("--kubeconfig", ""),
+      // no cluster to ask for names: no candidates, not an error
+      livyctl(["__complete", "--kubeconfig", down, "describe", ""]),
+    ]);
+    expect(verbs).toEqual(["describe", "delete", ":4", ""]);
+    expect(flags).toEqual(["--all-namespaces", ":4", ""]);
+    expect(outputs).toEqual(["text", "json", "yaml", "wide", "name", ":4", ""]);
+    expect(kinds).toEqual(["pyspark", ":4", ""]);
+    expect(shells).toEqual(["bash", "zsh", "fish", ":4", ""]);
+    expect(files).toEqual([":0", ""]);
+    expect(offline).toMatchObject({ code: 0, stdout: ":4\n" });
   });
 
   it("bash completion asks livyctl and fills COMPREPLY", async () => {
