@@ -142,7 +142,7 @@ export class Gatherer {
         const usable = others.sessions.filter((s) => s.id !== own.id && isSessionUsable(s.state));
         // the others' statements are read as far as they answer (one may end meanwhile)
         const theirs = await Promise.all(usable.map((s) => newestOf(s.id).catch(() => undefined)));
-        usable.forEach((s, i) => newest.set(s.id, theirs[i]));
+        for (const [i, s] of usable.entries()) newest.set(s.id, theirs[i]);
         return observeActivity({
           owner: q.owner,
           sessions: [own, ...others.sessions.filter((s) => s.id !== own.id)],
