@@ -30,6 +30,8 @@ import {
 const KILLS = Number(process.env.FAULTS_KILLS_PER_PHASE ?? 5);
 const BATCH = Number(process.env.FAULTS_BATCH ?? 3);
 const SEED = Number(process.env.FAULTS_SEED ?? Math.floor(Math.random() * 2 ** 31));
+/** A test that starts the operator several times: starting it took over a minute at load average 20-28. */
+const CYCLE_TIMEOUT_MS = 15 * 60_000;
 
 /** Kill windows (ms after the trigger), about the time each phase takes on the test bed without a kill. */
 const WINDOW = { create: 2_500, idle: 1_200, wake: 2_500, delete: 1_500 } as const;
@@ -101,29 +103,33 @@ describe(`operator SIGKILLed at random points (seed ${SEED}, ${KILLS} per phase)
     expect(await reconcileErrors(op), `reconcile errors after a kill in ${phase}`).toBe(0);
   }
 
-  it("an idle teardown cut after the Livy session was deleted ends Idle, not SessionLost", async () => {
-    // The state a kill leaves between the teardown's first step and its record: the Livy session deleted,
-    // the status still Ready, the idle deadline passed. (Before the fix the server went first, and the
-    // next operator read the half-removed server as ServerLost/SessionLost: Failed instead of Idle.)
-    await applySession(ns, "cut", { kind: "pyspark", idleTimeout: "1h" });
-    await convergedReady(ns, ["cut"]);
-    const ready = await getSession(ns, "cut");
-    await op.kill();
-    const res = await fetch(`${testbed().standinUrl}/sessions/${ready?.status?.livySessionId}`, {
-      method: "DELETE",
-    });
-    expect(res.status).toBe(200);
-    await patchSession(ns, "cut", { spec: { idleTimeout: "1s" } });
-    await start();
-    await convergedParked(ns, ["cut"], "Idle");
-    const idle = await getSession(ns, "cut");
-    expect(idle?.status?.conditions?.find((c) => c.type === "Ready")).toMatchObject({
-      reason: "IdleTimeout",
-    });
-    expect(await reconcileErrors(op)).toBe(0);
-    await deleteSession(ns, "cut");
-    await convergedGone(ns);
-  });
+  it(
+    "an idle teardown cut after the Livy session was deleted ends Idle, not SessionLost",
+    async () => {
+      // The state a kill leaves between the teardown's first step and its record: the Livy session deleted,
+      // the status still Ready, the idle deadline passed. (Before the fix the server went first, and the
+      // next operator read the half-removed server as ServerLost/SessionLost: Failed instead of Idle.)
+      await applySession(ns, "cut", { kind: "pyspark", idleTimeout: "1h" });
+      await convergedReady(ns, ["cut"]);
+      const ready = await getSession(ns, "cut");
+      await op.kill();
+      const res = await fetch(`${testbed().standinUrl}/sessions/${ready?.status?.livySessionId}`, {
+        method: "DELETE",
+      });
+      expect(res.status).toBe(200);
+      await patchSession(ns, "cut", { spec: { idleTimeout: "1s" } });
+      await start();
+      await convergedParked(ns, ["cut"], "Idle");
+      const idle = await getSession(ns, "cut");
+      expect(idle?.status?.conditions?.find((c) => c.type === "Ready")).toMatchObject({
+        reason: "IdleTimeout",
+      });
+      expect(await reconcileErrors(op)).toBe(0);
+      await deleteSession(ns, "cut");
+      await convergedGone(ns);
+    },
+    CYCLE_TIMEOUT_MS,
+  );
 
   it.each(Array.from({ length: KILLS }, (_, i) => i))(
     "cycle %i: create, idle teardown, wake and delete, each cut by SIGKILL, converge without duplicates or leaks",
@@ -175,5 +181,7 @@ describe(`operator SIGKILLed at random points (seed ${SEED}, ${KILLS} per phase)
         () => convergedGone(ns),
       );
     },
+    // four operator starts: each up to the harness's 3 minutes on a loaded machine
+    CYCLE_TIMEOUT_MS,
   );
 });

@@ -222,7 +222,8 @@ export async function startOperator(
         const res = await fetch(`http://127.0.0.1:${port}/readyz`).catch(() => null);
         return res?.status === 200;
       },
-      60_000,
+      // loading its modules alone took 6-30 s at load average 20-28 on 2 cores, over 60 s with a CPU hog
+      180_000,
     );
   } catch (err) {
     // never leave an operator behind: a second one acting on the same objects fails the tests after
