@@ -98,7 +98,7 @@ async function recipe(args: Args): Promise<BenchBody> {
   const k = args.num("steps", STEPS.length);
   if (k < 1 || k > STEPS.length) throw new Error(`--steps must be 1..${STEPS.length}`);
   const seed = args.num("seed", 42);
-  const driverMemory = args.str("driver-memory", "2g");
+  const driverMemory = args.str("driver-memory", "3g");
   const master = "local[2]";
 
   const livy = await startLivyServer();
