@@ -24,6 +24,37 @@ import { freePort, startProcess, stopProcess, tail } from "../../test/testbed/pr
 import { log } from "./bench.ts";
 import { BENCH_DIR } from "./report.ts";
 
+/**
+ * What to undo when the benchmark is interrupted (Ctrl-C, kill): the Livy server with its drivers and a
+ * running spark-submit live in process groups of their own and would outlive it.
+ */
+const cleanups = new Set<() => Promise<void>>();
+let handlersInstalled = false;
+
+function onInterrupt(fn: () => Promise<void>): () => void {
+  if (!handlersInstalled) {
+    handlersInstalled = true;
+    for (const sig of ["SIGINT", "SIGTERM"] as const)
+      process.once(sig, () => {
+        log(`${sig}: stopping what the benchmark started`);
+        void Promise.allSettled([...cleanups].map((f) => f())).then(() => process.exit(130));
+      });
+  }
+  cleanups.add(fn);
+  return () => {
+    cleanups.delete(fn);
+  };
+}
+
+function killGroup(pid: number | undefined): void {
+  if (pid === undefined) return;
+  try {
+    process.kill(-pid, "SIGKILL");
+  } catch {
+    /* already gone */
+  }
+}
+
 export interface LivyServer {
   url: string;
   python: string;
@@ -51,6 +82,11 @@ export async function startLivyServer(): Promise<LivyServer> {
     throw new Error(`livy: ${err instanceof Error ? err.message : String(err)}\n${await tail(proc.log)}`);
   }
   log(`Livy server ${url} (pid ${proc.pid}, logs ${proc.log})`);
+  const stop = async () => {
+    await stopProcess(proc.pid);
+    rmSync(dir, { recursive: true, force: true });
+  };
+  const forget = onInterrupt(stop);
   return {
     url,
     python: install.python,
@@ -58,8 +94,8 @@ export async function startLivyServer(): Promise<LivyServer> {
     sparkConfDir: join(workDir, "spark-conf"),
     log: proc.log,
     async stop() {
-      await stopProcess(proc.pid);
-      rmSync(dir, { recursive: true, force: true });
+      forget();
+      await stop();
     },
   };
 }
@@ -96,12 +132,10 @@ export function exec(
     let stdout = "";
     let stderr = "";
     let lineS: number | null = null;
+    const forget = onInterrupt(async () => killGroup(child.pid));
     const timer = setTimeout(() => {
-      try {
-        if (child.pid !== undefined) process.kill(-child.pid, "SIGKILL");
-      } catch {
-        /* already gone */
-      }
+      forget();
+      killGroup(child.pid);
       reject(new Error(`${cmd} did not finish within ${opts.timeoutMs} ms:\n${stderr.slice(-3000)}`));
     }, opts.timeoutMs);
     child.stdout.on("data", (d: Buffer) => {
@@ -117,10 +151,12 @@ export function exec(
       stderr = (stderr + d.toString()).slice(-20_000);
     });
     child.on("error", (err) => {
+      forget();
       clearTimeout(timer);
       reject(err);
     });
     child.on("exit", (code) => {
+      forget();
       clearTimeout(timer);
       resolve({ code, stdout, stderr, wallS: (performance.now() - t0) / 1000, lineS, spawnedAtMs });
     });
