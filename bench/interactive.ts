@@ -75,8 +75,14 @@ interface StepSample {
   load1: number;
 }
 
+/** "10k,100k,1M,10M" or plain numbers. */
 function parseList(v: string, what: string): number[] {
-  const out = v.split(",").map((x) => Number(x.trim()));
+  const scale: Record<string, number> = { k: 1e3, K: 1e3, m: 1e6, M: 1e6 };
+  const out = v.split(",").map((x) => {
+    const t = x.trim();
+    const unit = scale[t.slice(-1)];
+    return unit ? Number(t.slice(0, -1)) * unit : Number(t);
+  });
   if (out.some((n) => !Number.isFinite(n) || n <= 0)) throw new Error(`--${what} must list positive numbers`);
   return out;
 }
@@ -92,7 +98,7 @@ export async function interactive(args: Args): Promise<BenchBody> {
 }
 
 async function recipe(args: Args): Promise<BenchBody> {
-  const sizes = parseList(args.str("sizes", "10000,100000,1000000,10000000"), "sizes");
+  const sizes = parseList(args.str("sizes", "10k,100k,1M,10M"), "sizes");
   const repsArg = parseList(args.str("reps", "3,3,2,1"), "reps");
   const reps = sizes.map((_, i) => repsArg[i] ?? repsArg[repsArg.length - 1] ?? 1);
   const k = args.num("steps", STEPS.length);
