@@ -122,6 +122,10 @@ export async function up(stateDir = defaultStateDir(), opts: UpOptions = {}): Pr
     // Livy's JVM start and the control plane's overlap: both take seconds on 2 cores.
     const livyPromise = skipLivy() ? Promise.resolve(null) : startLivy(stateDir, record);
     const standinPromise = startStandin(stateDir, record);
+    // awaited below, after the node: a rejection meanwhile must not end the process unhandled, before the
+    // catch below stops what was started (it left a whole test bed running)
+    livyPromise.catch(() => undefined);
+    standinPromise.catch(() => undefined);
     let t = Date.now();
     const { net, holder } = await prepareNode(
       stateDir,
@@ -196,7 +200,7 @@ async function startLivy(
   stateDir: string,
   record: (p: RunningProcess) => void,
 ): Promise<{ url: string; python: string; sparkHome: string }> {
-  const { ensureLivyInstall, livyServerCommand, waitForLivy } = await import("./livy.ts");
+  const { ensureLivyInstall, livyServerCommand } = await import("./livy.ts");
   const install = await ensureLivyInstall();
   const port = await freePort();
   const workDir = join(stateDir, "livy");
@@ -205,12 +209,17 @@ async function startLivy(
   const proc = startProcess({ name: "livy", ...cmd }, stateDir);
   record(proc);
   const url = `http://127.0.0.1:${port}`;
-  try {
-    await waitForLivy(url, 120_000);
-  } catch (err) {
-    const { tail } = await import("./process.ts");
-    throw new Error(`livy: ${err instanceof Error ? err.message : String(err)}\n${await tail(proc.log)}`);
-  }
+  // Livy's start runs `spark-submit --version` first: 93 s of it at load average 18 on the 2 cores, so the
+  // wait is long; a Livy that exits fails at once with its log.
+  await waitUntil(
+    "livy",
+    async () => {
+      const res = await fetch(`${url}/version`, { signal: AbortSignal.timeout(2_000) });
+      await res.body?.cancel();
+      return res.ok;
+    },
+    { timeoutMs: 300_000, proc, intervalMs: 250 },
+  );
   return { url, python: install.python, sparkHome: install.sparkHome };
 }
 
