@@ -126,7 +126,7 @@ export const REASONS = {
   SessionLost: {
     on: [L, R],
     failure: true,
-    doc: "Livy no longer knows the session (HTTP 404), e.g. after its server restarted",
+    doc: "the Livy session is gone: Livy no longer knows it (HTTP 404), or the pod of its Livy server was deleted, ended or restarted (the session lived in that process)",
   },
   ServerLost: {
     on: [S, R],

@@ -46,7 +46,7 @@ import {
   serverName,
   upToDate,
 } from "./objects.ts";
-import { observeServer, type ServerObservation } from "./observe.ts";
+import { observeServer, type ServerObservation, serverPodLost } from "./observe.ts";
 import {
   type Decision,
   type DesiredObject,
@@ -352,6 +352,19 @@ class Step {
         Reason.ServerLost,
         `the Deployment ${name} was deleted from under the Livy session`,
         "server",
+      );
+    // The pod that held a Ready Livy session deleted, ended or restarted: the session went with its Livy
+    // process, known from the pod at once (Livy would only say so once a replacement answers 404, and until
+    // then the failure threshold reads the refused connections as a blip).
+    const lost =
+      this.hasSession() && this.st.readyTime
+        ? serverPodLost(this.o.pods, Date.parse(this.st.readyTime))
+        : null;
+    if (lost)
+      return this.fail(
+        Reason.SessionLost,
+        `${lost}: Livy session ${this.st.livySessionId} went with it`,
+        "session",
       );
     const apply = this.desired().filter((d) => {
       const live = this.o.owned[d.kind];

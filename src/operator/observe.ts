@@ -19,7 +19,7 @@ export interface DeploymentLike {
 }
 
 export interface PodLike {
-  metadata?: { name?: string; deletionTimestamp?: string | Date };
+  metadata?: { name?: string; creationTimestamp?: string | Date; deletionTimestamp?: string | Date };
   status?: {
     phase?: string;
     conditions?: Array<{ type: string; status: string; reason?: string; message?: string }>;
@@ -29,6 +29,7 @@ export interface PodLike {
       restartCount?: number;
       state?: {
         waiting?: { reason?: string; message?: string };
+        running?: { startedAt?: string | Date };
         terminated?: { reason?: string; exitCode?: number; message?: string };
       };
       lastState?: { terminated?: { reason?: string; exitCode?: number; message?: string } };
@@ -164,4 +165,49 @@ function ofAnotherLivySession(
 ): boolean {
   const m = OPERATOR_SESSION_NAME.exec(name ?? "");
   return m !== null && (m[1] !== owner.namespace || m[2] !== owner.name);
+}
+
+/** Whether `t` is after `ms`; an unknown time is not (no evidence). */
+const after = (t: string | Date | undefined, ms: number): boolean =>
+  t !== undefined && new Date(t).getTime() > ms;
+
+/**
+ * Whether the pod a Ready Livy session lives in is gone, and how. The Livy server keeps its sessions in
+ * memory and runs their Spark drivers (local or client mode) as its children, so a session ends with the
+ * Livy process that held it. `readyMs` is when the session was seen Ready: the pod that holds it was created
+ * and its container started before then (a Livy server and a Spark session start in between, tens of
+ * seconds, so clock differences between the API server, the kubelet and the operator do not matter), and
+ * it survives while it is not being deleted, has not ended and its containers run. Returns why no pod
+ * survives, given positive evidence (a pod being deleted or ended, a container stopped or started again
+ * after `readyMs`, a pod created after it); else null. No pods at all is no evidence (an informer's list
+ * between a deletion and the replacement): Livy's answers decide then, as for anything short of evidence.
+ */
+export function serverPodLost(pods: PodLike[], readyMs: number): string | null {
+  let evidence: string | null = null;
+  for (const pod of pods) {
+    const name = pod.metadata?.name ?? "?";
+    const statuses = pod.status?.containerStatuses ?? [];
+    const ended = pod.status?.phase === "Failed" || pod.status?.phase === "Succeeded";
+    const stopped = statuses.find(
+      (c) => c.state?.running === undefined || after(c.state.running.startedAt, readyMs),
+    );
+    if (
+      !pod.metadata?.deletionTimestamp &&
+      !ended &&
+      !after(pod.metadata?.creationTimestamp, readyMs) &&
+      statuses.length > 0 &&
+      !stopped
+    )
+      return null; // this pod may hold the session
+    if (pod.metadata?.deletionTimestamp) evidence ??= `the Livy server's pod ${name} is being deleted`;
+    else if (ended) evidence ??= `the Livy server's pod ${name} ended (${pod.status?.phase})`;
+    else if (after(pod.metadata?.creationTimestamp, readyMs))
+      evidence ??= `pod ${name} replaced the Livy server's pod`;
+    else if (stopped && ((stopped.restartCount ?? 0) > 0 || stopped.state?.terminated)) {
+      const last = stopped.state?.terminated ?? stopped.lastState?.terminated;
+      const detail = last ? ` (exit ${last.exitCode ?? "?"}${last.reason ? `, ${last.reason}` : ""})` : "";
+      evidence ??= `the Livy server's container in pod ${name} stopped${detail}`;
+    }
+  }
+  return evidence;
 }

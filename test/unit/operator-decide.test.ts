@@ -361,6 +361,86 @@ describe("decide: failures", () => {
     expect(cond(statusOf(plan), "Ready")?.reason).toBe("SessionLost");
   });
 
+  it("FailFast: the Livy server's pod deleted under a Ready session is SessionLost at once, Livy not asked", () => {
+    const ls = resource({}, { status: readyStatus() });
+    const deleting = {
+      metadata: {
+        name: "livy-ws-1",
+        creationTimestamp: new Date(T0 - MIN).toISOString(),
+        deletionTimestamp: new Date(T0 + 9 * S).toISOString(),
+      },
+      status: {
+        phase: "Running",
+        containerStatuses: [
+          { name: "livy", state: { running: { startedAt: new Date(T0 - MIN).toISOString() } } },
+        ],
+      },
+    };
+    const first = decide(world(ls, { server: "available", now: T0 + 10 * S, pods: [deleting] }));
+    expect("plan" in first, "decided from the pod, without asking Livy").toBe(true);
+    const { plan } = step(world(ls, { server: "available", now: T0 + 10 * S, pods: [deleting] }));
+    const st = statusOf(plan);
+    expect(phase(st)).toBe("Failed");
+    expect(cond(st, "Ready")).toMatchObject({ status: "False", reason: "SessionLost" });
+    expect(st.message).toBe(
+      "SessionLost: the Livy server's pod livy-ws-1 is being deleted: Livy session 7 went with it",
+    );
+    expect(plan.deleteOwned).toHaveLength(3);
+  });
+
+  it("the pods of a starting session, or of a Ready one still running, decide nothing by themselves", () => {
+    const running = {
+      metadata: { name: "livy-ws-1", creationTimestamp: new Date(T0 - MIN).toISOString() },
+      status: {
+        phase: "Running",
+        containerStatuses: [
+          { name: "livy", state: { running: { startedAt: new Date(T0 - MIN).toISOString() } } },
+        ],
+      },
+    };
+    const ready = resource({}, { status: readyStatus() });
+    const { plan } = step(world(ready, { server: "available", now: T0 + 10 * S, pods: [running] }), {
+      session: ok(livySession(7, "idle")),
+    });
+    expect(phase(statusOf(plan))).toBe("Ready");
+    // an attempt not yet Ready has no time to judge a pod by: Livy's answers decide
+    const create = step(world(resource(), { server: "available" }), { session: ok(null) }).plan;
+    const starting = resource({}, { status: statusOf(create) });
+    const replaced = {
+      ...running,
+      metadata: { ...running.metadata, deletionTimestamp: new Date(T0).toISOString() },
+    };
+    const second = decide(world(starting, { server: "available", now: T0 + S, pods: [replaced] }));
+    expect("observe" in second).toBe(true);
+  });
+
+  it("Recover: the Livy server's container restarted under a Ready session: a new Livy session on the same server", () => {
+    const spec = { failurePolicy: "Recover" };
+    const ls = resource(spec, { status: readyStatus(spec) });
+    const restarted = {
+      metadata: { name: "livy-ws-1", creationTimestamp: new Date(T0 - MIN).toISOString() },
+      status: {
+        phase: "Running",
+        containerStatuses: [
+          {
+            name: "livy",
+            restartCount: 1,
+            state: { running: { startedAt: new Date(T0 + 5 * S).toISOString() } },
+            lastState: { terminated: { exitCode: 137, reason: "OOMKilled" } },
+          },
+        ],
+      },
+    };
+    const { plan } = step(world(ls, { server: "available", now: T0 + 10 * S, pods: [restarted] }));
+    const st = statusOf(plan);
+    expect(cond(st, "Ready")).toMatchObject({ reason: "Recovering" });
+    expect(cond(st, "SessionReady")?.message).toBe(
+      "the Livy server's container in pod livy-ws-1 stopped (exit 137, OOMKilled): Livy session 7 went with it",
+    );
+    expect(st.restarts).toBe(1);
+    expect(plan.deleteOwned, "the server stays: its pod comes back by itself").toBeUndefined();
+  });
+
   it("Recover: a dead session is replaced on the same server after 1 s, counted", () => {
     const spec = { failurePolicy: "Recover" };
     const { plan } = step(readyWorld(spec), { session: ok(livySession(7, "dead")) });

@@ -4,6 +4,7 @@ import {
   observeActivity,
   observeServer,
   type PodLike,
+  serverPodLost,
 } from "../../src/operator/observe.ts";
 
 const available: DeploymentLike = {
@@ -192,5 +193,86 @@ describe("observeActivity: every Livy session and batch on the server counts", (
         batches: [...batches],
       }),
     ).toEqual(expected);
+  });
+});
+
+describe("serverPodLost: the pod a Ready Livy session lives in", () => {
+  const READY = Date.parse("2026-03-01T12:10:00Z");
+  const before = "2026-03-01T12:00:00Z";
+  const afterReady = "2026-03-01T12:20:00Z";
+  const pod = (
+    name: string,
+    opts: {
+      created?: string;
+      started?: string | null;
+      deleting?: boolean;
+      phase?: string;
+      restarts?: number;
+      last?: { exitCode: number; reason: string };
+    } = {},
+  ): PodLike => ({
+    metadata: {
+      name,
+      creationTimestamp: opts.created ?? before,
+      ...(opts.deleting ? { deletionTimestamp: afterReady } : {}),
+    },
+    status: {
+      phase: opts.phase ?? "Running",
+      containerStatuses: [
+        {
+          name: "livy",
+          restartCount: opts.restarts ?? 0,
+          state:
+            opts.started === null
+              ? { terminated: { exitCode: 137, reason: "Error" } }
+              : { running: { startedAt: opts.started ?? before } },
+          ...(opts.last ? { lastState: { terminated: opts.last } } : {}),
+        },
+      ],
+    },
+  });
+
+  it.each<[string, PodLike[], string | null]>([
+    ["the pod that was running at Ready", [pod("a")], null],
+    ["no pods listed: no evidence (Livy's answers decide)", [], null],
+    ["it is being deleted", [pod("a", { deleting: true })], "the Livy server's pod a is being deleted"],
+    [
+      "it is being deleted and its replacement was created after Ready",
+      [pod("a", { deleting: true }), pod("b", { created: afterReady, started: afterReady })],
+      "the Livy server's pod a is being deleted",
+    ],
+    [
+      "only a replacement is left (the old pod deleted at once)",
+      [pod("b", { created: afterReady })],
+      "pod b replaced the Livy server's pod",
+    ],
+    [
+      "it ended (evicted)",
+      [pod("a", { phase: "Failed", started: null })],
+      "the Livy server's pod a ended (Failed)",
+    ],
+    [
+      "its container was started again after Ready (killed, OOM)",
+      [pod("a", { started: afterReady, restarts: 1, last: { exitCode: 137, reason: "OOMKilled" } })],
+      "the Livy server's container in pod a stopped (exit 137, OOMKilled)",
+    ],
+    [
+      "its container stopped and waits to start again",
+      [pod("a", { started: null, restarts: 1 })],
+      "the Livy server's container in pod a stopped (exit 137, Error)",
+    ],
+    [
+      "a container restarted before Ready and has run since: it holds the session",
+      [pod("a", { restarts: 2 })],
+      null,
+    ],
+    [
+      "an older pod still terminating beside the one that holds the session (after a Recover restart)",
+      [pod("old", { deleting: true }), pod("a")],
+      null,
+    ],
+    ["times unknown (no evidence either way)", [{ metadata: { name: "a" }, status: {} }], null],
+  ])("%s", (_what, pods, want) => {
+    expect(serverPodLost(pods, READY)).toBe(want);
   });
 });
