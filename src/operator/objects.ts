@@ -196,9 +196,16 @@ export function desiredDeployment(
                 periodSeconds: 2,
                 failureThreshold: 3,
               },
+              // Livy's start (a JVM, then `spark-submit --version`) took 93 s at load average 18 on 2 cores:
+              // the liveness probe waits for the first answer rather than a fixed delay, which killed slow
+              // starts. startupTimeout bounds the attempt (up to 1h); this only keeps the kubelet out of it.
+              startupProbe: {
+                httpGet: { path: "/version", port: "http" },
+                periodSeconds: 2,
+                failureThreshold: 1800,
+              },
               livenessProbe: {
                 httpGet: { path: "/version", port: "http" },
-                initialDelaySeconds: 30,
                 periodSeconds: 10,
                 failureThreshold: 6,
               },
