@@ -474,10 +474,12 @@ export async function phaseRecorder(ns: string) {
 // ------------------------------------------------------------------------------------------------ split proxy
 
 /**
- * A TLS-terminating proxy in front of the API server that delivers every byte of the API server's answers
- * to its client as a TLS record of its own, each after the last was written: the client's HTTP parser sees
- * the body in one-byte chunks, so every watch event (and every multi-byte character in it) arrives split.
- * It serves the API server's own certificate (for 127.0.0.1) and speaks to it as the test bed's admin.
+ * A TLS-terminating proxy in front of the API server that delivers every byte of its watch streams to its
+ * client as a TLS record of its own, each after the last was written: the client's HTTP parser sees the
+ * body in one-byte chunks, so every watch event (and every multi-byte character in it) arrives split.
+ * Other answers (lists, reads, writes) pass whole: splitting them too made a start take minutes on a
+ * loaded machine. It serves the API server's own certificate (for 127.0.0.1) and speaks to it as the test
+ * bed's admin.
  */
 export class SplitProxy {
   private readonly server: TlsServer;
@@ -525,11 +527,25 @@ export class SplitProxy {
     };
     client.on("error", close).on("close", close);
     upstream.on("error", close).on("close", close);
-    client.on("data", (d: Buffer) => upstream.write(d));
-    // one byte per write, each written once the last has gone out: one TLS record per byte
+    // one request at a time per connection (the client does not pipeline): what follows a request line
+    // answers it
+    let split = false;
+    client.on("data", (d: Buffer) => {
+      const line = /^(GET|PUT|POST|PATCH|DELETE|HEAD|OPTIONS) (\S+)/.exec(
+        d.subarray(0, 2048).toString("latin1"),
+      );
+      if (line) split = /[?&]watch=(true|1)\b/.test(line[2] ?? "");
+      upstream.write(d);
+    });
+    // a watch's bytes one per write, each written once the last has gone out: one TLS record per byte
     let queue = Promise.resolve();
     upstream.on("data", (d: Buffer) => {
+      const splitThis = split;
       queue = queue.then(async () => {
+        if (!splitThis) {
+          if (!client.destroyed) client.write(d);
+          return;
+        }
         for (const byte of d) {
           if (client.destroyed) return;
           await new Promise<void>((resolve) => client.write(Buffer.of(byte), () => resolve()));
