@@ -132,18 +132,19 @@ export function dockerdLog(): string {
  */
 export async function ensureDocker(): Promise<Docker> {
   const cli = dockerCli();
-  let client: string;
+  const answer = async (): Promise<Docker | null> => {
+    const server = await serverVersion();
+    if (!server) return null;
+    const client = await docker(["version", "--format", "{{.Client.Version}}"]).catch(() => "?");
+    return { cli, clientVersion: client, serverVersion: server };
+  };
+  const up = await answer();
+  if (up) return up;
   try {
-    client = await docker(["version", "--format", "{{.Client.Version}}"], { timeoutMs: 15_000 });
-  } catch (err) {
-    // `docker version` exits non-zero without a daemon but still prints the client's version
-    const out = (err as Error).message;
-    if (/ENOENT|not found/.test(out) && !/Client/.test(out))
-      throw new Error(`the docker CLI (${cli}) is not installed: scripts/system-deps.sh installs docker.io`);
-    client = "?";
+    await execFileP(cli, ["--version"], { timeout: 15_000 });
+  } catch {
+    throw new Error(`the docker CLI (${cli}) does not run: scripts/system-deps.sh installs docker.io`);
   }
-  let server = await serverVersion();
-  if (server) return { cli, clientVersion: client, serverVersion: server };
   const host = process.env.DOCKER_HOST;
   if (host && host !== "unix:///var/run/docker.sock")
     throw new Error(
@@ -166,22 +167,18 @@ export async function ensureDocker(): Promise<Docker> {
   mkdirSync(dirname(logFile), { recursive: true });
   log(`no Docker daemon answers: starting ${dockerd} (log ${logFile}); it stays up after the test bed`);
   const fd = openSync(logFile, "a");
-  const child = spawn(dockerd, [], { stdio: ["ignore", fd, fd], detached: true });
+  const child = spawn(dockerd, [], { cwd: "/", stdio: ["ignore", fd, fd], detached: true });
   closeSync(fd);
   child.unref();
   let exited: number | null = null;
   child.on("exit", (code) => {
     exited = code ?? -1;
   });
+  // a second starter loses the race for dockerd's pid file and exits: the first one's daemon still counts
   const deadline = Date.now() + 90_000;
   while (Date.now() < deadline) {
-    server = await serverVersion();
-    if (server) return { cli, clientVersion: client, serverVersion: server };
-    // a second starter loses the race for dockerd's pid file and exits: the first one's daemon still counts
-    if (exited !== null && Date.now() > deadline - 80_000) {
-      server = await serverVersion();
-      if (server) return { cli, clientVersion: client, serverVersion: server };
-    }
+    const started = await answer();
+    if (started) return started;
     await sleep(500);
   }
   const tailText = readFileSync(logFile, "utf8").split("\n").slice(-25).join("\n");
