@@ -18,6 +18,7 @@ import {
   dockerCli,
   ensureDocker,
   ensureLoaded,
+  localRef,
   projectImages,
 } from "../test/testbed/images.ts";
 import { type Args, type BenchBody, log } from "./lib/bench.ts";
@@ -43,15 +44,16 @@ async function layers(ref: string): Promise<Array<[string, string]>> {
   return stdout
     .trim()
     .split("\n")
-    .map((l) => l.split("\t") as [string, string])
-    .filter(([size]) => size !== "0B")
-    .map(([size, by]) => [
-      size,
-      by
+    .map((l): [string, string] => {
+      const [size = "", by = ""] = l.split("\t");
+      const what = by
         .replace(/^\/bin\/sh -c (#\(nop\) )?/, "")
         .replace(/\s+/g, " ")
-        .slice(0, 90),
-    ]);
+        .slice(0, 90);
+      // the imported base has no history entry of its own
+      return [size, what || "(the Debian base: docker import of the debootstrap root filesystem)"];
+    })
+    .filter(([size]) => size !== "0B");
 }
 
 export async function images(args: Args): Promise<BenchBody> {
@@ -134,7 +136,7 @@ export async function images(args: Args): Promise<BenchBody> {
     tables.push({
       title: `Layers of ${b.ref} (docker history, newest first)`,
       columns: ["size", "created by"],
-      rows: await layers(b.ref),
+      rows: await layers(localRef(b)),
     });
   }
   tables.unshift({
