@@ -12,7 +12,15 @@
  *   build), then `docker save`d to a tar in the cache. A warm call hashes the inputs and returns; it needs
  *   no daemon.
  * - `importImage()`: that tar into a containerd (socket, namespace), for a real node's kubelet.
- * - `projectImages()`: the operator image and the Livy server image, named as users name them.
+ * - `projectImages()`: the operator image and the Livy server image, named as users name them (`ref`), with
+ *   their tars (`tar`): what `up` or a test imports into a node with `importImage(image, { address })`.
+ *   Cached, it answers in about 2 s without Docker.
+ *
+ * Builds use the classic builder: the docker CLI here is Docker 28 without its buildx plugin, whose
+ * `docker build` refuses BuildKit, and BuildKit would fetch `# syntax=` frontends and base-image metadata
+ * from Docker Hub. Both Dockerfiles also build with BuildKit offline: LIVY_IMAGE_BUILDKIT=1 with a CLI that
+ * has it (buildx, or Debian's 20.10 CLI: LIVY_DOCKER_CLI=/usr/bin/docker). Run a built image by
+ * `localRef()`: `ref` may name another checkout's build of the same image on a shared machine.
  */
 import { execFile, spawn } from "node:child_process";
 import { createHash } from "node:crypto";
