@@ -112,6 +112,7 @@ describe("reaching Livy through a LivySession", () => {
   it("connectKube makes the client from a kubeconfig, taking the namespace from its context", async () => {
     const kc = parse(await kubectl(["config", "view", "--raw", "-o", "yaml"])) as {
       contexts: Array<{ name: string; context: Record<string, string> }>;
+      clusters: Array<{ name: string; cluster: { server: string } }>;
     };
     for (const c of kc.contexts) c.context.namespace = ns;
     const file = join(tmpdir(), `kubeconfig-${ns}`);
@@ -119,7 +120,9 @@ describe("reaching Livy through a LivySession", () => {
     const k = await connectKube({ kubeconfig: file });
     try {
       expect(k.namespace).toBe(ns);
-      expect(k.server).toMatch(/^https:\/\/127\.0\.0\.1:\d+$/);
+      // The test bed's API server: on loopback, or on the real node's host address when it has one.
+      expect(k.server).toBe(kc.clusters[0]?.cluster.server);
+      expect(k.server).toMatch(/^https:\/\/(127\.0\.0\.1|10\.247\.\d+\.1):\d+$/);
       await applySession(ns, "lib", { kind: "pyspark", idleTimeout: "1h" });
       const { client, session } = await connectLivySession(k.kube, k.namespace, "lib", { timeoutMs: 60_000 });
       try {
