@@ -5,13 +5,14 @@
  * statement. Then the client's own overhead against the stand-in with zero delay, and its monitoring
  * cost: one list request per busy session per tick.
  */
-import { execFile, spawn } from "node:child_process";
+import { execFile } from "node:child_process";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { LivyClient, LivyProtocolError } from "../src/livy/index.ts";
 import { type Args, type BenchBody, log } from "./lib/bench.ts";
 import { NaivePoller } from "./lib/naive.ts";
-import { BENCH_DIR, fmt, type Goal, marginBelow, REPO_ROOT, type Table } from "./lib/report.ts";
+import { BENCH_DIR, fmt, type Goal, marginBelow, type Table } from "./lib/report.ts";
+import { spawnStandin } from "./lib/standin-process.ts";
 import { median, round, roundSummary, summarize } from "./lib/stats.ts";
 import { Standin, testbed } from "./lib/testbed.ts";
 
@@ -91,23 +92,6 @@ async function livyTarget(args: Args, skipLivy: boolean) {
   }
   const bed = await testbed({ needLivy: !skipLivy });
   return { livyUrl: bed.state.livyUrl, python: bed.state.python, standinUrl: bed.state.standinUrl, bed };
-}
-
-/** A stand-in process of our own when there is no test bed (`--livy-url`). */
-async function spawnStandin(): Promise<{ url: string; stop: () => void }> {
-  const child = spawn(process.execPath, [join(REPO_ROOT, "test", "standin", "main.ts"), "--port", "0"], {
-    stdio: ["ignore", "pipe", "inherit"],
-  });
-  const url = await new Promise<string>((resolve, reject) => {
-    let buf = "";
-    child.stdout.on("data", (d: Buffer) => {
-      buf += d.toString();
-      const line = buf.split("\n")[0];
-      if (buf.includes("\n") && line) resolve((JSON.parse(line) as { url: string }).url);
-    });
-    child.once("exit", (code) => reject(new Error(`stand-in exited with ${code}`)));
-  });
-  return { url, stop: () => child.kill("SIGTERM") };
 }
 
 export async function client(args: Args): Promise<BenchBody> {
@@ -379,7 +363,9 @@ export async function client(args: Args): Promise<BenchBody> {
         `Our client rejected ${outputRace.count} statement(s) that real Livy briefly reported as \`available\` with \`output: null\` and ran each again (fixed in 01563c2; counted in case it comes back).`,
         `pylivy sleeps 0.1 s before its first poll of a statement and then 0.2, 0.3, 0.5, 1 s (livy/session.py polling_intervals), which sets its floor; the naive poller's floor is its ${naiveMs} ms interval. Our monitor polls 2 ms after a submission, then backs off from 5 ms by 1.5x to 1 s, and at most every 250 ms while a session's statements are still being submitted.`,
         "Livy numbers a statement when its RPC reaches the driver and handles one connection's requests one after another: our client pipelines a session's POSTs on one connection, so its per-session rate is Livy's own handling time per POST (two driver RPCs); the naive poller's concurrent POSTs on several connections overlap that handling and are numbered in whatever order they reach the driver (the order check above).",
-        `The ${nSessions} real Livy sessions took ${startS.toFixed(0)} s to start (not timed in the comparison).`,
+        given
+          ? `The ${nSessions} real Livy sessions were made beforehand (--session-ids ${given}).`
+          : `The ${nSessions} real Livy sessions took ${startS.toFixed(0)} s to start (not timed in the comparison).`,
       );
     } finally {
       if (!given) await Promise.all(ids.map((id) => ours.deleteSession(id).catch(() => {})));

@@ -8,8 +8,9 @@ import { runInNewContext } from "node:vm";
 import { LivyClient, SessionPool } from "../src/livy/index.ts";
 import { type Args, type BenchBody, log } from "./lib/bench.ts";
 import { fmt, type Goal, type Table } from "./lib/report.ts";
+import { spawnStandin } from "./lib/standin-process.ts";
 import { round, roundSummary, summarize } from "./lib/stats.ts";
-import { testbed } from "./lib/testbed.ts";
+import { Standin, testbed } from "./lib/testbed.ts";
 
 const CODE = "1 + 1";
 const MiB = 2 ** 20;
@@ -25,8 +26,10 @@ export async function dispatch(args: Args): Promise<BenchBody> {
   const nSessions = args.num("sessions", 16);
   const perSession = args.num("per-session", 2);
   const runMs = args.num("statement-ms", 0);
-  const bed = await testbed();
-  const standin = bed.standin;
+  // --standalone: a stand-in process of its own instead of the bench test bed's (no control plane needed)
+  const own = args.bool("standalone") ? await spawnStandin() : null;
+  const standinUrl = own ? own.url : (await testbed()).state.standinUrl;
+  const standin = new Standin(standinUrl);
   await standin.reset();
   await standin.configure({
     sessionStartupMs: 0,
@@ -34,7 +37,7 @@ export async function dispatch(args: Args): Promise<BenchBody> {
     responseDelayMs: 0,
     retainedStatements: 100,
   });
-  const client = new LivyClient({ baseUrl: bed.state.standinUrl, timeoutMs: 60_000 });
+  const client = new LivyClient({ baseUrl: standinUrl, timeoutMs: 60_000 });
   const ids: number[] = [];
   for (let i = 0; i < nSessions; i++) ids.push((await client.createSession({ kind: "pyspark" })).id);
   const sessions = ids.map((id) => client.session(id));
@@ -102,6 +105,7 @@ export async function dispatch(args: Args): Promise<BenchBody> {
   pool.close();
   await Promise.all(ids.map((id) => client.deleteSession(id).catch(() => {})));
   await client.close();
+  own?.stop();
 
   const completed = lat.length;
   const listReqs = counters.routes["GET /sessions/:id/statements"] ?? 0;
@@ -162,7 +166,7 @@ export async function dispatch(args: Args): Promise<BenchBody> {
     },
   ];
   return {
-    env: { python: bed.state.python, livyUrl: null },
+    env: { python: null, livyUrl: null },
     params: {
       statements: total,
       sessions: nSessions,

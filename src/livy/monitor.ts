@@ -39,13 +39,17 @@ export interface MonitorOptions {
   /** How long statements of resilient sessions survive an unreachable server before they are rejected. */
   maxOutageMs: number;
   /**
-   * Shortest interval while statements of the session are still being submitted. Livy's list route reads
-   * every retained statement from the driver (and updates each one's progress) whatever `size` asks for,
-   * on the same RPC channel the submissions need: polling fast during a burst made each submission take
-   * twice as long on real Livy. The burst's results cannot all be there before its last statement is
-   * accepted anyway; then polling is fast again.
+   * Shortest interval while a burst of the session's statements is still being submitted (at least
+   * `burstPending` submissions not answered yet). Livy's list route reads every retained statement from the
+   * driver (and updates each one's progress) whatever `size` asks for, on the same RPC channel the
+   * submissions need: polling fast during a burst made each submission take twice as long on real Livy. The
+   * burst's results cannot all be there before its last statement is accepted anyway; then polling is fast
+   * again. A steady trickle (a SessionPool's one or two in flight per session) is not a burst: its results
+   * are polled for at once.
    */
   burstIntervalMs: number;
+  /** Submissions of the session not answered yet from which polling slows to `burstIntervalMs`. */
+  burstPending: number;
 }
 
 export const DEFAULT_MONITOR_OPTIONS: MonitorOptions = {
@@ -56,6 +60,7 @@ export const DEFAULT_MONITOR_OPTIONS: MonitorOptions = {
   maxWindow: 100,
   maxOutageMs: 60_000,
   burstIntervalMs: 250,
+  burstPending: 4,
 };
 
 const WINDOW_SLACK = 2;
@@ -147,9 +152,9 @@ export class SessionMonitor {
     this.#schedule(first);
   }
 
-  /** Statements of this session are still on their way to Livy. */
+  /** A burst of this session's statements is still on its way to Livy. */
   #submitting(): boolean {
-    return this.#client.pendingSubmissions(this.sessionId) > 0;
+    return this.#client.pendingSubmissions(this.sessionId) >= this.#options.burstPending;
   }
 
   #schedule(ms: number): void {

@@ -4,7 +4,7 @@
  */
 import { createServer, type Server, type Socket } from "node:net";
 import { afterEach, describe, expect, it } from "vitest";
-import { LivyClient, LivyUnreachableError } from "../../src/livy/index.ts";
+import { LivyClient, LivyUnreachableError, SessionPool } from "../../src/livy/index.ts";
 import { OrderedLane } from "../../src/livy/lane.ts";
 import { useStandin } from "./livy-fixtures.ts";
 
@@ -206,6 +206,32 @@ describe("burst dispatch", () => {
       routes: Record<string, number>;
     };
     expect(counters.routes["POST /sessions/:id/statements"]).toBeGreaterThan(codes.length);
+  });
+});
+
+describe("monitoring during a burst", () => {
+  // A burst interval of a minute makes the behaviour plain without timing anything: a poll deferred by it
+  // would hold the test far past its timeout.
+  it("does not poll a session while a burst of its statements is being submitted, and polls at once after", async () => {
+    // one POST at a time, 25 ms each: 16 statements take a while to submit
+    fx.standin.control.configure({ responseDelayMs: 25 });
+    const client = fx.client({ pipelining: 1, monitor: { burstIntervalMs: 60_000 } });
+    const session = client.session(await fx.idleSession(client));
+    const handles = await Promise.all(Array.from({ length: 16 }, (_, i) => session.submit(`${i} + 1`)));
+    // no poll while at least burstPending (4) were unanswered; the last three acceptances are a trickle
+    // (polling after each acceptance, as without the burst rule, makes about 16)
+    expect(session.monitorStats().ticks).toBeLessThanOrEqual(3);
+    const results = await Promise.all(handles.map((h) => h.result));
+    expect(results.map((r) => r.text)).toEqual(Array.from({ length: 16 }, (_, i) => String(i + 1)));
+  });
+
+  it("polls at once for a trickle of one or two statements in flight (a SessionPool's)", async () => {
+    const client = fx.client({ monitor: { burstIntervalMs: 60_000 } });
+    const session = client.session(await fx.idleSession(client));
+    const pool = new SessionPool([session], { maxInFlightPerSession: 2 });
+    const results = await Promise.all(Array.from({ length: 40 }, () => pool.run("1 + 1")));
+    expect(results.every((r) => r.text === "2")).toBe(true);
+    pool.close();
   });
 });
 
