@@ -72,6 +72,8 @@ interface StepSample {
   sparkS: number;
   /** session only: Livy's started..completed for the statement. */
   livyS?: number;
+  /** CPU seconds the path used for the step: the spark-submit process tree; the Livy server's group. */
+  cpuS?: number;
   load1: number;
 }
 
@@ -203,11 +205,13 @@ async function recipe(args: Args): Promise<BenchBody> {
           for (const path of order) {
             const load1 = loadSample().load1;
             if (path === "session") {
+              const c0 = livy.cpuSeconds();
               const s0 = performance.now();
               const res = await session.run(`df_${step} = run_step(${step}, df_${step - 1}, ctx)`, {
                 timeoutMs: 1_800_000,
               });
               const toResultS = (performance.now() - s0) / 1000;
+              const cpuS = livy.cpuSeconds() - c0;
               const out = parseLine<RecipeOutput>(res.text ?? "", "RECIPE_RESULT");
               check(size, step, out.result);
               const livyS =
@@ -222,6 +226,7 @@ async function recipe(args: Args): Promise<BenchBody> {
                 toResultS,
                 sparkS: out.stepSeconds,
                 ...(livyS === undefined ? {} : { livyS }),
+                cpuS,
                 load1,
               });
               log(
@@ -242,7 +247,7 @@ async function recipe(args: Args): Promise<BenchBody> {
                   data.products.path,
                   String(step),
                 ],
-                { env, watch: "RECIPE_RESULT ", timeoutMs: 1_800_000 },
+                { env, watch: "RECIPE_RESULT ", timeoutMs: 1_800_000, cpu: true },
               );
               if (r.code !== 0 || r.lineS === null)
                 throw new Error(`spark-submit exited ${r.code}:\n${r.stderr.slice(-3000)}`);
@@ -259,6 +264,7 @@ async function recipe(args: Args): Promise<BenchBody> {
                 wallS: r.wallS,
                 startupS,
                 sparkS: out.stepSeconds,
+                ...(r.cpuS === null ? {} : { cpuS: r.cpuS }),
                 load1,
               });
               log(
@@ -324,6 +330,7 @@ function report(o: ReportInput): BenchBody {
   for (const [si, size] of sizes.entries()) {
     const rows: Array<Array<string | number>> = [];
     const ratios: number[] = [];
+    const cpuRatios: number[] = [];
     for (let step = 1; step <= k; step++) {
       const sess = pick(size, step, "session");
       const sub = pick(size, step, "submit");
@@ -348,9 +355,13 @@ function report(o: ReportInput): BenchBody {
         ratio: round(ratio),
         ratioFirst: round(ratioFirst),
         ratioToExit: round(med(sub, (s) => s.wallS) / mSess),
+        submitCpuS: round(med(sub, (s) => s.cpuS)),
+        sessionCpuS: round(med(sess, (s) => s.cpuS)),
+        cpuRatio: round(med(sub, (s) => s.cpuS) / med(sess, (s) => s.cpuS)),
         n: sess.length,
       };
       perStep.push(entry);
+      cpuRatios.push(entry.cpuRatio);
       rows.push([
         step,
         STEPS[step - 1]?.name ?? "",
@@ -362,6 +373,7 @@ function report(o: ReportInput): BenchBody {
         `${round(ratio)}x`,
         entry.sessionFirstS,
         `${round(ratioFirst)}x`,
+        `${entry.submitCpuS} / ${entry.sessionCpuS} (${round(entry.cpuRatio)}x)`,
       ]);
     }
     const sizeLoads = samples.filter((s) => s.size === size).map((s) => s.load1);
@@ -382,6 +394,7 @@ function report(o: ReportInput): BenchBody {
         "ratio",
         "session, first time",
         "ratio, first time",
+        "CPU-seconds: job / session (ratio)",
       ],
       rows,
     });
@@ -398,6 +411,7 @@ function report(o: ReportInput): BenchBody {
       fmtX(median(ratios)),
       fmtX(Math.max(...ratios)),
       `${ratios.filter((r) => r >= GOAL_X).length} of ${k}`,
+      `${fmtX(Math.min(...cpuRatios))} / ${fmtX(median(cpuRatios))}`,
       `${round(median(sizeLoads), 1)} (${round(Math.min(...sizeLoads), 1)}-${round(Math.max(...sizeLoads), 1)})`,
     ]);
     const isSample = size <= SAMPLE_MAX_ROWS;
@@ -439,6 +453,7 @@ function report(o: ReportInput): BenchBody {
       "median step",
       "fastest step",
       `steps ≥ ${GOAL_X}x`,
+      "CPU-seconds ratio: slowest / median step",
       "load average (median, range)",
     ],
     rows: summaryRows,
@@ -497,6 +512,7 @@ function report(o: ReportInput): BenchBody {
       `Livy session start (once, outside the timing): ${o.sessionStartS.toFixed(1)} s; then one statement defined the recipe and ran a trivial Spark job (${o.warmupS.toFixed(1)} s), as a session warmed before Ready would. "load + cache once" is the one statement that reads the sample and caches it (and the 500-row product dimension) before step 1; it is not part of any step's time.`,
       `"to result": warm session = statement submitted to its result through our client; spark-submit = process spawned to the step's result printed (the JVM's shutdown after it is not counted: the ratio to the process exit is in the JSON as ratioToExit). "Spark work" is the step's own code (the transformation and the look) timed inside Python; in the session it includes the lineage from the cached sample through steps 1..k, in the job the read of the CSV and steps 1..k. The rest of a session statement is ${(overhead * 1000).toFixed(0)} ms (median over all statements): ${(replOverhead * 1000).toFixed(0)} ms inside Livy around the step's code (Livy's started..completed minus the step), ${(clientOverhead * 1000).toFixed(0)} ms between our client and Livy (the POST, and the poll that sees the result: the client's default monitor polls a running statement at intervals growing 1.5x from 10 ms to 1 s).`,
       `Repetitions: each repetition runs steps 1..${k} in order in the session (each statement adding step k to step k-1's DataFrame) with a fresh spark-submit job per step in between; which path goes first alternates step by step. "first time" is the first repetition's statement, when Spark has not generated code for that plan yet; later repetitions of the same statement reuse it.`,
+      `CPU-seconds: what each path used for a step (user + system), far less inflated than wall time when other work shares the cores: for spark-submit, the process tree (bash's \`times\` around it: the JVM and the Python driver it waited for); for the session, every process of the Livy server's group (server, driver JVM, Python REPL) over the statement. On a 2-core machine the work of one step can overlap on both cores, so wall time on an idle machine is between CPU/2 and CPU plus waits.`,
       `Same Spark on both paths: ${o.master}, driver memory ${o.driverMemory}, the Livy server's spark-defaults.conf (spark.sql.shuffle.partitions 4); data generated by bench/python/gen_orders.py (seed ${o.seed}), SHA-256 in the JSON.`,
     ],
   };

@@ -11,6 +11,7 @@ import {
   existsSync,
   mkdirSync,
   mkdtempSync,
+  readdirSync,
   readFileSync,
   renameSync,
   rmSync,
@@ -62,7 +63,29 @@ export interface LivyServer {
   /** The spark-defaults.conf and log4j2 the server's sessions use; spark-submit runs read the same. */
   sparkConfDir: string;
   log: string;
+  /** CPU seconds used so far by the server and everything under it (its sessions' drivers and REPLs). */
+  cpuSeconds(): number;
   stop(): Promise<void>;
+}
+
+/**
+ * CPU seconds (user + system) used so far by the live processes of one process group, from /proc. The CPU
+ * a path spends is a second measure beside wall time: it is far less inflated than wall time when other
+ * work shares the cores.
+ */
+export function groupCpuSeconds(pgid: number): number {
+  let ticks = 0;
+  for (const entry of readdirSync("/proc")) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, "utf8");
+      const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+      if (Number(f[2]) === pgid) ticks += Number(f[11]) + Number(f[12]);
+    } catch {
+      /* exited meanwhile */
+    }
+  }
+  return ticks / 100; // USER_HZ is 100 on Linux
 }
 
 /** Starts one real Livy server on loopback for this benchmark; `stop()` ends it (and the drivers it started). */
@@ -93,6 +116,7 @@ export async function startLivyServer(): Promise<LivyServer> {
     sparkHome: install.sparkHome,
     sparkConfDir: join(workDir, "spark-conf"),
     log: proc.log,
+    cpuSeconds: () => groupCpuSeconds(proc.pid),
     async stop() {
       forget();
       await stop();
@@ -110,6 +134,8 @@ export interface ExecResult {
   lineS: number | null;
   /** Epoch milliseconds at spawn (to place timestamps the child prints). */
   spawnedAtMs: number;
+  /** With `cpu`: user + system CPU seconds of the command and every descendant it waited for. */
+  cpuS: number | null;
 }
 
 /**
@@ -119,12 +145,17 @@ export interface ExecResult {
 export function exec(
   cmd: string,
   args: string[],
-  opts: { env?: NodeJS.ProcessEnv; watch?: string; timeoutMs: number },
+  opts: { env?: NodeJS.ProcessEnv; watch?: string; timeoutMs: number; cpu?: boolean },
 ): Promise<ExecResult> {
   return new Promise((resolve, reject) => {
     const spawnedAtMs = Date.now();
     const t0 = performance.now();
-    const child = spawn(cmd, args, {
+    // bash's `times` prints the CPU its waited-for children used (rusage accumulates up the tree as each
+    // process reaps its children: spark-submit's JVM waits for its Python driver)
+    const [file, argv] = opts.cpu
+      ? ["bash", ["-c", '"$@"; rc=$?; times >&2; exit $rc', "bash", cmd, ...args]]
+      : [cmd, args];
+    const child = spawn(file, argv, {
       env: opts.env ?? process.env,
       stdio: ["ignore", "pipe", "pipe"],
       detached: true,
@@ -158,9 +189,25 @@ export function exec(
     child.on("exit", (code) => {
       forget();
       clearTimeout(timer);
-      resolve({ code, stdout, stderr, wallS: (performance.now() - t0) / 1000, lineS, spawnedAtMs });
+      const wallS = (performance.now() - t0) / 1000;
+      resolve({
+        code,
+        stdout,
+        stderr,
+        wallS,
+        lineS,
+        spawnedAtMs,
+        cpuS: opts.cpu ? childrenCpu(stderr) : null,
+      });
     });
   });
+}
+
+/** The children line of bash's `times` ("0m12.340s 0m1.020s"), the last line it printed. */
+function childrenCpu(stderr: string): number | null {
+  const m = /(\d+)m([\d.]+)s (\d+)m([\d.]+)s\s*$/.exec(stderr);
+  if (!m) return null;
+  return Number(m[1]) * 60 + Number(m[2]) + Number(m[3]) * 60 + Number(m[4]);
 }
 
 /** Where generated input lives: outside the repository, kept between runs (BENCH_DATA_DIR overrides). */
