@@ -1,0 +1,131 @@
+/**
+ * Cluster providers for the end-to-end suite: what differs between clusters is only how the cluster is
+ * provisioned and how the two images reach its nodes. The suite (suite.ts) runs the same body on either.
+ *
+ * - testbedCluster: the test bed's real node (kubelet, containerd, kube-proxy, CoreDNS; test/testbed/), the
+ *   default in `make test`. The images are the test bed's builds of the repository's Dockerfiles
+ *   (test/testbed/images.ts), imported into the node's containerd (a no-op when `up` imported them).
+ * - kindCluster: a kind cluster (TEST_CLUSTER=kind) on a machine with Docker and kind; the images are built
+ *   with `docker build` from the same Dockerfiles and loaded with `kind load docker-image`.
+ *
+ * Both name the images as the chart's defaults do (projectImageRefs), so `helm install` needs no image values,
+ * exactly as for a user whose nodes can pull them.
+ */
+import { execFile } from "node:child_process";
+import { existsSync, mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { delimiter, join } from "node:path";
+import { promisify } from "node:util";
+import type { TestbedInfo } from "../testbed/context.ts";
+import { importImage, projectImageRefs, projectImages } from "../testbed/images.ts";
+import { REPO_ROOT } from "../testbed/paths.ts";
+import type { Cluster } from "./product.ts";
+
+const run = promisify(execFile);
+const log = (msg: string) => process.stderr.write(`[e2e] ${msg}\n`);
+
+/**
+ * Why the real-node suite cannot run on this test bed, or null when it can: it needs the real node and both
+ * images (LIVY_TESTBED_SKIP_IMAGES and LIVY_TESTBED_SKIP_LIVY opt out of them).
+ */
+export function testbedUnavailable(info: TestbedInfo | null): string | null {
+  if (process.env.LIVY_TESTBED_SKIP_IMAGES === "1") return "LIVY_TESTBED_SKIP_IMAGES=1 (no images are built)";
+  if (process.env.LIVY_TESTBED_SKIP_LIVY === "1")
+    return `${process.env.LIVY_TESTBED_SKIP_REASON ?? "LIVY_TESTBED_SKIP_LIVY=1"} (no Livy server image)`;
+  if (!info) return "no test bed";
+  if (!info.node) return "the test bed has no real node";
+  return null;
+}
+
+/** The test bed's real node with the project's images imported into its containerd. */
+export async function testbedCluster(info: TestbedInfo): Promise<Cluster> {
+  const node = info.node;
+  if (!node) throw new Error("the test bed has no real node");
+  const started = Date.now();
+  // cached builds (`make test` builds them before the run); the global setup imported them at `up`
+  const images = await projectImages({ livy: true });
+  if (!images.livy) throw new Error("no Livy server image: the test bed found no Apache Livy release");
+  for (const image of [images.operator, images.livy]) {
+    if (await importImage(image, { address: node.containerdSock }))
+      log(`imported ${image.ref} into ${node.name}`);
+  }
+  log(`images on ${node.name} in ${((Date.now() - started) / 1000).toFixed(1)} s`);
+  return {
+    description: `the test bed's real node ${node.name}`,
+    kubeconfig: info.kubeconfig,
+    binDirs: info.binDirs,
+    images: { operator: images.operator.ref, livy: images.livy.ref },
+    dispose: async () => undefined,
+  };
+}
+
+function onPath(bin: string): boolean {
+  return (process.env.PATH ?? "").split(delimiter).some((d) => d !== "" && existsSync(join(d, bin)));
+}
+
+/** Why a kind cluster cannot be made here, or null. */
+export async function kindUnavailable(): Promise<string | null> {
+  const missing: string[] = [];
+  try {
+    const { getContainerRuntimeClient } = await import("testcontainers");
+    await getContainerRuntimeClient(); // DOCKER_HOST, the socket, rootless, Podman...
+  } catch (err) {
+    missing.push(`no container engine (testcontainers: ${err instanceof Error ? err.message : String(err)})`);
+  }
+  if (!onPath("kind")) missing.push("kind is not on PATH");
+  if (!onPath("docker")) missing.push("the docker CLI is not on PATH");
+  return missing.length ? missing.join("; ") : null;
+}
+
+/**
+ * A new kind cluster with both images built by `docker build` from the repository's Dockerfiles (as
+ * docs/install.md tells users) and loaded with `kind load docker-image`. E2E_OPERATOR_IMAGE and
+ * E2E_LIVY_IMAGE use images already built instead (tagged with the chart's default names);
+ * E2E_KEEP_CLUSTER=1 keeps the cluster after the suite. `binDirs`: where kubectl and helm are (the test
+ * bed's builds when there is one).
+ */
+export async function kindCluster(binDirs: string[] = []): Promise<Cluster> {
+  const name = `livy-e2e-${Date.now().toString(36)}`;
+  const dir = mkdtempSync(join(tmpdir(), "kind-e2e-"));
+  const kubeconfig = join(dir, "kubeconfig");
+  const env = {
+    ...process.env,
+    KUBECONFIG: kubeconfig,
+    PATH: [...binDirs, process.env.PATH ?? ""].join(delimiter),
+  };
+  const sh = async (cmd: string, args: string[], timeoutMs = 600_000) => {
+    try {
+      return (await run(cmd, args, { env, maxBuffer: 256 << 20, timeout: timeoutMs })).stdout;
+    } catch (err) {
+      const e = err as { stderr?: string; message: string };
+      throw new Error(`${cmd} ${args.join(" ")}: ${e.stderr || e.message}`);
+    }
+  };
+  const refs = projectImageRefs();
+  const dispose = async () => {
+    if (process.env.E2E_KEEP_CLUSTER === "1") {
+      log(`kept kind cluster ${name} (kubeconfig ${kubeconfig})`);
+      return;
+    }
+    await sh("kind", ["delete", "cluster", "--name", name]).catch(() => "");
+    rmSync(dir, { recursive: true, force: true });
+  };
+  try {
+    await sh("kind", ["create", "cluster", "--name", name, "--kubeconfig", kubeconfig, "--wait", "180s"]);
+    const given = { operator: process.env.E2E_OPERATOR_IMAGE, livy: process.env.E2E_LIVY_IMAGE };
+    for (const [which, context] of [
+      ["operator", REPO_ROOT],
+      ["livy", join(REPO_ROOT, "deploy", "livy-image")],
+    ] as const) {
+      const ref = refs[which];
+      const prebuilt = given[which];
+      if (prebuilt) await sh("docker", ["tag", prebuilt, ref]);
+      else await sh("docker", ["build", "-t", ref, context], 3_600_000);
+    }
+    await sh("kind", ["load", "docker-image", refs.operator, refs.livy, "--name", name], 1_200_000);
+  } catch (err) {
+    await dispose();
+    throw err;
+  }
+  return { description: `kind cluster ${name}`, kubeconfig, binDirs, images: refs, dispose };
+}

@@ -1,0 +1,382 @@
+/**
+ * The end-to-end body: the product as a user installs and uses it, on a real cluster with real containers.
+ * One body for every cluster (suite.ts); the providers (cluster.ts) differ only in provisioning and image
+ * loading. real-node.test.ts runs it on the test bed's real node (the default in `make test`), kind.test.ts
+ * on kind (TEST_CLUSTER=kind).
+ *
+ * A real Livy session start is a JVM and a SparkContext in the Livy pod: tens of seconds on a quiet machine,
+ * minutes under load. So the steps share starts where the checks stay independent: four starts in all (the
+ * example's cold start, its wake, the Recover example's start with the operator killed in the middle, and
+ * its recovery after its Livy pod is killed).
+ */
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { parse } from "yaml";
+import { failureOf, type LivySession, phaseOf, readyCondition } from "../../src/api/index.ts";
+import { CORE, resourcePath } from "../../src/kube/client.ts";
+import { REPO_ROOT } from "../testbed/paths.ts";
+import { type Cluster, type Pod, Product, RELEASE_NS } from "./product.ts";
+
+const log = (msg: string) => process.stderr.write(`[e2e ${new Date().toISOString().slice(11, 23)}] ${msg}\n`);
+const S = 1_000;
+const MIN = 60 * S;
+
+const example = (file: string) => {
+  const path = join(REPO_ROOT, "examples", file);
+  const m = parse(readFileSync(path, "utf8")) as {
+    metadata: { name: string };
+    spec: { startupTimeout?: string };
+  };
+  return { path, name: m.metadata.name, startupTimeout: m.spec.startupTimeout };
+};
+const MINIMAL = example("pyspark-minimal.yaml");
+const RECOVER = example("recover.yaml");
+/** The example's namespace: `kubectl apply -f` without -n puts it in the kubeconfig's, `default`. */
+const NS = "default";
+const RECOVER_NS = "e2e-recover";
+const CLIENT_NS = "e2e-notebooks";
+/** Ready waits: the examples' startupTimeout (the operator fails the session past it) and a minute more. */
+const READY_MS = { minimal: 6 * MIN, recover: 11 * MIN };
+
+export function e2eSuite(title: string, provision: () => Promise<Cluster>): void {
+  describe(title, () => {
+    let cluster: Cluster | null = null;
+    let p: Product;
+    /** What the namespace held before the example was applied: delete must leave exactly this. */
+    let baseline: string[] = [];
+    const state: { ready?: LivySession; woken?: LivySession; recoverReady?: LivySession } = {};
+
+    const need = <T>(v: T | undefined, what: string): T => {
+      if (v === undefined) throw new Error(`needs ${what} (an earlier step failed)`);
+      return v;
+    };
+    /** livyctl run in a notebook pod in the cluster: the statement's output. */
+    const runInCluster = async (code: string) => {
+      const r = await p.livyctlInCluster(
+        CLIENT_NS,
+        NS,
+        ["run", "--livysession", `${NS}/${MINIMAL.name}`, "--wait", "0", code],
+        5 * MIN,
+      );
+      expect(r, r.output).toMatchObject({ code: 0 });
+      return r.output.trim();
+    };
+
+    beforeAll(async () => {
+      cluster = await provision();
+      p = new Product(cluster, log);
+      log(`cluster: ${cluster.description}; images ${cluster.images.operator}, ${cluster.images.livy}`);
+    }, 3_600_000);
+
+    afterAll(async () => {
+      if (!cluster) return;
+      // LivySessions go while the operator runs (their finalizers need it), then the release
+      await p
+        .kubectl(["delete", "livysessions", "--all", "-n", NS, "--wait", "--timeout=120s"])
+        .catch((e) => log(String(e)));
+      await p
+        .kubectl([
+          "delete",
+          "namespace",
+          RECOVER_NS,
+          CLIENT_NS,
+          "--ignore-not-found",
+          "--wait",
+          "--timeout=180s",
+        ])
+        .catch((e) => log(String(e)));
+      await p
+        .kubectl(["delete", "rolebinding", `notebook-${CLIENT_NS}`, "-n", NS, "--ignore-not-found"])
+        .catch(() => "");
+      await p.helmUninstall();
+      await p
+        .kubectl(["delete", "namespace", RELEASE_NS, "--ignore-not-found", "--wait", "--timeout=180s"])
+        .catch(() => "");
+      await p.close();
+      await cluster.dispose();
+    }, 900_000);
+
+    it(
+      "helm install: two operator replicas (one leader) and the gateway run in pods with the chart's RBAC and in-cluster configuration",
+      async () => {
+        const started = Date.now();
+        await p.helmInstall({ replicas: 2 });
+        log(`helm install --wait: ${((Date.now() - started) / 1000).toFixed(1)} s`);
+        const operators = await p.pods(RELEASE_NS, "app.kubernetes.io/name=livy-operator");
+        expect(operators).toHaveLength(2);
+        for (const pod of operators) {
+          expect(pod.status?.containerStatuses?.[0]?.ready, pod.metadata.name).toBe(true);
+          expect(pod.spec.containers[0]?.image).toBe(cluster?.images.operator);
+          expect((pod.spec as { serviceAccountName?: string }).serviceAccountName).toBe("livy-operator");
+        }
+        // leader election: exactly one replica holds the Lease, and it is one of these pods
+        const holder = await until("a leader", () => p.leaseHolder(), MIN);
+        expect(operators.map((o) => o.metadata.name)).toContain(holder);
+        // in-cluster configuration: the operator talks to the API server through the kubernetes Service
+        const svc = await (await p.kube()).get<{ spec: { clusterIP: string } }>(
+          resourcePath(CORE.services, "default", "kubernetes"),
+        );
+        const logs = await p.kubectl(["logs", "-n", RELEASE_NS, holder]);
+        expect(logs).toContain(`"server":"https://${svc.spec.clusterIP}:443"`);
+        expect(logs).toContain("leader election: became leader");
+        const gateways = await p.pods(RELEASE_NS, "app.kubernetes.io/name=livy-gateway");
+        expect(gateways.filter((g) => g.status?.containerStatuses?.[0]?.ready)).toHaveLength(2);
+      },
+      20 * MIN,
+    );
+
+    it(
+      `kubectl apply -f examples/${MINIMAL.name}.yaml, unchanged: real Livy on Spark in a pod, the LivySession Ready`,
+      async () => {
+        baseline = await p.everythingIn(NS);
+        await p.kubectl(["apply", "-f", MINIMAL.path]);
+        const ready = await p.waitReady(NS, MINIMAL.name, READY_MS.minimal);
+        state.ready = ready;
+        expect(ready.status?.sessionURL).toBe(
+          `http://livy-${MINIMAL.name}.${NS}.svc:8998/sessions/${ready.status?.livySessionId}`,
+        );
+        const [pod] = await p.livyPods(NS, MINIMAL.name);
+        expect(pod?.spec.containers[0]?.image).toBe(cluster?.images.livy);
+        expect(pod?.status?.phase).toBe("Running");
+        // the README's headline row
+        const row = (await p.kubectl(["get", "lvs", MINIMAL.name, "--no-headers"])).trim().split(/\s+/);
+        expect(row.slice(0, 6)).toEqual([
+          MINIMAL.name,
+          "Ready",
+          "True",
+          "Ready",
+          "idle",
+          ready.status?.sessionURL,
+        ]);
+        // one Livy session on the server: this attempt's
+        const sessions = await p.livySessionsOnServer(NS, MINIMAL.name);
+        expect(sessions.map((s) => s.id)).toEqual([ready.status?.livySessionId]);
+      },
+      10 * MIN,
+    );
+
+    it(
+      "in the cluster, as a notebook pod: livyctl run --livysession default/pyspark-minimal 'spark.range(1000).count()' prints 1000",
+      async () => {
+        need(state.ready, "a Ready LivySession");
+        await p.namespace(CLIENT_NS);
+        expect(await runInCluster("spark.range(1000).count()")).toBe("1000");
+      },
+      10 * MIN,
+    );
+
+    it(
+      "idle teardown: no statements for spec.idleTimeout removes the Livy pod and its objects; the LivySession stays Idle",
+      async () => {
+        need(state.ready, "a Ready LivySession");
+        // the example's 15m shortened, as a user may edit it: a change that needs no restart
+        await p.kubectl([
+          "patch",
+          "livysession",
+          MINIMAL.name,
+          "--type",
+          "merge",
+          "-p",
+          '{"spec":{"idleTimeout":"30s"}}',
+        ]);
+        const idle = await p.waitFor(NS, MINIMAL.name, "Idle", (ls) => phaseOf(ls) === "Idle", 3 * MIN);
+        expect(readyCondition(idle)?.reason).toBe("IdleTimeout");
+        expect(idle.status?.sessionURL).toBeUndefined();
+        await until(
+          "the Livy server's objects removed",
+          async () => (await p.ownedLeft(NS)).length === 0,
+          2 * MIN,
+        );
+        expect(await p.livyPods(NS, MINIMAL.name)).toEqual([]);
+      },
+      6 * MIN,
+    );
+
+    it(
+      "wake: livyctl wake brings it back, a new Livy pod and session that run statements",
+      async () => {
+        const first = need(state.ready, "a Ready LivySession");
+        const r = await p.livyctl(["wake", `${NS}/${MINIMAL.name}`, "--timeout", "0"]);
+        expect(r, r.stderr).toMatchObject({ code: 0 });
+        // back to the example's idle timeout (the CRD's default) while it starts
+        await p.kubectl([
+          "patch",
+          "livysession",
+          MINIMAL.name,
+          "--type",
+          "merge",
+          "-p",
+          '{"spec":{"idleTimeout":null}}',
+        ]);
+        const woken = await p.waitReady(NS, MINIMAL.name, READY_MS.minimal);
+        state.woken = woken;
+        expect(woken.spec.idleTimeout).toBe("15m");
+        expect(Date.parse(woken.status?.readyTime ?? "")).toBeGreaterThan(
+          Date.parse(first.status?.readyTime ?? ""),
+        );
+        const pods = await p.livyPods(NS, MINIMAL.name);
+        expect(pods).toHaveLength(1);
+        expect(await runInCluster("spark.range(1000).count()")).toBe("1000");
+      },
+      10 * MIN,
+    );
+
+    it(
+      "FailFast: the Livy pod killed under the Ready session: Failed with a reason within 5 s, its server removed",
+      async () => {
+        need(state.woken, "the woken LivySession");
+        const [pod] = await p.livyPods(NS, MINIMAL.name);
+        const k = await p.kube();
+        const t0 = Date.now();
+        await k.delete(resourcePath(CORE.pods, NS, need(pod, "its Livy pod").metadata.name));
+        const failed = await p.waitFor(NS, MINIMAL.name, "Failed", (ls) => phaseOf(ls) === "Failed", 60 * S);
+        const tookMs = Date.now() - t0;
+        log(`Livy pod deleted → Failed in ${tookMs} ms: ${failed.status?.message}`);
+        expect(failureOf(failed)).toMatchObject({ reason: "SessionLost" });
+        expect(failed.status?.message).toContain(pod?.metadata.name);
+        expect(tookMs).toBeLessThanOrEqual(5 * S);
+        await until("the failed server removed", async () => (await p.ownedLeft(NS)).length === 0, 2 * MIN);
+      },
+      5 * MIN,
+    );
+
+    it(
+      "the operator's leader killed mid-create (examples/recover.yaml): the standby takes over and converges on one Livy session",
+      async () => {
+        await p.namespace(RECOVER_NS);
+        const killedLeader = need((await p.leaseHolder()) ?? undefined, "a leader");
+        await p.kubectl(["apply", "-n", RECOVER_NS, "-f", RECOVER.path]);
+        // the next step after the server is available is the Livy session's creation: kill the leader then
+        const starting = await p.waitFor(
+          RECOVER_NS,
+          RECOVER.name,
+          "its server available",
+          (ls) =>
+            ls.status?.conditions?.some((c) => c.type === "ServerReady" && c.status === "True") ?? false,
+          READY_MS.recover,
+          (ls) => phaseOf(ls) === "Failed",
+        );
+        await p.kubectl(["delete", "pod", "-n", RELEASE_NS, killedLeader, "--grace-period=0", "--force"]);
+        log(
+          `killed the leader ${killedLeader} (SIGKILL) with the Livy session ${starting.status?.livySessionId === undefined ? "not yet recorded" : `${starting.status.livySessionId} recorded`}`,
+        );
+        const ready = await p.waitReady(RECOVER_NS, RECOVER.name, READY_MS.recover);
+        state.recoverReady = ready;
+        expect(ready.status?.restarts).toBe(0);
+        const sessions = await p.livySessionsOnServer(RECOVER_NS, RECOVER.name);
+        expect(sessions, "exactly one Livy session on the server").toHaveLength(1);
+        expect(sessions[0]?.id).toBe(ready.status?.livySessionId);
+        expect(sessions[0]?.name).toMatch(new RegExp(`^${RECOVER_NS}\\.${RECOVER.name}\\.`));
+        const holder = await until(
+          "a new leader",
+          async () => {
+            const h = await p.leaseHolder();
+            return h && h !== killedLeader ? h : null;
+          },
+          MIN,
+        );
+        log(`new leader ${holder}`);
+        await until(
+          "two operator replicas again",
+          async () =>
+            (await p.pods(RELEASE_NS, "app.kubernetes.io/name=livy-operator")).filter(
+              (o) => !o.metadata.deletionTimestamp && o.status?.containerStatuses?.[0]?.ready,
+            ).length === 2,
+          5 * MIN,
+        );
+      },
+      20 * MIN,
+    );
+
+    it(
+      "Recover: the Livy pod killed under the Ready session: recovering, then Ready again on a new pod with one new Livy session",
+      async () => {
+        const before = need(state.recoverReady, "the Ready Recover session");
+        const [pod] = await p.livyPods(RECOVER_NS, RECOVER.name);
+        await p.kubectl([
+          "delete",
+          "pod",
+          "-n",
+          RECOVER_NS,
+          need(pod, "its Livy pod").metadata.name,
+          "--grace-period=0",
+          "--force",
+        ]);
+        const recovering = await p.waitFor(
+          RECOVER_NS,
+          RECOVER.name,
+          "Recovering",
+          (ls) => readyCondition(ls)?.reason === "Recovering",
+          60 * S,
+        );
+        expect(readyCondition(recovering)?.message).toMatch(/^SessionLost: /);
+        const again = await p.waitReady(RECOVER_NS, RECOVER.name, READY_MS.recover);
+        expect(again.status?.restarts).toBe(1);
+        const pods: Pod[] = await p.livyPods(RECOVER_NS, RECOVER.name);
+        expect(pods.map((x) => x.metadata.uid)).not.toContain(pod?.metadata.uid);
+        const sessions = await p.livySessionsOnServer(RECOVER_NS, RECOVER.name);
+        expect(sessions.map((s) => s.id)).toEqual([again.status?.livySessionId]);
+        expect(sessions[0]?.name).not.toBe(null);
+        log(
+          `recovered: Livy session ${before.status?.livySessionId} on ${pod?.metadata.name} → ${again.status?.livySessionId} on ${pods[0]?.metadata.name}`,
+        );
+      },
+      15 * MIN,
+    );
+
+    it(
+      "kubectl delete leaves nothing: no pods, ReplicaSets, Deployments, Services, ConfigMaps or Secrets (events aside)",
+      async () => {
+        await p.kubectl(["delete", "-f", MINIMAL.path, "--wait", "--timeout=120s"]);
+        await p.kubectl(["delete", "-n", RECOVER_NS, "-f", RECOVER.path, "--wait", "--timeout=120s"]);
+        for (const ns of [NS, RECOVER_NS])
+          await until(
+            `nothing of the operator left in ${ns}`,
+            async () => (await p.ownedLeft(ns)).length === 0,
+            3 * MIN,
+          );
+        expect(await p.everythingIn(NS)).toEqual(baseline);
+        // what a namespace holds by itself: its root CA ConfigMap (and the notebook's RoleBinding, not listed)
+        expect(await p.everythingIn(RECOVER_NS)).toEqual(["configmap/kube-root-ca.crt"]);
+      },
+      8 * MIN,
+    );
+
+    it(
+      "helm uninstall removes the operator, the gateway and their objects",
+      async () => {
+        await p.helmUninstall();
+        await until(
+          "the release's pods gone",
+          async () => (await p.everythingIn(RELEASE_NS)).every((o) => o === "configmap/kube-root-ca.crt"),
+          3 * MIN,
+        );
+      },
+      6 * MIN,
+    );
+  });
+}
+
+/** Polls every second until `fn` gives something truthy. */
+async function until<T>(
+  what: string,
+  fn: () => Promise<T | null | undefined | false>,
+  timeoutMs: number,
+): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  while (Date.now() < deadline) {
+    try {
+      const v = await fn();
+      if (v) return v;
+    } catch (err) {
+      last = err;
+    }
+    await sleep(1_000);
+  }
+  throw new Error(
+    `timed out after ${timeoutMs / 1000} s waiting for ${what}${last ? ` (${String(last)})` : ""}`,
+  );
+}
