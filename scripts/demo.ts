@@ -1,15 +1,20 @@
 #!/usr/bin/env node
 /**
- * `npm run demo` (or `make demo`): the operator on the test bed's real control plane, end to end.
- *   1. brings the test bed up (built from the registries on first use, cached afterwards)
- *   2. installs the CRD and starts the operator (as `npm run operator` would)
- *   3. applies examples/pyspark-minimal.yaml and follows it to Ready
- *   4. runs statements through the TypeScript client, several at once
- *   5. lets it idle out (idleTimeout shortened to 15s), then wakes it with the demand annotation
- *   6. deletes it and checks that nothing is left
- * Livy is the real Livy on Spark when the test bed has it, the protocol stand-in otherwise (--standin forces
- * it: quicker, no Spark). The test bed stays up afterwards: `eval "$(npm run --silent testbed -- env)"`,
- * and `npm run testbed -- down` stops it.
+ * `npm run demo` (or `make demo`): the product as users see it, on the test bed.
+ *
+ * With the real node and both images (the default where Docker and a Livy release are available):
+ *   1. brings the test bed up, the operator and Livy server images imported into its real node
+ *   2. `helm upgrade --install` of the chart: the operator and the gateway in pods, as docs/install.md says
+ *   3. `kubectl apply -f examples/pyspark-minimal.yaml`, followed to Ready: real Livy on Spark in a pod
+ *   4. statements with livyctl, as a notebook pod in the cluster runs it
+ *   5. idle teardown (idleTimeout shortened to 20s), then `livyctl wake` and a statement on the new session
+ *   6. `kubectl delete`, and nothing left
+ * The test bed and the chart stay up afterwards: `eval "$(npm run --silent testbed -- env)"`, then
+ * `kubectl apply -f examples/...`; `npm run testbed -- down` stops everything.
+ *
+ * Without them (no Docker for the images, no Livy release, or --standin), the fallback runs the operator as a
+ * process on the host with the Livy servers' pods on kwok and Livy on the host (real Livy when available,
+ * else the protocol stand-in), and says so.
  */
 import { type ChildProcess, execFileSync, spawn } from "node:child_process";
 import { readFileSync } from "node:fs";
@@ -19,10 +24,20 @@ import { GROUP, type LivySession, VERSION } from "../src/api/index.ts";
 import { KubeClient, loadKubeConfig, resourcePath } from "../src/kube/client.ts";
 import { LivyClient } from "../src/livy/client.ts";
 import { LIVYSESSIONS } from "../src/operator/reconciler.ts";
+import { testbedCluster } from "../test/e2e/cluster.ts";
+import { Product, RELEASE_NS } from "../test/e2e/product.ts";
 import { KWOK_NAMESPACE_ANNOTATIONS } from "../test/testbed/controlplane.ts";
+import { projectImages } from "../test/testbed/images.ts";
 import { REPO_ROOT } from "../test/testbed/paths.ts";
 import { freePort } from "../test/testbed/process.ts";
-import { envLines, up } from "../test/testbed/testbed.ts";
+import {
+  defaultStateDir,
+  envLines,
+  skipImages,
+  skipLivy,
+  type TestbedState,
+  up,
+} from "../test/testbed/testbed.ts";
 
 const useStandin = process.argv.includes("--standin");
 const t0 = Date.now();
@@ -43,9 +58,149 @@ async function until<T>(
   throw new Error(`timed out waiting for ${what}`);
 }
 
+/** Why the demo cannot run on the real node with the images, or null. */
+function realNodeUnavailable(tb: TestbedState): string | null {
+  if (useStandin) return "--standin was given";
+  if (skipImages()) return "LIVY_TESTBED_SKIP_IMAGES=1: no images are built";
+  if (skipLivy() || !tb.livyUrl)
+    return "no Apache Livy release on this machine: the Livy server image cannot be built";
+  if (!tb.node) return "the test bed has no real node";
+  return null;
+}
+
 async function main(): Promise<void> {
-  say("bringing the test bed up (etcd, kube-apiserver, controller-manager, scheduler, kwok, Livy, stand-in)");
-  const tb = await up();
+  say(
+    "bringing the test bed up: control plane, a real node (kubelet, containerd, kube-proxy, CoreDNS), kwok, Livy",
+  );
+  const images = useStandin || skipImages() ? Promise.resolve([]) : imageTars();
+  const tb = await up(defaultStateDir(), { nodeImages: images });
+  const why = realNodeUnavailable(tb);
+  if (why) {
+    say(
+      `NOT the real-node demo (${why}): the fallback runs the operator on the host and the Livy pods on kwok`,
+    );
+    await hostDemo(tb);
+  } else {
+    await realNodeDemo(tb);
+  }
+  process.stdout.write(
+    `\nThe test bed is still up. Use it with:\n  eval "$(npm run --silent testbed -- env)"\n${envLines(tb)
+      .split("\n")
+      .map((l) => `    ${l}`)
+      .join("\n")}\nand stop it with: npm run testbed -- down\n`,
+  );
+}
+
+async function imageTars(): Promise<string[]> {
+  const built = await projectImages({ livy: !skipLivy() });
+  return [built.operator.tar, ...(built.livy ? [built.livy.tar] : [])];
+}
+
+/** The product as a user installs and uses it: the chart, the example, livyctl; real Livy on Spark in pods. */
+async function realNodeDemo(tb: TestbedState): Promise<void> {
+  const cluster = await testbedCluster(tb);
+  const p = new Product(cluster, (m) => say(`  ${m}`));
+  const ns = "default";
+  const name = "pyspark-minimal";
+  const example = join(REPO_ROOT, "examples", `${name}.yaml`);
+  const show = async (...args: string[]) => {
+    say(`$ kubectl ${args.join(" ")}`);
+    process.stdout.write(await p.kubectl(args));
+  };
+  const statement = async (code: string) => {
+    say(`$ livyctl run --livysession ${ns}/${name} '${code}'   (in a notebook pod in the cluster)`);
+    await p.namespace("demo-notebooks");
+    const r = await p.livyctlInCluster(
+      "demo-notebooks",
+      ns,
+      ["run", "--livysession", `${ns}/${name}`, code],
+      600_000,
+    );
+    process.stdout.write(r.output.endsWith("\n") ? r.output : `${r.output}\n`);
+    if (r.code !== 0) throw new Error(`livyctl exited with ${r.code}`);
+  };
+  try {
+    say(`real node ${tb.node?.name} with ${cluster.images.operator} and ${cluster.images.livy}`);
+    say(
+      "$ helm upgrade --install livy-operator charts/livy-operator -n livy-operator --create-namespace --wait",
+    );
+    await p.sh(
+      "helm",
+      [
+        "upgrade",
+        "--install",
+        "livy-operator",
+        join(REPO_ROOT, "charts", "livy-operator"),
+        "-n",
+        RELEASE_NS,
+        "--create-namespace",
+        "--wait",
+        "--timeout",
+        "10m",
+      ],
+      { timeoutMs: 900_000 },
+    );
+    await show("get", "pods", "-n", RELEASE_NS, "-o", "wide");
+    if (await p.get(ns, name)) {
+      say("removing the LivySession an earlier demo left behind");
+      await p.kubectl(["delete", "-f", example, "--wait", "--timeout=180s"]);
+    }
+    say(
+      `$ kubectl apply -f examples/${name}.yaml   (real Livy 0.9 on Spark 3.5 in a pod: a JVM and a SparkContext start)`,
+    );
+    await p.kubectl(["apply", "-f", example]);
+    await p.waitReady(ns, name, 900_000);
+    await show("get", "lvs");
+    await show("get", "pods", "-l", "app.kubernetes.io/managed-by=livy-operator", "-o", "wide");
+    await statement("spark.range(1000).count()");
+
+    say("no more statements: idleTimeout shortened to 20s to see the idle teardown");
+    await p.kubectl([
+      "patch",
+      "livysession",
+      name,
+      "--type",
+      "merge",
+      "-p",
+      '{"spec":{"idleTimeout":"20s"}}',
+    ]);
+    await p.waitFor(ns, name, "Idle", (ls: LivySession) => ls.status?.phase === "Idle", 180_000);
+    const left = await p.ownedLeft(ns);
+    say(
+      `idle: the Livy server is being removed (${left.length ? left.join(", ") : "nothing left"}); the LivySession stays`,
+    );
+    await show("get", "lvs");
+
+    say(`$ livyctl wake ${ns}/${name}`);
+    const woke = await p.livyctl(["wake", `${ns}/${name}`, "--timeout", "0"]);
+    if (woke.code !== 0) throw new Error(`livyctl wake: ${woke.stderr}`);
+    await p.kubectl(["patch", "livysession", name, "--type", "merge", "-p", '{"spec":{"idleTimeout":null}}']);
+    await p.waitReady(ns, name, 900_000);
+    await statement("sc.parallelize(range(10)).map(lambda x: x * x).sum()");
+
+    say(`$ kubectl delete -f examples/${name}.yaml`);
+    await p.kubectl(["delete", "-f", example, "--wait", "--timeout=180s"]);
+    const start = Date.now();
+    while ((await p.ownedLeft(ns)).length && Date.now() - start < 180_000)
+      await new Promise((r) => setTimeout(r, 500));
+    const after = await p.ownedLeft(ns);
+    say(
+      after.length
+        ? `still there: ${after.join(", ")}`
+        : "deleted: no pod, ReplicaSet, Deployment, Service or ConfigMap left",
+    );
+    await p.kubectl(["delete", "namespace", "demo-notebooks", "--wait=false"]).catch(() => "");
+    say("the chart stays installed: kubectl apply -f examples/<file>.yaml to try the others");
+  } finally {
+    await p.close();
+  }
+}
+
+/**
+ * The fallback: the operator as a process on the host, the Livy server's pods on kwok (no containers), Livy
+ * itself on the host (real Livy when the test bed has it, else the stand-in).
+ */
+async function hostDemo(tb: TestbedState): Promise<void> {
   const livyUrl = !useStandin && tb.livyUrl ? tb.livyUrl : tb.standinUrl;
   say(
     `test bed up; Livy for the demo: ${livyUrl === tb.standinUrl ? "the protocol stand-in" : "real Livy 0.9 on Spark 3.5"} at ${livyUrl}`,
@@ -190,12 +345,6 @@ async function main(): Promise<void> {
     operator.kill("SIGTERM");
     await kube.close();
   }
-  process.stdout.write(
-    `\nThe test bed is still up. Use it with:\n  eval "$(npm run --silent testbed -- env)"\n${envLines(tb)
-      .split("\n")
-      .map((l) => `    ${l}`)
-      .join("\n")}\nand stop it with: npm run testbed -- down\n`,
-  );
 }
 
 main().then(
