@@ -30,6 +30,10 @@ const BENCHES: Record<string, { what: string; load: () => Promise<BenchFn> }> = 
     what: "the test bed's real node: up/down, daemons' RSS, pod create → Ready, cold build times",
     load: async () => (await import("./node.ts")).node,
   },
+  realnode: {
+    what: "the product on the real node: chart, images, real Livy on Spark; cold start and wake by phase, Livy pod RSS",
+    load: async () => (await import("./realnode.ts")).realnode,
+  },
   images: {
     what: "the operator and Livy server images: sizes (unpacked, tar, gzip), warm build step, --cold build",
     load: async () => (await import("./images.ts")).images,
