@@ -12,6 +12,7 @@ import { LivyTimeoutError } from "../livy/errors.ts";
 import {
   CORE,
   connectKube,
+  defaultRoute,
   getLivySession,
   type KubeConnection,
   kubeCall,
@@ -253,10 +254,14 @@ export async function endpointOf(
       ),
   });
   const auth = opts.token ? undefined : await livySessionAuth(k.kube, namespace, name);
+  // in a pod, straight to the Service in status; elsewhere through the API server's service proxy with the
+  // kubeconfig's credentials (docs/client.md#reaching-a-session-from-outside-the-cluster)
+  const route = await defaultRoute(k.kube)(endpoint);
   const client = new LivyClient({
     ...opts.clientOptions,
     ...(opts.token ? { auth: { type: "bearer" as const, token: opts.token } } : auth ? { auth } : {}),
-    baseUrl: endpoint.serverURL,
+    ...route.client,
+    baseUrl: route.baseUrl,
   });
   return { client, sessionId: endpoint.sessionId, namespace, name };
 }

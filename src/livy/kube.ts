@@ -229,13 +229,88 @@ export interface LivyRoute {
 }
 export type RouteResolver = (endpoint: LivySessionEndpoint) => LivyRoute | Promise<LivyRoute>;
 
-/** The default: straight to `status.serverURL` (from inside the cluster, or where its Services resolve). */
+/** Straight to `status.serverURL` (from inside the cluster, or where its Services resolve). */
 export const directRoute: RouteResolver = (endpoint) => ({ baseUrl: endpoint.serverURL });
+
+/**
+ * A Service's address inside the cluster, `http(s)://SERVICE.NAMESPACE.svc[.cluster.local][:PORT]`, as the
+ * API server's service proxy path (`/api/v1/namespaces/NAMESPACE/services/SCHEME:SERVICE:PORT/proxy`), or
+ * null when the URL names no Service that way (a host, an IP address, a gateway).
+ */
+export function serviceProxyPath(serverURL: string): string | null {
+  let u: URL;
+  try {
+    u = new URL(serverURL);
+  } catch {
+    return null;
+  }
+  const m =
+    /^([a-z0-9]([-a-z0-9]*[a-z0-9])?)\.([a-z0-9]([-a-z0-9]*[a-z0-9])?)\.svc(\.cluster\.local)?\.?$/.exec(
+      u.hostname,
+    );
+  if (!m || (u.protocol !== "http:" && u.protocol !== "https:")) return null;
+  const scheme = u.protocol.slice(0, -1);
+  const port = u.port || (scheme === "https" ? "443" : "80");
+  const prefix = u.pathname.replace(/\/+$/, "");
+  return `/api/v1/namespaces/${m[3]}/services/${scheme}:${m[1]}:${port}/proxy${prefix}`;
+}
+
+/**
+ * Through the API server's service proxy, with the kubeconfig's credentials: how a caller outside the
+ * cluster (a laptop, CI, the test bed's host) reaches a Livy server whose Service name only resolves inside
+ * it, with nothing installed but the kubeconfig. It needs `get` on `services/proxy` in the LivySession's
+ * namespace (the `edit` and `admin` roles have it) and an API server that can reach pod IPs (any cluster's
+ * does). Statements are sent one after the other (`pipelining: 1`): the API server may answer one
+ * connection's requests over several upstream connections. A LivySession with `spec.auth` cannot be
+ * reached this way: the API server removes the Authorization header once it has authenticated the caller,
+ * so Livy's own credentials never arrive (use the gateway, or `kubectl port-forward` and `--url`).
+ * URLs that name no Service (serviceProxyPath) go direct.
+ */
+export function serviceProxyRoute(kube: KubeClient): RouteResolver {
+  return async (endpoint) => {
+    const path = serviceProxyPath(endpoint.serverURL);
+    if (!path) return directRoute(endpoint);
+    const https: import("node:https").RequestOptions = {};
+    await kube.kubeConfig.applyToHTTPSOptions(https);
+    const headers: Record<string, string> = {};
+    for (const [k, v] of Object.entries(https.headers ?? {}))
+      if (v !== undefined) headers[k.toLowerCase()] = String(v);
+    if (https.auth) headers.authorization = `Basic ${Buffer.from(https.auth).toString("base64")}`;
+    const skipTls = kube.kubeConfig.getCurrentCluster()?.skipTLSVerify === true;
+    return {
+      baseUrl: kube.server + path,
+      client: {
+        headers,
+        pipelining: 1,
+        tls: {
+          ...(https.ca ? { ca: https.ca as string | Buffer } : {}),
+          ...(https.cert ? { cert: https.cert as string | Buffer } : {}),
+          ...(https.key ? { key: https.key as string | Buffer } : {}),
+          ...(https.servername ? { servername: https.servername } : {}),
+          rejectUnauthorized: !skipTls,
+        },
+      },
+    };
+  };
+}
+
+/** True when the client uses a pod's service account (client-node's in-cluster configuration). */
+export function inCluster(kube: KubeClient): boolean {
+  return kube.kubeConfig.getCurrentContext() === "inClusterContext";
+}
+
+/**
+ * The default route: direct inside the cluster, where `status.serverURL` resolves; outside it, through the
+ * API server's service proxy (serviceProxyRoute), which needs only the kubeconfig.
+ */
+export function defaultRoute(kube: KubeClient): RouteResolver {
+  return inCluster(kube) ? directRoute : serviceProxyRoute(kube);
+}
 
 export interface ConnectOptions extends ResolveOptions {
   client?: Omit<LivyClientOptions, "baseUrl">;
   session?: SessionOptions;
-  /** How to reach the endpoint; default directRoute. */
+  /** How to reach the endpoint; default defaultRoute(kube): direct in the cluster, else the API server's service proxy. */
   route?: RouteResolver;
 }
 
@@ -268,7 +343,7 @@ export async function connectLivySession(
 ): Promise<{ endpoint: LivySessionEndpoint; client: LivyClient; session: InteractiveSession }> {
   const endpoint = await resolveLivySession(kube, namespace, name, opts);
   const auth = opts.client?.auth ?? (await livySessionAuth(kube, namespace, name));
-  const route = await (opts.route ?? directRoute)(endpoint);
+  const route = await (opts.route ?? defaultRoute(kube))(endpoint);
   const client = new LivyClient({
     ...opts.client,
     ...(auth ? { auth } : {}),
