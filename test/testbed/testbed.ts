@@ -98,6 +98,24 @@ export interface UpOptions {
   nodeImages?: string[] | Promise<string[]>;
 }
 
+/**
+ * `livyctl` and `kubectl-livy` for the test bed's PATH (`eval "$(npm run testbed -- env)"`), so that the
+ * README's commands work as printed from a checkout: this checkout's source, run by the Node that runs the
+ * test bed (the installed package puts dist/cli/*.js there instead).
+ */
+function cliShims(stateDir: string): string {
+  const dir = join(stateDir, "bin");
+  mkdirSync(dir, { recursive: true });
+  for (const [bin, main] of [
+    ["livyctl", "main.ts"],
+    ["kubectl-livy", "kubectl-livy.ts"],
+  ] as const) {
+    const script = `#!/bin/sh\nexec '${process.execPath}' '${join(REPO_ROOT, "src", "cli", main)}' "$@"\n`;
+    writeFileSync(join(dir, bin), script, { mode: 0o755 });
+  }
+  return dir;
+}
+
 export async function up(stateDir = defaultStateDir(), opts: UpOptions = {}): Promise<TestbedState> {
   const existing = readState(stateDir);
   if (existing && existing.processes.every((p) => isAlive(p.pid))) {
@@ -175,7 +193,7 @@ export async function up(stateDir = defaultStateDir(), opts: UpOptions = {}): Pr
       stateDir,
       kubeconfig: cp.kubeconfig,
       apiserverUrl: cp.apiserverUrl,
-      binDirs: bins.binDirs,
+      binDirs: [...bins.binDirs, cliShims(stateDir)],
       livyUrl: livy?.url ?? null,
       python: livy?.python ?? null,
       sparkHome: livy?.sparkHome ?? null,
