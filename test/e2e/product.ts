@@ -9,6 +9,7 @@
  * start-up time is not counted against the product.
  */
 import { execFile } from "node:child_process";
+import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { promisify } from "node:util";
@@ -135,9 +136,15 @@ export class Product {
     return this.sh("kubectl", args, input === undefined ? {} : { input });
   }
 
-  /** livyctl as installed with the package (`livyctl` = dist/cli/main.js; here its source, the same program). */
+  /**
+   * livyctl as a user runs it: the `livyctl` on the cluster's PATH (the test bed's shim of this checkout's
+   * source), else this checkout's source run by this Node (the same program).
+   */
   livyctl(args: string[], opts: { timeoutMs?: number } = {}): Promise<CommandResult> {
-    return this.exec(process.execPath, [join(REPO_ROOT, "src", "cli", "main.ts"), ...args], opts);
+    const shim = this.cluster.binDirs.map((d) => join(d, "livyctl")).find((f) => existsSync(f));
+    return shim
+      ? this.exec(shim, args, opts)
+      : this.exec(process.execPath, [join(REPO_ROOT, "src", "cli", "main.ts"), ...args], opts);
   }
 
   async kube(): Promise<KubeClient> {
