@@ -11,8 +11,8 @@
  * images imported: `npm run testbed -- up --image ...`); the chart is installed (1 replica, its defaults)
  * and uninstalled again.
  *
- * Livy is asked from the host at the pod's IP (the test bed routes pod IPs to the host): Livy's own answer
- * and the first statement's Spark work, without a client path's hop.
+ * "Livy up" is polled from the host at the pod's IP (the test bed routes pod IPs to the host); the first
+ * statement goes as a user's does, through the API server's service proxy.
  */
 import { mkdtempSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -21,7 +21,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { parse } from "yaml";
 import { GROUP, type LivySession, phaseOf, VERSION } from "../src/api/index.ts";
 import { CORE, resourcePath } from "../src/kube/client.ts";
-import { LivyClient } from "../src/livy/client.ts";
+import { connectLivySession } from "../src/livy/kube.ts";
 import { testbedCluster } from "../test/e2e/cluster.ts";
 import { type Pod, Product } from "../test/e2e/product.ts";
 import { projectImages } from "../test/testbed/images.ts";
@@ -91,15 +91,14 @@ async function followStart(p: Product, t0: number, oldPods: Set<string>, timeout
   return marks;
 }
 
-/** The first statement, from the host to the pod's IP: the Spark work of a cold session. */
+/**
+ * The first statement, from the host as a user sends it: the TypeScript client through the API server's
+ * service proxy (connectLivySession's default outside the cluster).
+ */
 async function firstResult(p: Product, t0: number, marks: Marks): Promise<void> {
-  const ls = await p.get(NS, NAME);
-  const [pod] = (await p.livyPods(NS, NAME)).filter((x) => !x.metadata.deletionTimestamp);
-  const client = new LivyClient({ baseUrl: `http://${pod?.status?.podIP}:8998` });
+  const { client, session } = await connectLivySession(await p.kube(), NS, NAME, { timeoutMs: 60_000 });
   try {
-    const r = await client.session(ls?.status?.livySessionId ?? -1).run("spark.range(1000).count()", {
-      timeoutMs: 600_000,
-    });
+    const r = await session.run("spark.range(1000).count()", { timeoutMs: 600_000 });
     if (r.text !== "1000") throw new Error(`spark.range(1000).count() gave ${r.text}`);
     marks.firstResult = Date.now() - t0;
   } finally {
@@ -244,7 +243,7 @@ export async function realnode(args: Args): Promise<BenchBody> {
         notes: [
           `helm install --wait (1 replica, the gateway's 2): ${round(helmS, 1)} s.`,
           `Image already present on the node in every start: ${present} (the kubelet's Pulled event).`,
-          "Phases are when a 50 ms poll first saw each step; Livy up is polled at the pod's IP from the host.",
+          "Phases are when a 50 ms poll first saw each step; Livy up is polled at the pod's IP from the host; the first statement goes through the API server's service proxy (the TypeScript client's default outside the cluster).",
           "The Livy pod runs Livy and the Spark driver (local mode) and its Python REPL in one container: its RSS is theirs.",
         ],
       };
