@@ -42,7 +42,8 @@ export async function testbedCluster(info: TestbedInfo): Promise<Cluster> {
   const node = info.node;
   if (!node) throw new Error("the test bed has no real node");
   const started = Date.now();
-  // cached builds (`make test` builds them before the run); the global setup imported them at `up`
+  // cached builds (`make test` builds them before the run: `npm run testbed -- build`), imported here into
+  // the node's containerd (a no-op when an `up --image` imported them): only this suite needs them
   const images = await projectImages({ livy: true });
   if (!images.livy) throw new Error("no Livy server image: the test bed found no Apache Livy release");
   for (const image of [images.operator, images.livy]) {

@@ -2,8 +2,7 @@ import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { TestProject } from "vitest/node";
-import { projectImages } from "./images.ts";
-import { down, readState, skipImages, skipLivy, type TestbedState, up } from "./testbed.ts";
+import { down, readState, skipLivy, type TestbedState, up } from "./testbed.ts";
 
 /**
  * Integration tests get a fresh control plane, Livy and stand-in per run, torn down even when tests fail.
@@ -28,9 +27,7 @@ export default async function setup(project: TestProject): Promise<() => Promise
     process.stderr.write(`[testbed] reusing the running test bed in ${state.stateDir}\n`);
   } else {
     const stateDir = mkdtempSync(join(tmpdir(), "livy-testbed-"));
-    // the project's images go into the real node while the control plane starts (the end-to-end suite
-    // runs them; importing the Livy image takes a minute or more)
-    state = await up(stateDir, { nodeImages: skipImages() ? [] : projectImageTars() });
+    state = await up(stateDir);
   }
   process.env.KUBECONFIG = state.kubeconfig;
   process.env.PATH = `${state.binDirs.join(":")}:${process.env.PATH ?? ""}`;
@@ -64,9 +61,4 @@ export default async function setup(project: TestProject): Promise<() => Promise
   return async () => {
     if (owned) await down(state.stateDir);
   };
-}
-
-async function projectImageTars(): Promise<string[]> {
-  const images = await projectImages({ livy: !skipLivy() });
-  return [images.operator.tar, ...(images.livy ? [images.livy.tar] : [])];
 }
