@@ -1,12 +1,14 @@
 import type { RequestOptions } from "node:https";
-import { KubeConfig } from "@kubernetes/client-node";
 import { Agent, type Dispatcher, request } from "undici";
+import { KubeConfig, type KubeConfigLike } from "./config.ts";
+
+export { KubeConfig, type KubeConfigLike } from "./config.ts";
 
 /**
- * A thin Kubernetes REST client on one keep-alive undici Agent. @kubernetes/client-node loads and
- * authenticates the kubeconfig (files, in-cluster service account, exec plugins), but its generated APIs
- * create a new dispatcher for every request (a TLS handshake each time): at a thousand sessions that is the
- * operator's main cost, so requests go through this client instead.
+ * A thin Kubernetes REST client on one keep-alive undici Agent. The kubeconfig is read by ./config.ts
+ * (@kubernetes/client-node only for plugin credentials); the library's generated APIs create a new
+ * dispatcher for every request (a TLS handshake each time): at a thousand sessions that was the operator's
+ * main cost, so requests go through this client instead.
  */
 export class KubeApiError extends Error {
   readonly status: number;
@@ -103,7 +105,7 @@ export function loadKubeConfig(path?: string, opts: { context?: string } = {}): 
 }
 
 export class KubeClient {
-  readonly kubeConfig: KubeConfig;
+  readonly kubeConfig: KubeConfigLike;
   readonly server: string;
   private readonly agent: Agent;
   private headers: Record<string, string> = {};
@@ -111,13 +113,13 @@ export class KubeClient {
   /** Requests sent, by verb: the scale benchmark reads it. */
   readonly requestCounts: Record<string, number> = {};
 
-  static async create(kc: KubeConfig, opts: { connections?: number } = {}): Promise<KubeClient> {
+  static async create(kc: KubeConfigLike, opts: { connections?: number } = {}): Promise<KubeClient> {
     const https: RequestOptions = {};
     await kc.applyToHTTPSOptions(https);
     return new KubeClient(kc, https, opts.connections ?? 32);
   }
 
-  private constructor(kc: KubeConfig, https: RequestOptions, connections: number) {
+  private constructor(kc: KubeConfigLike, https: RequestOptions, connections: number) {
     this.kubeConfig = kc;
     const server = kc.getCurrentCluster()?.server;
     if (!server) throw new Error("kubeconfig has no current cluster");

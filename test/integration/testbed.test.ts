@@ -3,9 +3,8 @@ import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
-import { AppsV1Api, CoreV1Api } from "@kubernetes/client-node";
+import { AppsV1Api, CoreV1Api, KubeConfig } from "@kubernetes/client-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { loadKubeConfig } from "../../src/kube/client.ts";
 import { testbed } from "../testbed/context.ts";
 import { KWOK_NAMESPACE_ANNOTATIONS } from "../testbed/controlplane.ts";
 import { until } from "./harness.ts";
@@ -23,7 +22,9 @@ describe("the test bed's control plane", () => {
   });
 
   beforeAll(async () => {
-    const kc = loadKubeConfig(testbed().kubeconfig);
+    // the library's own kubeconfig loader: what its users do (the operator reads it with src/kube/config.ts)
+    const kc = new KubeConfig();
+    kc.loadFromFile(testbed().kubeconfig);
     core = kc.makeApiClient(CoreV1Api);
     apps = kc.makeApiClient(AppsV1Api);
     // its pods go to the kwok node, as in every operator test (see harness.ts createNamespace)

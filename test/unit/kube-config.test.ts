@@ -28,3 +28,96 @@ describe("loadKubeConfig", () => {
     expect(loadKubeConfig(file).getCurrentCluster()?.server).toBe("https://127.0.0.1:6443");
   });
 });
+
+describe("KubeConfig (read without @kubernetes/client-node)", () => {
+  const saved = { HOME: process.env.HOME, KUBECONFIG: process.env.KUBECONFIG };
+  afterEach(() => {
+    process.env.HOME = saved.HOME;
+    if (saved.KUBECONFIG === undefined) delete process.env.KUBECONFIG;
+    else process.env.KUBECONFIG = saved.KUBECONFIG;
+  });
+  const write = (dir: string, name: string, text: string) => {
+    const f = join(dir, name);
+    writeFileSync(f, text);
+    return f;
+  };
+
+  it("gives certificates, tokens and basic auth as https options, files relative to the kubeconfig", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "kc-"));
+    write(dir, "ca.crt", "CA");
+    write(dir, "token", "file-token\n");
+    const file = write(
+      dir,
+      "config",
+      [
+        "clusters:",
+        "- {name: c, cluster: {server: 'https://h:6443', certificate-authority: ca.crt, tls-server-name: api}}",
+        "users:",
+        `- {name: t, user: {tokenFile: token, client-certificate-data: ${Buffer.from("CERT").toString("base64")}, client-key-data: ${Buffer.from("KEY").toString("base64")}}}`,
+        "- {name: b, user: {username: me, password: pw}}",
+        "contexts: [{name: x, context: {cluster: c, user: t, namespace: team}}, {name: y, context: {cluster: c, user: b}}]",
+        "current-context: x",
+      ].join("\n"),
+    );
+    const kc = loadKubeConfig(file);
+    const opts: import("node:https").RequestOptions = {};
+    await kc.applyToHTTPSOptions(opts);
+    expect(String(opts.ca)).toBe("CA");
+    expect(String(opts.cert)).toBe("CERT");
+    expect(String(opts.key)).toBe("KEY");
+    expect(opts.servername).toBe("api");
+    expect(opts.headers).toEqual({ Authorization: "Bearer file-token" });
+    expect(kc.getContextObject("x")?.namespace).toBe("team");
+    const basic = loadKubeConfig(file, { context: "y" });
+    const b: import("node:https").RequestOptions = {};
+    await basic.applyToHTTPSOptions(b);
+    expect(b.auth).toBe("me:pw");
+    expect(() => loadKubeConfig(file, { context: "z" })).toThrow(/context "z" is not in the kubeconfig/);
+  });
+
+  it("merges $KUBECONFIG's files as kubectl does: the first to set a name or current-context wins", () => {
+    const dir = mkdtempSync(join(tmpdir(), "kc-"));
+    const a = write(
+      dir,
+      "a",
+      "clusters: [{name: c, cluster: {server: 'https://a:1'}}]\ncontexts: [{name: x, context: {cluster: c, user: u}}]\n",
+    );
+    const b = write(
+      dir,
+      "b",
+      "clusters: [{name: c, cluster: {server: 'https://b:1'}}, {name: d, cluster: {server: 'https://d:1'}}]\nusers: [{name: u, user: {token: t}}]\ncontexts: [{name: y, context: {cluster: d, user: u}}]\ncurrent-context: x\n",
+    );
+    process.env.KUBECONFIG = [a, join(dir, "missing"), b].join(":");
+    const kc = loadKubeConfig();
+    expect(kc.getCurrentCluster()?.server).toBe("https://a:1");
+    expect(kc.getContexts().map((c) => c.name)).toEqual(["x", "y"]);
+    expect(loadKubeConfig(undefined, { context: "y" }).getCurrentCluster()?.server).toBe("https://d:1");
+  });
+
+  it("leaves plugin credentials (exec) to @kubernetes/client-node, imported only then", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "kc-"));
+    const cred = JSON.stringify({
+      apiVersion: "client.authentication.k8s.io/v1",
+      kind: "ExecCredential",
+      status: { token: "from-plugin" },
+    });
+    const file = write(
+      dir,
+      "config",
+      [
+        "clusters: [{name: c, cluster: {server: 'https://h:6443'}}]",
+        "users:",
+        "- name: e",
+        "  user:",
+        "    exec: {apiVersion: client.authentication.k8s.io/v1, command: /bin/echo, args: [" +
+          JSON.stringify(cred) +
+          "], interactiveMode: Never}",
+        "contexts: [{name: x, context: {cluster: c, user: e}}]",
+        "current-context: x",
+      ].join("\n"),
+    );
+    const opts: import("node:https").RequestOptions = {};
+    await loadKubeConfig(file).applyToHTTPSOptions(opts);
+    expect(opts.headers).toMatchObject({ Authorization: "Bearer from-plugin" });
+  });
+});
