@@ -33,6 +33,13 @@ export interface InformerOptions {
   /** Backoff between failed attempts. */
   minBackoffMs?: number;
   maxBackoffMs?: number;
+  /**
+   * What of each object is kept (client-go's SetTransform): applied to every object before it is cached or
+   * handed to a handler. The default drops metadata.managedFields only.
+   */
+  transform?: (obj: KubeObject) => KubeObject;
+  /** A secondary index (client-go's Indexer): objects by the value this returns, undefined for none. */
+  indexBy?: (obj: KubeObject) => string | undefined;
 }
 
 export function objectKey(obj: KubeObject): string {
@@ -55,6 +62,8 @@ export function compareResourceVersions(a?: string, b?: string): number | null {
  */
 export class Informer<T extends KubeObject> {
   private readonly cache = new Map<string, T>();
+  /** indexBy's value → keys of the objects with it. */
+  private readonly index = new Map<string, Set<string>>();
   private readonly handlers: InformerHandlers<T>[] = [];
   private resourceVersion = "";
   private abort: AbortController | null = null;
@@ -72,7 +81,16 @@ export class Informer<T extends KubeObject> {
   /** Ends the backoff sleep early on stop(). */
   private wakeUp: (() => void) | null = null;
   private readonly opts: Required<
-    Omit<InformerOptions, "labelSelector" | "namespace" | "onRestart" | "onError" | "watchTimeoutSeconds">
+    Omit<
+      InformerOptions,
+      | "labelSelector"
+      | "namespace"
+      | "onRestart"
+      | "onError"
+      | "watchTimeoutSeconds"
+      | "transform"
+      | "indexBy"
+    >
   > &
     InformerOptions;
 
@@ -108,8 +126,26 @@ export class Informer<T extends KubeObject> {
     return this.cache.get(key);
   }
 
+  /** A copy of the whole cache: O(N), for what needs all of it (never per reconcile pass). */
   list(): T[] {
     return [...this.cache.values()];
+  }
+
+  /** The cached objects, without copying them into an array. */
+  values(): IterableIterator<T> {
+    return this.cache.values();
+  }
+
+  /** The objects whose indexBy value is `value`, in O(their number). */
+  byIndex(value: string): T[] {
+    const keys = this.index.get(value);
+    if (!keys) return [];
+    const out: T[] = [];
+    for (const k of keys) {
+      const o = this.cache.get(k);
+      if (o) out.push(o);
+    }
+    return out;
   }
 
   keys(): string[] {
@@ -124,12 +160,50 @@ export class Informer<T extends KubeObject> {
    * Puts an object the caller just wrote (the API server's answer) into the cache, unless the cache already
    * holds a newer version: so the next pass does not act on a copy older than its own write.
    */
-  setIfNewer(obj: T): void {
-    slim(obj);
+  setIfNewer(written: T): void {
+    const obj = this.slim(written);
     const key = objectKey(obj);
     const cur = this.cache.get(key);
     const cmp = compareResourceVersions(obj.metadata?.resourceVersion, cur?.metadata?.resourceVersion);
-    if (!cur || (cmp !== null && cmp > 0)) this.cache.set(key, obj);
+    if (!cur || (cmp !== null && cmp > 0)) this.put(key, obj);
+  }
+
+  private slim(obj: T): T {
+    return (this.opts.transform ? this.opts.transform(obj) : slim(obj)) as T;
+  }
+
+  private put(key: string, obj: T): void {
+    const by = this.opts.indexBy;
+    if (by) {
+      const before = this.cache.get(key);
+      const was = before ? by(before) : undefined;
+      const now = by(obj);
+      if (was !== now) {
+        if (was !== undefined) this.unindex(was, key);
+        if (now !== undefined) {
+          let set = this.index.get(now);
+          if (!set) {
+            set = new Set();
+            this.index.set(now, set);
+          }
+          set.add(key);
+        }
+      }
+    }
+    this.cache.set(key, obj);
+  }
+
+  private remove(key: string): void {
+    const before = this.cache.get(key);
+    const was = before && this.opts.indexBy ? this.opts.indexBy(before) : undefined;
+    if (was !== undefined) this.unindex(was, key);
+    this.cache.delete(key);
+  }
+
+  private unindex(value: string, key: string): void {
+    const set = this.index.get(value);
+    set?.delete(key);
+    if (set?.size === 0) this.index.delete(value);
   }
 
   start(): void {
@@ -231,13 +305,17 @@ export class Informer<T extends KubeObject> {
         timeoutMs: 60_000,
         ...(this.abort ? { signal: this.abort.signal } : {}),
       });
-      for (const item of page.items) fresh.set(objectKey(slim(item)), item);
+      for (const item of page.items) {
+        const o = this.slim(item);
+        fresh.set(objectKey(o), o);
+      }
       cont = page.metadata.continue || undefined;
       rv = page.metadata.resourceVersion;
     } while (cont);
     const old = new Map(this.cache);
     this.cache.clear();
-    for (const [k, v] of fresh) this.cache.set(k, v);
+    this.index.clear();
+    for (const [k, v] of fresh) this.put(k, v);
     this.resourceVersion = rv;
     this.lastEventAt = Date.now();
     this.connected = true;
@@ -283,18 +361,19 @@ export class Informer<T extends KubeObject> {
     const rv = e.object.metadata?.resourceVersion;
     if (rv) this.resourceVersion = rv;
     if (e.type === "BOOKMARK") return;
-    const key = objectKey(e.object);
+    const obj = this.slim(e.object);
+    const key = objectKey(obj);
     const prev = this.cache.get(key);
     if (e.type === "DELETED") {
-      this.cache.delete(key);
-      this.emit("delete", e.object);
+      this.remove(key);
+      this.emit("delete", obj);
       return;
     }
     // keep a newer copy the reconciler stored itself (setIfNewer) until the watch catches up
     const cmp = compareResourceVersions(rv, prev?.metadata?.resourceVersion);
-    if (!(prev && cmp !== null && cmp < 0)) this.cache.set(key, slim(e.object));
-    if (prev) this.emit("update", e.object, prev);
-    else this.emit("add", e.object);
+    if (!(prev && cmp !== null && cmp < 0)) this.put(key, obj);
+    if (prev) this.emit("update", obj, prev);
+    else this.emit("add", obj);
   }
 
   private emit(kind: "add" | "update" | "delete", obj: T, prev?: T): void {
@@ -314,7 +393,7 @@ export class Informer<T extends KubeObject> {
  * Drops metadata.managedFields before caching, as controller-runtime's default transform does: the server-side
  * apply bookkeeping is often the largest part of an object and nothing here reads it.
  */
-function slim<T extends KubeObject>(obj: T): T {
+export function slim<T extends KubeObject>(obj: T): T {
   const meta = obj.metadata as (KubeObject["metadata"] & { managedFields?: unknown }) | undefined;
   if (meta && "managedFields" in meta) delete meta.managedFields;
   return obj;

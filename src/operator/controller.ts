@@ -10,6 +10,7 @@ import {
   resourcePath,
 } from "../kube/client.ts";
 import { Informer } from "../kube/informer.ts";
+import { keepDeployment, keepMetadataOnly, keepPod, ownerKey } from "./cached.ts";
 import { type OperatorConfig, serverUrl } from "./config.ts";
 import { EventRecorder } from "./events.ts";
 import { LivyClients } from "./livy-clients.ts";
@@ -35,6 +36,13 @@ class MultiCache<T extends KubeObject> {
   }
   list(): T[] {
     return this.parts.flatMap((p) => p.list());
+  }
+  *values(): IterableIterator<T> {
+    for (const p of this.parts) yield* p.values();
+  }
+  byIndex(value: string): T[] {
+    const part = this.partFor(value);
+    return part ? part.byIndex(value) : [];
   }
   setIfNewer(obj: T): void {
     this.partFor(`${obj.metadata?.namespace}/`)?.setIfNewer(obj);
@@ -88,12 +96,14 @@ export function createController(opts: {
     rt: ResourceType,
     resource: string,
     selector?: string,
+    keep?: { transform?: (o: KubeObject) => KubeObject; indexBy?: (o: KubeObject) => string | undefined },
   ): MultiCache<T> {
     const parts = namespaces.map((ns) => {
       const inf = new Informer<T>(kube, {
         path: resourcePath(rt, ns),
         namespace: ns,
         labelSelector: selector,
+        ...keep,
         stallTimeoutMs: config.watchStallTimeoutMs,
         ...(config.watchTimeoutSeconds === undefined
           ? {}
@@ -111,19 +121,34 @@ export function createController(opts: {
     return new MultiCache<T>(parts);
   }
   const sessions = cacheOf<LivySession>(LIVYSESSIONS, "livysessions");
-  const deployments = cacheOf<KubeObject & DeploymentLike>(CORE.deployments, "deployments", MANAGED_SELECTOR);
-  const services = cacheOf<KubeObject>(CORE.services, "services", MANAGED_SELECTOR);
-  const configMaps = cacheOf<KubeObject>(CORE.configMaps, "configmaps", MANAGED_SELECTOR);
-  const pods = cacheOf<KubeObject & PodLike>(CORE.pods, "pods", MANAGED_SELECTOR);
+  // owned objects and pods are cached as far as decisions read them (cached.ts); pods by owner
+  const metadataOnly = { transform: keepMetadataOnly };
+  const deployments = cacheOf<KubeObject & DeploymentLike>(
+    CORE.deployments,
+    "deployments",
+    MANAGED_SELECTOR,
+    {
+      transform: keepDeployment,
+    },
+  );
+  const services = cacheOf<KubeObject>(CORE.services, "services", MANAGED_SELECTOR, metadataOnly);
+  const configMaps = cacheOf<KubeObject>(CORE.configMaps, "configmaps", MANAGED_SELECTOR, metadataOnly);
+  const pods = cacheOf<KubeObject & PodLike>(CORE.pods, "pods", MANAGED_SELECTOR, {
+    transform: keepPod,
+    indexBy: ownerKey,
+  });
   const networkPolicies = config.networkPolicy
-    ? cacheOf<KubeObject>(CORE.networkPolicies, "networkpolicies", MANAGED_SELECTOR)
+    ? cacheOf<KubeObject>(CORE.networkPolicies, "networkpolicies", MANAGED_SELECTOR, metadataOnly)
     : undefined;
   const caches = { sessions, deployments, services, configMaps, pods, networkPolicies } as unknown as Caches;
 
   const keyOf = (o: KubeObject) => `${o.metadata?.namespace}/${o.metadata?.name}`;
   for (const inf of sessions.parts) {
     inf.addHandlers({
-      onAdd: (o) => queue.add(keyOf(o)),
+      onAdd: (o) => {
+        usesOf.set(urlOf(o), (usesOf.get(urlOf(o)) ?? 0) + 1);
+        queue.add(keyOf(o));
+      },
       onUpdate: (prev, o) => {
         // Our own status writes change neither generation, metadata nor deletion: skip those echoes.
         const m0 = prev.metadata ?? {};
@@ -159,12 +184,16 @@ export function createController(opts: {
       inf.addHandlers({ onAdd: toOwner, onUpdate: (_, o) => toOwner(o), onDelete: toOwner });
   }
 
-  metrics.setPhaseSource(() => sessions.list().map((s) => s.status?.phase ?? "Pending"));
+  metrics.setPhaseSource(function* () {
+    for (const s of sessions.values()) yield s.status?.phase ?? "Pending";
+  });
 
   const livyClients = new LivyClients({
     requestTimeoutMs: config.livyRequestTimeoutMs,
     pollIntervalMs: config.sessionPollIntervalMs,
   });
+  /** LivySessions per Livy server URL. */
+  const usesOf = new Map<string, number>();
   const urlOf = (o: KubeObject) =>
     serverUrl(config.serverUrlTemplate, {
       name: o.metadata?.name ?? "",
@@ -172,10 +201,19 @@ export function createController(opts: {
       service: serverName(o.metadata?.name ?? ""),
       port: LIVY_PORT,
     });
-  /** Closes the Livy clients of a deleted LivySession's server, unless another one uses the same URL. */
+  /**
+   * Closes the Livy clients of a deleted LivySession's server, unless another one uses the same URL (counted
+   * as the sessions come and go: looking through every LivySession at each deletion was O(N) each, O(N²)
+   * to delete them all, with one URL shared by all).
+   */
   function releaseLivyClients(gone: KubeObject): void {
     const url = urlOf(gone);
-    if (sessions.list().some((s) => urlOf(s) === url)) return;
+    const left = (usesOf.get(url) ?? 1) - 1;
+    if (left > 0) {
+      usesOf.set(url, left);
+      return;
+    }
+    usesOf.delete(url);
     livyClients.release(url);
   }
   const events = new EventRecorder(kube, log);

@@ -161,3 +161,57 @@ describe("Informer health", () => {
     expect(Date.now() - started).toBeLessThan(1_000);
   });
 });
+
+describe("Informer transform and index", () => {
+  /** Lists `items`, then delivers `events` on the watch and stays open. */
+  function api(items: KubeObject[], events: WatchEvent<KubeObject>[]) {
+    return {
+      async get<T>(): Promise<T> {
+        return { metadata: { resourceVersion: "10" }, items: structuredClone(items) } as T;
+      },
+      async watch<T>(_p: string, _q: Query, onEvent: (e: WatchEvent<T>) => void, signal: AbortSignal) {
+        for (const e of events) onEvent(structuredClone(e) as WatchEvent<T>);
+        await untilAborted(signal);
+      },
+    } as unknown as KubeClient;
+  }
+  const pod = (name: string, owner: string, rv: string, extra: object = {}): KubeObject =>
+    ({
+      metadata: { name, namespace: "ns", resourceVersion: rv, labels: { owner } },
+      spec: { containers: [{ name: "big", env: "x".repeat(1000) }] },
+      ...extra,
+    }) as KubeObject;
+
+  it("keeps only what the transform keeps, and finds objects by index as they come, move and go", async () => {
+    const inf = new Informer<KubeObject>(
+      api(
+        [pod("p1", "a", "1"), pod("p2", "a", "2"), pod("p3", "b", "3")],
+        [
+          { type: "MODIFIED", object: pod("p2", "b", "11") },
+          { type: "DELETED", object: pod("p1", "a", "12") },
+          { type: "ADDED", object: pod("p4", "c", "13") },
+        ],
+      ),
+      {
+        path: "/api/v1/pods",
+        transform: (o) => ({ metadata: o.metadata }),
+        indexBy: (o) => o.metadata?.labels?.owner,
+      },
+    );
+    inf.start();
+    await inf.waitForSync();
+    await new Promise((r) => setTimeout(r, 20));
+    const names = (v: string) => inf.byIndex(v).map((o) => o.metadata?.name);
+    expect(names("a")).toEqual([]);
+    expect(names("b").sort()).toEqual(["p2", "p3"]);
+    expect(names("c")).toEqual(["p4"]);
+    expect(names("none")).toEqual([]);
+    expect((inf.get("ns/p3") as { spec?: unknown }).spec).toBeUndefined();
+    // what the reconciler wrote goes through the transform and the index too
+    inf.setIfNewer(pod("p5", "a", "20"));
+    expect(names("a")).toEqual(["p5"]);
+    expect((inf.get("ns/p5") as { spec?: unknown }).spec).toBeUndefined();
+    expect([...inf.values()].length).toBe(4);
+    await inf.stop();
+  });
+});
