@@ -75,10 +75,14 @@ export class Executor {
     for (const l of plan.log ?? []) log[l.level](l.fields ?? {}, l.msg);
     const act = () => signal?.throwIfAborted();
     let current = obj;
+    let finalizer: Promise<LivySession> | undefined;
     if (plan.finalizer === "add") {
       act();
       const finalizers = [...(current.metadata.finalizers ?? []), FINALIZER];
-      current = await this.patchFinalizers(current, finalizers, signal);
+      finalizer = this.patchFinalizers(current, finalizers, signal);
+      // a new LivySession's objects are applied while the finalizer is added (one round trip for both)
+      if (plan.apply?.length) finalizer.catch(() => undefined);
+      else current = await finalizer;
     }
     if (plan.deleteLivySession) {
       act();
@@ -106,8 +110,9 @@ export class Executor {
     if (plan.apply?.length) {
       act();
       // independent objects: applied together, so a cold start waits for one round trip, not four
-      await Promise.all(
-        plan.apply.map(async ({ kind, object }) => {
+      await Promise.all([
+        finalizer,
+        ...plan.apply.map(async ({ kind, object }) => {
           let applied: KubeObject;
           try {
             applied = await this.d.kube.apply<KubeObject>(
@@ -127,7 +132,8 @@ export class Executor {
           }
           this.cache(kind)?.setIfNewer(applied);
         }),
-      );
+      ]);
+      if (finalizer) current = await finalizer;
     }
     if (plan.createLivySession) {
       act();

@@ -107,6 +107,11 @@ export interface Observation {
   /** The API server refused (422) an owned object built from the spec, with its message. */
   refused?: string | undefined;
   memory: Memory;
+  /**
+   * LivySessions whose Livy session is starting, polled tightly (this one included when it is): sets how
+   * tightly (decide.ts startingPollMs). Absent: 1.
+   */
+  starting?: number | undefined;
 }
 
 /** An owned object to apply, as built from the spec. */

@@ -1,5 +1,5 @@
 import type { Logger } from "pino";
-import type { LivySession } from "../api/index.ts";
+import { ConditionType, getCondition, type LivySession, Reason } from "../api/index.ts";
 import type { KubeClient } from "../kube/client.ts";
 import type { LivyAuth, LivyClient } from "../livy/client.ts";
 import type { OperatorConfig } from "./config.ts";
@@ -40,6 +40,8 @@ export class Reconciler {
   private readonly executor: Executor;
   private readonly caches: Caches;
   private readonly memory = new Map<string, Memory>();
+  /** LivySessions whose Livy session is starting (polled tightly; how tightly depends on how many). */
+  private readonly starting = new Set<string>();
 
   constructor(deps: ReconcilerDeps) {
     this.caches = deps.caches;
@@ -56,6 +58,7 @@ export class Reconciler {
         return {};
       }
       const observation = await this.gather.observe(obj, this.memory.get(key) ?? {}, refused, signal);
+      observation.starting = this.starting.size + (this.starting.has(key) ? 0 : 1);
       let decision = decide(observation);
       if ("observe" in decision) {
         observation.livy = await this.gather.livy(decision.observe, signal);
@@ -76,6 +79,11 @@ export class Reconciler {
         throw err;
       }
       if (plan.memory) this.memory.set(key, plan.memory);
+      if (plan.status) {
+        const session = getCondition(plan.status.conditions, ConditionType.SessionReady);
+        if (session?.status === "False" && session.reason === Reason.SessionStarting) this.starting.add(key);
+        else this.starting.delete(key);
+      }
       if (plan.requeueAfterMs !== 0)
         return plan.requeueAfterMs === undefined ? {} : { requeueAfterMs: plan.requeueAfterMs };
     }
@@ -85,6 +93,7 @@ export class Reconciler {
   /** Forgets what is kept in memory for a LivySession that is gone. */
   forget(key: string, obj?: LivySession): void {
     this.memory.delete(key);
+    this.starting.delete(key);
     if (obj?.spec?.auth)
       this.gather.secrets.invalidate(obj.metadata.namespace ?? "", obj.spec.auth.secretName);
   }

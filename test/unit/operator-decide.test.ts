@@ -6,7 +6,12 @@ import {
   phaseOf,
   statusSchema,
 } from "../../src/api/index.ts";
-import { decide, STARTING_POLL_MS } from "../../src/operator/decide.ts";
+import {
+  decide,
+  STARTING_POLL_MS,
+  STARTING_POLLS_PER_SECOND,
+  startingPollMs,
+} from "../../src/operator/decide.ts";
 import type { OwnedObjects } from "../../src/operator/plan.ts";
 import {
   cond,
@@ -29,9 +34,34 @@ const S = 1_000;
 const MIN = 60 * S;
 
 describe("decide: creation to Ready", () => {
-  it("adds the finalizer before anything else", () => {
+  it("adds the finalizer together with the first apply of the server's objects (one round trip)", () => {
     const { plan } = step(world(resource({}, { finalizers: [] })));
-    expect(plan).toEqual({ finalizer: "add", requeueAfterMs: 0 });
+    expect(plan.finalizer).toBe("add");
+    expect(plan.apply?.map((a) => a.kind)).toEqual(["deployment", "configMap", "service"]);
+    expect(plan.requeueAfterMs).toBe(0);
+    expect(plan.status, "the status waits for the finalizer and the objects").toBeUndefined();
+    expect(plan.events).toBeUndefined();
+  });
+
+  it("adds only the finalizer when the first step would do more than apply (suspended, objects there)", () => {
+    const suspended = step(world(resource({ suspend: true }, { finalizers: [] })));
+    expect(suspended.plan).toEqual({ finalizer: "add", requeueAfterMs: 0 });
+    const deployed = step(world(resource({}, { finalizers: [] }), { server: "progressing" }));
+    expect(deployed.plan).toEqual({ finalizer: "add", requeueAfterMs: 0 });
+  });
+
+  it("polls a starting Livy session tightly, spread when many start at once", () => {
+    expect(startingPollMs(1, 5_000)).toBe(STARTING_POLL_MS);
+    expect(startingPollMs(10, 5_000)).toBe(STARTING_POLL_MS);
+    // all of them together at most STARTING_POLLS_PER_SECOND
+    expect(startingPollMs(1_000, 5_000)).toBe((1_000 * 1_000) / STARTING_POLLS_PER_SECOND);
+    // never slower than a Ready session's poll
+    expect(startingPollMs(10_000, 5_000)).toBe(5_000);
+    const many = step(
+      { ...world(resource(), { server: "available" }), starting: 2_000 },
+      { session: ok(livySession(3, "starting")) },
+    );
+    expect(many.plan.requeueAfterMs).toBe(4_000);
   });
 
   it("applies the Deployment, ConfigMap and Service, and looks again at once", () => {
