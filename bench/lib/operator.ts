@@ -11,51 +11,63 @@ import { BENCH_DIR, REPO_ROOT } from "./report.ts";
 
 const BUILD_DIR = join(BENCH_DIR, ".build");
 const BUILD_SRC = join(BENCH_DIR, ".build-src");
-let built: Promise<string> | null = null;
+const builds = new Map<string, Promise<string>>();
+
+/** Where the operator of `rev` is compiled: bench/.build for HEAD, bench/.build-<rev> for another commit. */
+export function buildDirOf(rev = "HEAD"): string {
+  return rev === "HEAD" ? BUILD_DIR : `${BUILD_DIR}-${rev.replace(/[^\w.-]/g, "_")}`;
+}
 
 /**
  * The operator as it ships (the image runs `node dist/operator/main.js`), from the last commit: `git archive
  * HEAD` of src/ and the tsconfigs into bench/.build-src (others edit the shared work tree while benchmarks
  * run), compiled with tsconfig.build.json into bench/.build. So no TypeScript stripping (its compiler's
  * memory and start time) is measured, and the result names the commit it measured. The request counter is
- * stripped to plain JavaScript beside it for the same reason. Returns the commit.
+ * stripped to plain JavaScript beside it for the same reason. Returns the commit. `rev` builds another
+ * commit (a baseline measured in the same run) into buildDirOf(rev).
  */
-export function buildOperator(): Promise<string> {
-  built ??= (async () => {
+export function buildOperator(rev = "HEAD"): Promise<string> {
+  let built = builds.get(rev);
+  if (built) return built;
+  built = (async () => {
     const run = promisify(execFile);
-    const commit = (await run("git", ["rev-parse", "--short", "HEAD"], { cwd: REPO_ROOT })).stdout.trim();
-    log(
-      `compiling the operator of commit ${commit} (git archive, tsc -p tsconfig.build.json) into bench/.build`,
-    );
-    rmSync(BUILD_SRC, { recursive: true, force: true });
-    rmSync(BUILD_DIR, { recursive: true, force: true });
-    mkdirSync(BUILD_SRC, { recursive: true });
+    const commit = (await run("git", ["rev-parse", "--short", rev], { cwd: REPO_ROOT })).stdout.trim();
+    const out = buildDirOf(rev);
+    const src = `${BUILD_SRC}-${commit}`;
+    log(`compiling the operator of commit ${commit} (git archive, tsc -p tsconfig.build.json) into ${out}`);
+    rmSync(src, { recursive: true, force: true });
+    rmSync(out, { recursive: true, force: true });
+    mkdirSync(src, { recursive: true });
     await run(
       "sh",
-      ["-c", `git archive HEAD src tsconfig.json tsconfig.build.json | tar -x -C '${BUILD_SRC}'`],
-      { cwd: REPO_ROOT, maxBuffer: 64 << 20 },
+      ["-c", `git archive ${commit} src tsconfig.json tsconfig.build.json | tar -x -C '${src}'`],
+      {
+        cwd: REPO_ROOT,
+        maxBuffer: 64 << 20,
+      },
     );
     await run(
       process.execPath,
       [
         join(REPO_ROOT, "node_modules", "typescript", "bin", "tsc"),
         "-p",
-        join(BUILD_SRC, "tsconfig.build.json"),
+        join(src, "tsconfig.build.json"),
         "--outDir",
-        BUILD_DIR,
+        out,
         "--declaration",
         "false",
         "--sourceMap",
         "false",
       ],
-      { cwd: BUILD_SRC, maxBuffer: 16 << 20 },
+      { cwd: src, maxBuffer: 16 << 20 },
     );
     // the copy would otherwise be type-checked again by the repository's tsconfig (it includes bench/)
-    rmSync(BUILD_SRC, { recursive: true, force: true });
+    rmSync(src, { recursive: true, force: true });
     const counter = readFileSync(join(BENCH_DIR, "lib", "count-requests.ts"), "utf8");
-    writeFileSync(join(BUILD_DIR, "count-requests.mjs"), stripTypeScriptTypes(counter));
+    writeFileSync(join(out, "count-requests.mjs"), stripTypeScriptTypes(counter));
     return commit;
   })();
+  builds.set(rev, built);
   return built;
 }
 
@@ -85,6 +97,8 @@ export interface OperatorOptions {
   logLevel?: string;
   /** "js" (default): the last commit's operator compiled, as shipped; "ts": the work tree's src/ through type stripping. */
   mode?: "js" | "ts";
+  /** With mode "js": the commit to run (default HEAD), e.g. a baseline measured in the same run. */
+  rev?: string;
 }
 
 export interface RequestCounts {
@@ -118,11 +132,12 @@ export class Operator {
     const log = join(o.logDir, `operator-${o.name}-${Date.now()}.log`);
     const fd = openSync(log, "a");
     const mode = o.mode ?? "js";
-    const commit = mode === "js" ? await buildOperator() : "work tree";
+    const commit = mode === "js" ? await buildOperator(o.rev) : "work tree";
+    const dir = buildDirOf(o.rev);
     const entry =
-      mode === "js" ? join(BUILD_DIR, "operator", "main.js") : join(REPO_ROOT, "src", "operator", "main.ts");
+      mode === "js" ? join(dir, "operator", "main.js") : join(REPO_ROOT, "src", "operator", "main.ts");
     const counter =
-      mode === "js" ? join(BUILD_DIR, "count-requests.mjs") : join(BENCH_DIR, "lib", "count-requests.ts");
+      mode === "js" ? join(dir, "count-requests.mjs") : join(BENCH_DIR, "lib", "count-requests.ts");
     const nodeArgs = ["--import", counter];
     if (o.cpuProfDir) {
       mkdirSync(o.cpuProfDir, { recursive: true });
