@@ -78,9 +78,11 @@ export class KubeConfig implements KubeConfigLike {
     this.loadInto = (kc) => kc.loadFromDefault();
     const env = process.env.KUBECONFIG;
     if (env) {
-      const files = env.split(delimiter).filter((f) => f && existsSync(f));
-      if (files.length) {
-        this.merge(files);
+      // missing files are skipped, as kubectl does; none there at all is an error (ENOENT), not a fallback
+      const named = env.split(delimiter).filter((f) => f);
+      const files = named.filter((f) => existsSync(f));
+      if (named.length) {
+        this.merge(files.length ? files : named.slice(0, 1));
         return;
       }
     }

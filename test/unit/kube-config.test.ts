@@ -119,5 +119,11 @@ describe("KubeConfig (read without @kubernetes/client-node)", () => {
     const opts: import("node:https").RequestOptions = {};
     await loadKubeConfig(file).applyToHTTPSOptions(opts);
     expect(opts.headers).toMatchObject({ Authorization: "Bearer from-plugin" });
+    // importing the library takes seconds on a loaded 2-core machine (20 s were not enough at load 44)
+  }, 120_000);
+
+  it("fails with ENOENT when no file $KUBECONFIG names exists (no fallback to ~/.kube/config)", () => {
+    process.env.KUBECONFIG = join(mkdtempSync(join(tmpdir(), "kc-")), "absent");
+    expect(() => loadKubeConfig()).toThrow(expect.objectContaining({ code: "ENOENT" }));
   });
 });

@@ -18,7 +18,7 @@ const meta = {
 describe("what the operator caches of its objects (cached.ts)", () => {
   it("keeps metadata decisions read and drops managedFields, specs and data", () => {
     const cm = keepMetadataOnly({ kind: "ConfigMap", metadata: meta, data: { "livy.conf": "x" } } as never);
-    const { managedFields: _, ...rest } = meta;
+    const { managedFields: _, uid: __, ...rest } = meta;
     expect(cm.metadata).toEqual(rest);
     expect(cm.metadata?.annotations?.[SPEC_HASH_ANNOTATION]).toBe("abc");
     expect((cm as unknown as { data?: unknown }).data).toBeUndefined();
