@@ -38,6 +38,16 @@ export interface ExecuteDeps {
   livy(url: string, auth?: LivyAuth): LivyClient;
 }
 
+/**
+ * POST /sessions gets longer than other Livy requests: Livy answers it only after launching the session's
+ * Spark driver process and registering the session's name, 14 s at load average 18 on 2 cores and more at
+ * 40. A POST given up on still creates its session, and the name is not visible (GET /sessions/{name}: 404)
+ * until Livy registers it, so the next pass POSTs again: Livy launches a second driver before refusing it as
+ * a duplicate name. On the real node at load 45, four such retries (5 s each) launched four extra drivers
+ * in the Livy pod and starved the real one, whose session then died.
+ */
+export const CREATE_SESSION_TIMEOUT_MS = 120_000;
+
 /** An object built from the spec was refused by the API server as invalid (HTTP 422). */
 export class DerivedObjectRefused extends Error {
   override name = "DerivedObjectRefused";
@@ -138,9 +148,10 @@ export class Executor {
     if (plan.createLivySession) {
       act();
       const { url, auth, body } = plan.createLivySession;
-      const created = await this.d
-        .livy(url, auth)
-        .createSession(body, { timeoutMs: this.d.livyRequestTimeoutMs, ...(signal ? { signal } : {}) });
+      const created = await this.d.livy(url, auth).createSession(body, {
+        timeoutMs: Math.max(this.d.livyRequestTimeoutMs, CREATE_SESSION_TIMEOUT_MS),
+        ...(signal ? { signal } : {}),
+      });
       log.info({ livySessionId: created.id, name: body.name }, "created Livy session");
     }
     if (plan.finalizer === "remove") {

@@ -1,5 +1,12 @@
 import { createHash } from "node:crypto";
-import { LABEL_MANAGED_BY, LABEL_SESSION, labelsFor, MANAGED_BY, serverName } from "../api/index.ts";
+import {
+  LABEL_MANAGED_BY,
+  LABEL_SESSION,
+  labelsFor,
+  MANAGED_BY,
+  STARTUP_TIMEOUT_MAX,
+  serverName,
+} from "../api/index.ts";
 
 /**
  * The objects the operator owns for one LivySession, built from its spec and the operator's defaults.
@@ -102,8 +109,23 @@ log4j.appender.console.layout.ConversionPattern=%d{yy/MM/dd HH:mm:ss} %p %c{1}: 
 log4j.logger.org.eclipse.jetty=WARN
 `;
 
+/**
+ * livy-client.conf, read by Livy's session launcher from the conf directory (its classpath). Livy fails a
+ * session whose Spark driver has not connected back within `livy.rsc.server.connect.timeout` (90 s by
+ * default): on a loaded node (load average 40 on 2 cores) a driver took longer, and Livy killed a start
+ * that spec.startupTimeout still allowed. The operator bounds the start (startupTimeout, at most
+ * STARTUP_TIMEOUT_MAX), so Livy's own bound is set to that maximum and never cuts it shorter.
+ */
+export const LIVY_CLIENT_CONF: Record<string, string> = {
+  "livy.rsc.server.connect.timeout": STARTUP_TIMEOUT_MAX,
+};
+
 export function desiredConfigMap(owner: OwnerRef, server: ServerInput | undefined) {
-  const data = { "livy.conf": renderConf(livyConf(server?.livyConf)), "log4j.properties": LOG4J };
+  const data = {
+    "livy.conf": renderConf(livyConf(server?.livyConf)),
+    "livy-client.conf": renderConf(LIVY_CLIENT_CONF),
+    "log4j.properties": LOG4J,
+  };
   return withHash({
     apiVersion: "v1",
     kind: "ConfigMap",

@@ -57,6 +57,8 @@ describe("desired objects", () => {
     const cm = desiredConfigMap(owner, { livyConf: { "livy.rsc.rpc.max.size": "1024" } });
     expect(cm.data["livy.conf"]).toContain("livy.rsc.rpc.max.size = 1024\n");
     expect(cm.data["livy.conf"]).toContain("livy.server.port = 8998\n");
+    // Livy's launcher never gives up on a driver before startupTimeout could
+    expect(cm.data["livy-client.conf"]).toBe("livy.rsc.server.connect.timeout = 1h\n");
   });
 
   it("builds a locked-down single-replica Deployment from spec.server with defaults", () => {
