@@ -2,17 +2,24 @@ import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { dirname, join, relative } from "node:path";
 import { fileURLToPath } from "node:url";
 import { stringify } from "yaml";
-import { CRD_FILE, livySessionCrdYaml } from "../src/api/crd.ts";
+import {
+  CHART_CRD_TEMPLATE,
+  CRD_FILE,
+  livySessionCrdHelmTemplate,
+  livySessionCrdYaml,
+} from "../src/api/crd.ts";
 import { argoCdHealthLua, fluxHealthCheckExprs } from "../src/api/health.ts";
 
 /**
- * Writes the generated manifests: the LivySession CRD into crds/ and into the Helm chart (Helm installs
- * charts/<chart>/crds/ before the templates and never templates it, so it is a plain copy), and the health
+ * Writes the generated manifests: the LivySession CRD into crds/ and into the Helm chart as a template
+ * (charts/livy-operator/templates/crd-livysessions.yaml, rendered with crds.enabled, so that helm upgrade
+ * upgrades it; Helm never upgrades what a chart's crds/ directory holds), and the health
  * checks for Argo CD and Flux into deploy/health/ (src/api/health.ts).
  * `--check` writes nothing and exits 1 naming each stale file, for CI and the unit test.
  */
 const root = join(dirname(fileURLToPath(import.meta.url)), "..");
-export const GENERATED_FILES = [join("crds", CRD_FILE), join("charts", "livy-operator", "crds", CRD_FILE)];
+export const GENERATED_FILES = [join("crds", CRD_FILE)];
+export const CHART_CRD_FILE = join("charts", "livy-operator", "templates", CHART_CRD_TEMPLATE);
 export const HEALTH_FILES = {
   [join("deploy", "health", "argocd-livysession-health.lua")]: () => argoCdHealthLua(),
   [join("deploy", "health", "flux-healthcheckexprs.yaml")]: () =>
@@ -32,6 +39,7 @@ function main(): number {
   const yaml = livySessionCrdYaml();
   const wanted: Record<string, string> = Object.fromEntries([
     ...GENERATED_FILES.map((f) => [f, yaml]),
+    [CHART_CRD_FILE, livySessionCrdHelmTemplate()],
     ...Object.entries(HEALTH_FILES).map(([f, make]) => [f, make()]),
   ]);
   const stale = Object.keys(wanted).filter((f) => read(join(root, f)) !== wanted[f]);

@@ -1,10 +1,11 @@
 import { execFile } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parse, parseAllDocuments, stringify } from "yaml";
+import { CHART_CRD_TEMPLATE, CRD_FILE, CRD_NAME, livySessionCrd } from "../../src/api/crd.ts";
 import { CORE, resourcePath } from "../../src/kube/client.ts";
 import { LIVYSESSIONS } from "../../src/operator/reconciler.ts";
 import { testbed } from "../testbed/context.ts";
@@ -467,6 +468,139 @@ describe("the Helm chart", () => {
     }
   });
 
+  it("commonLabels: on every object the chart renders and on its pods, never in a selector", async () => {
+    const objs = await template([
+      "--set",
+      "commonLabels.team=data",
+      "--set",
+      "commonLabels.example\\.com/cost-center=42",
+      "--set",
+      "replicaCount=2",
+      "--set",
+      "serviceMonitor.enabled=true",
+      "--set",
+      "networkPolicy.enabled=true",
+      "--set",
+      "gateway.ingress.enabled=true",
+      "--set",
+      "watchNamespaces={team-a}",
+    ]);
+    // every kind the chart can render, so that a template without the labels is noticed
+    const kinds = new Set(objs.map((o) => o.kind));
+    for (const kind of [
+      "CustomResourceDefinition",
+      "ServiceAccount",
+      "Role",
+      "RoleBinding",
+      "ClusterRole",
+      "ClusterRoleBinding",
+      "Deployment",
+      "Service",
+      "PodDisruptionBudget",
+      "ServiceMonitor",
+      "Ingress",
+    ])
+      expect(kinds, kind).toContain(kind);
+    for (const o of objs) {
+      expect(o.metadata.labels?.team, `${o.kind}/${o.metadata.name}`).toBe("data");
+      expect(o.metadata.labels?.["example.com/cost-center"], `${o.kind}/${o.metadata.name}`).toBe("42");
+    }
+    for (const component of ["operator", "gateway"]) {
+      const d = deploymentOf(objs, component) as unknown as {
+        spec: {
+          selector: { matchLabels: Record<string, string> };
+          template: { metadata: { labels: Record<string, string> } };
+        };
+      };
+      expect(d.spec.template.metadata.labels.team).toBe("data");
+      expect(
+        d.spec.selector.matchLabels.team,
+        "a selector is immutable: commonLabels stay out",
+      ).toBeUndefined();
+    }
+  });
+
+  it("extraVolumes, extraVolumeMounts, envFrom and extraEnv for the operator and the gateway", async () => {
+    const volumes = [{ name: "ca", configMap: { name: "corp-ca" } }];
+    const mounts = [{ name: "ca", mountPath: "/etc/corp-ca", readOnly: true }];
+    const envFrom = [
+      { secretRef: { name: "proxy-env" } },
+      { configMapRef: { name: "tuning" }, prefix: "X_" },
+    ];
+    const env = [{ name: "NODE_EXTRA_CA_CERTS", value: "/etc/corp-ca/ca.crt" }];
+    const flags = (prefix: string) => [
+      "--set-json",
+      `${prefix}extraVolumes=${JSON.stringify(volumes)}`,
+      "--set-json",
+      `${prefix}extraVolumeMounts=${JSON.stringify(mounts)}`,
+      "--set-json",
+      `${prefix}envFrom=${JSON.stringify(envFrom)}`,
+      "--set-json",
+      `${prefix}extraEnv=${JSON.stringify(env)}`,
+    ];
+    const objs = await template([...flags(""), ...flags("gateway.")]);
+    for (const component of ["operator", "gateway"]) {
+      const pod = deploymentOf(objs, component).spec.template.spec as unknown as {
+        volumes: Array<{ name: string }>;
+        containers: Array<Container & { envFrom?: unknown[]; volumeMounts: Array<{ name: string }> }>;
+      };
+      const c = pod.containers[0];
+      expect(
+        pod.volumes.map((v) => v.name),
+        component,
+      ).toEqual(["tmp", "ca"]);
+      expect(pod.volumes[1], component).toEqual(volumes[0]);
+      expect(c?.volumeMounts.at(-1), component).toEqual(mounts[0]);
+      expect(c?.envFrom, component).toEqual(envFrom);
+      expect(c?.env?.at(-1), component).toEqual(env[0]);
+    }
+    // unset: nothing rendered
+    const plain = containerOf(await template()) as Container & { envFrom?: unknown };
+    expect(plain.envFrom).toBeUndefined();
+  });
+
+  it("podDisruptionBudget: minAvailable, or maxUnavailable (an integer or a percentage) instead", async () => {
+    const pdbs = async (flags: string[]) =>
+      Object.fromEntries(
+        byKind(await template(["--set", "replicaCount=2", ...flags]), "PodDisruptionBudget").map((p) => [
+          p.metadata.name,
+          (p as K8sObject & { spec: Record<string, unknown> }).spec,
+        ]),
+      );
+    const def = await pdbs([]);
+    expect(def["lo-livy-operator"]?.minAvailable).toBe(1);
+    expect(def["lo-livy-operator"]?.maxUnavailable).toBeUndefined();
+    const max = await pdbs([
+      "--set",
+      "podDisruptionBudget.maxUnavailable=1",
+      "--set",
+      "gateway.podDisruptionBudget.maxUnavailable=50%",
+    ]);
+    expect(max["lo-livy-operator"]?.maxUnavailable).toBe(1);
+    expect(max["lo-livy-operator"]?.minAvailable).toBeUndefined();
+    expect(max["lo-livy-operator-gateway"]?.maxUnavailable).toBe("50%");
+    expect(max["lo-livy-operator-gateway"]?.minAvailable).toBeUndefined();
+    const zero = await pdbs(["--set", "podDisruptionBudget.maxUnavailable=0"]);
+    expect(zero["lo-livy-operator"]?.maxUnavailable).toBe(0);
+  });
+
+  it("crds.enabled renders the CRD (the generated spec, kept on uninstall with crds.keep); false leaves it out", async () => {
+    const crdOf = (objs: K8sObject[]) =>
+      byKind(objs, "CustomResourceDefinition")[0] as
+        | (K8sObject & { metadata: { annotations?: Record<string, string> }; spec: unknown })
+        | undefined;
+    const crd = crdOf(await template());
+    expect(crd?.metadata.name).toBe("livysessions.livy.dev");
+    expect(crd?.spec).toEqual(livySessionCrd().spec);
+    expect(crd?.metadata.annotations?.["helm.sh/resource-policy"]).toBe("keep");
+    expect(crd?.metadata.labels?.["app.kubernetes.io/managed-by"]).toBe("Helm");
+    const notKept = crdOf(await template(["--set", "crds.keep=false"]));
+    expect(notKept?.metadata.annotations?.["helm.sh/resource-policy"]).toBeUndefined();
+    expect(crdOf(await template(["--set", "crds.enabled=false"]))).toBeUndefined();
+    // the chart has no crds/ directory: Helm would install it untemplated and never upgrade it
+    expect(existsSync(join(CHART, "crds"))).toBe(false);
+  });
+
   it.each([
     [["--set", "replicas=2"], "additional properties 'replicas' not allowed"],
     [["--set", "replicaCount=two"], "/replicaCount"],
@@ -475,6 +609,11 @@ describe("the Helm chart", () => {
     [["--set", "livyServer.serverUrlTemplate=ftp://{service}"], "/livyServer/serverUrlTemplate"],
     [["--set", "livyServer.resources.requests.memory=lots"], "/livyServer/resources/requests/memory"],
     [["--set", "image.digest=latest"], "/image/digest"],
+    [["--set", "commonLabels.app\\.kubernetes\\.io/name=x"], "/commonLabels"],
+    [["--set", "podDisruptionBudget.maxUnavailable=lots"], "/podDisruptionBudget/maxUnavailable"],
+    [["--set-json", 'extraVolumeMounts=[{"name":"ca","mountPath":"etc"}]'], "/extraVolumeMounts/0/mountPath"],
+    [["--set-json", 'gateway.envFrom=[{"prefix":"X_"}]'], "/gateway/envFrom/0"],
+    [["--set", "crds.enabled=yes"], "/crds/enabled"],
   ])("refuses %j with a message naming the value (values.schema.json)", async (flags, message) => {
     const err = await template(flags).then(
       () => null,
@@ -556,8 +695,41 @@ describe("the Helm chart", () => {
       let sessionNs = "";
 
       beforeAll(async () => {
+        // The upgrade from the chart's earlier layout (chart README, "The CRD"): a release of the chart with
+        // a crds/ directory, whose CRD (kubectl-applied, as Helm's crds/ leaves it: no ownership metadata)
+        // lacks the Reason column; handed over to Helm, then upgraded to this chart.
+        const old = oldLayoutChart();
+        await kubectl(
+          ["apply", "--server-side", "--force-conflicts", "-f", "-"],
+          readFileSync(join(old, "crds", CRD_FILE), "utf8"),
+        );
         // cluster-wide install (the default), as a user would: helm talks to the real API server
-        await helm(["install", release, CHART, "--namespace", releaseNs, "--wait", "--timeout", "120s"]);
+        await helm(["install", release, old, "--namespace", releaseNs, "--wait", "--timeout", "120s"]);
+        expect(await crdColumns()).not.toContain("Reason");
+        const refused = await helm(["upgrade", release, CHART, "--namespace", releaseNs]).catch(
+          (e: Error) => e.message,
+        );
+        expect(refused).toContain("invalid ownership metadata");
+        await kubectl(["label", "crd", CRD_NAME, "app.kubernetes.io/managed-by=Helm", "--overwrite"]);
+        await kubectl([
+          "annotate",
+          "crd",
+          CRD_NAME,
+          "--overwrite",
+          `meta.helm.sh/release-name=${release}`,
+          `meta.helm.sh/release-namespace=${releaseNs}`,
+        ]);
+        await helm([
+          "upgrade",
+          release,
+          CHART,
+          "--namespace",
+          releaseNs,
+          "--reset-then-reuse-values",
+          "--wait",
+          "--timeout",
+          "120s",
+        ]);
         manifest = parseAllDocuments(await helm(["get", "manifest", release, "--namespace", releaseNs]))
           .map((d) => d.toJS() as K8sObject | null)
           .filter((o): o is K8sObject => o !== null);
@@ -567,6 +739,18 @@ describe("the Helm chart", () => {
       afterAll(async () => {
         if (op && op.proc.exitCode === null) await op.kill();
         await kubectl(["delete", "namespace", sessionNs, "--wait=false"]).catch(() => "");
+      });
+
+      it("upgraded the CRD handed over from the crds/ layout: the chart's spec, kept on uninstall", async () => {
+        expect(await crdColumns()).toContain("Reason");
+        const crd = await (await kube()).get<{
+          metadata: { labels: Record<string, string>; annotations: Record<string, string> };
+          spec: { versions: unknown[] };
+        }>(`/apis/apiextensions.k8s.io/v1/customresourcedefinitions/${CRD_NAME}`);
+        expect(crd.metadata.annotations["helm.sh/resource-policy"]).toBe("keep");
+        expect(crd.metadata.annotations["meta.helm.sh/release-name"]).toBe(release);
+        expect(crd.metadata.labels["helm.sh/chart"]).toMatch(/^livy-operator-/);
+        expect(manifest.map((o) => o.kind)).toContain("CustomResourceDefinition");
       });
 
       it("installed the ServiceAccount, RBAC, the Deployment (available) and the metrics Service", async () => {
@@ -792,6 +976,7 @@ describe("the Helm chart", () => {
         expect(
           await exists("/apis/apiextensions.k8s.io/v1/customresourcedefinitions/livysessions.livy.dev"),
         ).toBe(true);
+        expect(await crdColumns(), "the upgraded CRD stays").toContain("Reason");
       });
     });
 
@@ -818,6 +1003,9 @@ describe("the Helm chart", () => {
           "replicaCount=2",
           "--set",
           "networkPolicy.enabled=true",
+          // the first release owns the CRD (kept after its uninstall): a second one leaves it alone
+          "--set",
+          "crds.enabled=false",
           "--wait",
           "--timeout",
           "120s",
@@ -906,4 +1094,32 @@ async function serviceAccountKubeconfig(namespace: string, sa: string): Promise<
     { mode: 0o600 },
   );
   return file;
+}
+
+/**
+ * The chart as it was laid out before the CRD became a template: the CRD in crds/ (Helm installs it once and
+ * never upgrades it), without the Reason column added later. A copy in a temp dir, removed after the suite.
+ */
+function oldLayoutChart(): string {
+  const dir = mkdtempSync(join(tmpdir(), "chart-old-layout-"));
+  tempDirs.push(dir);
+  const chart = join(dir, "livy-operator");
+  cpSync(CHART, chart, { recursive: true });
+  rmSync(join(chart, "templates", CHART_CRD_TEMPLATE));
+  const crd = livySessionCrd() as {
+    spec: { versions: Array<{ additionalPrinterColumns: Array<{ name: string }> }> };
+  };
+  for (const v of crd.spec.versions)
+    v.additionalPrinterColumns = v.additionalPrinterColumns.filter((c) => c.name !== "Reason");
+  mkdirSync(join(chart, "crds"));
+  writeFileSync(join(chart, "crds", CRD_FILE), stringify(crd));
+  return chart;
+}
+
+/** The printer columns of the CRD as served. */
+async function crdColumns(): Promise<string[]> {
+  const crd = await (await kube()).get<{
+    spec: { versions: Array<{ additionalPrinterColumns?: Array<{ name: string }> }> };
+  }>(`/apis/apiextensions.k8s.io/v1/customresourcedefinitions/${CRD_NAME}`);
+  return (crd.spec.versions[0]?.additionalPrinterColumns ?? []).map((c) => c.name);
 }

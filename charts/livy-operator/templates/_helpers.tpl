@@ -33,6 +33,35 @@ app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
 app.kubernetes.io/component: operator
 app.kubernetes.io/part-of: livy-operator
 app.kubernetes.io/managed-by: {{ .Release.Service }}
+{{- include "livy-operator.commonLabels" . }}
+{{- end }}
+
+{{/* commonLabels, added to the labels of every object the chart renders (and of its pods). */}}
+{{- define "livy-operator.commonLabels" -}}
+{{- with .Values.commonLabels }}
+{{ toYaml . }}
+{{- end }}
+{{- end }}
+
+{{/* Labels of the CRD: no instance or component (one CRD serves every release), commonLabels. */}}
+{{- define "livy-operator.crdLabels" -}}
+helm.sh/chart: {{ include "livy-operator.chart" . }}
+app.kubernetes.io/name: livy-operator
+app.kubernetes.io/part-of: livy-operator
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+{{- include "livy-operator.commonLabels" . }}
+{{- end }}
+
+{{/*
+The minAvailable or maxUnavailable of a PodDisruptionBudget, from a value holding both: maxUnavailable when
+it is set (a PDB takes only one of the two), else minAvailable.
+*/}}
+{{- define "livy-operator.pdbBudget" -}}
+{{- if not (kindIs "invalid" .maxUnavailable) -}}
+maxUnavailable: {{ .maxUnavailable }}
+{{- else -}}
+minAvailable: {{ .minAvailable }}
+{{- end -}}
 {{- end }}
 
 {{- define "livy-operator.serviceAccountName" -}}
@@ -116,6 +145,7 @@ app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
 app.kubernetes.io/component: gateway
 app.kubernetes.io/part-of: livy-operator
 app.kubernetes.io/managed-by: {{ .Release.Service }}
+{{- include "livy-operator.commonLabels" . }}
 {{- end }}
 
 {{- define "livy-operator.gatewayServiceAccountName" -}}
