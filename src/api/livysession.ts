@@ -16,6 +16,7 @@ import {
   QUALIFIED_NAME_LONG_PREFIX,
   qualifiedNameKey,
   quantity,
+  type Rule,
   str,
   withRules,
 } from "./schema-kit.ts";
@@ -115,14 +116,6 @@ const ENV_NAME = "^[-._a-zA-Z][-._a-zA-Z0-9]*$";
 const LIVY_CONF_KEY = "^livy\\.[A-Za-z0-9][-A-Za-z0-9_.]*$";
 const ONE_LINE = "^[^\\r\\n]*$";
 
-const envVar = z.object({
-  name: str({ min: 1, max: 256, pattern: ENV_NAME, description: "Environment variable name." }),
-  value: str({
-    max: 32768,
-    description: "Value (no secrets here: they would be visible in the Deployment).",
-  }).optional(),
-});
-
 const labelValue = str({ max: 63, pattern: LABEL_VALUE });
 
 const resourceMap = (what: string) =>
@@ -192,66 +185,473 @@ const toleration = withRules(
 
 const livyConfKeyRe = new RegExp(LIVY_CONF_KEY);
 
-export const serverSchema = describe(
+// ---------------------------------------------------------------- the Livy pod (Kubernetes' own types, bounded)
+
+/** Volumes and mounts of the Livy container that the operator owns (objects.ts): a user's may not reuse them. */
+export const RESERVED_VOLUMES = ["conf", "logs", "tmp", "work"] as const;
+export const RESERVED_MOUNT_PATHS = [
+  "/opt/livy/conf",
+  "/opt/livy/logs",
+  "/tmp",
+  "/opt/spark/work-dir",
+] as const;
+
+const CONFIG_KEY = "^[-._a-zA-Z0-9]+$";
+const ABSOLUTE_PATH = "^/[^:]*$";
+const RELATIVE_PATH = "^[^/][^:]*$";
+/** What the downward API may put in an env variable (fieldRef), as the kubelet supports it. */
+const FIELD_PATH =
+  "^(metadata\\.(name|namespace|uid)|metadata\\.(labels|annotations)\\['[^']+'\\]|spec\\.(nodeName|serviceAccountName)|status\\.(hostIP|hostIPs|podIP|podIPs))$";
+const RESOURCE_FIELD = "^(limits|requests)\\.(cpu|memory|ephemeral-storage|hugepages-[-A-Za-z0-9]+)$";
+
+const objectName = (what: string) =>
+  str({ min: 1, max: 253, pattern: DNS1123_SUBDOMAIN, description: `Name of the ${what}.` });
+
+/** Exactly one of `fields` is set (Kubernetes' one-of types: an env source, a volume source). */
+function exactlyOne<T extends Record<string, unknown>>(fields: readonly string[], what: string): Rule<T> {
+  return {
+    rule: `${fields.map((f) => `(has(self.${f}) ? 1 : 0)`).join(" + ")} == 1`,
+    message: `${what}: set exactly one of ${fields.join(", ")}`,
+    check: (v) => fields.filter((f) => v[f] !== undefined).length === 1,
+  };
+}
+
+const keyRef = (what: string) =>
   z.object({
-    image: str({
-      max: 1024,
-      pattern: NO_WHITESPACE,
-      description: "Livy server image; defaults to the operator's configured image.",
-    }).optional(),
-    imagePullPolicy: z
-      .enum(["Always", "IfNotPresent", "Never"])
+    name: objectName(what),
+    key: str({ min: 1, max: 253, pattern: CONFIG_KEY, description: `Key in the ${what}.` }),
+    optional: z
+      .boolean()
       .optional()
-      .meta({ description: "Image pull policy of the Livy container." }),
-    resources: resources.optional(),
-    env: listMap(envVar, ["name"], 64, "Extra environment variables of the Livy container.").optional(),
-    livyConf: map(str({ max: 4096, pattern: ONE_LINE }), {
-      maxProperties: 64,
-      keys: [
-        {
-          cel: `k.matches('${celEscape(LIVY_CONF_KEY)}')`,
-          check: (k) => livyConfKeyRe.test(k),
-          message: "keys must start with 'livy.' followed by letters, digits, '-', '_' or '.'",
-        },
-        {
-          cel: `!(k in [${RESERVED_LIVY_CONF.map((k) => `'${k}'`).join(", ")}])`,
-          check: (k) => !(RESERVED_LIVY_CONF as readonly string[]).includes(k),
-          message: `${RESERVED_LIVY_CONF.join(" and ")} are set by the operator`,
-        },
-      ],
+      .meta({ description: `True: the variable is left unset when the key is missing.` }),
+  });
+
+const ENV_SOURCES = ["secretKeyRef", "configMapKeyRef", "fieldRef", "resourceFieldRef"] as const;
+const envVarSource = withRules(
+  describe(
+    z.object({
+      secretKeyRef: keyRef("Secret").optional(),
+      configMapKeyRef: keyRef("ConfigMap").optional(),
+      fieldRef: z
+        .object({
+          fieldPath: str({
+            min: 1,
+            max: 512,
+            pattern: FIELD_PATH,
+            description:
+              "metadata.name, metadata.namespace, metadata.uid, metadata.labels['k'], spec.nodeName, status.podIP, ...",
+          }),
+          apiVersion: str({ max: 16, pattern: "^v1$", description: "v1." }).optional(),
+        })
+        .optional(),
+      resourceFieldRef: z
+        .object({
+          resource: str({
+            min: 1,
+            max: 128,
+            pattern: RESOURCE_FIELD,
+            description: "limits.cpu, requests.memory, ...",
+          }),
+          containerName: str({
+            max: 63,
+            pattern: "^livy$",
+            description: "livy (the only container).",
+          }).optional(),
+          divisor: quantity("Divisor of the value (1, 1m, 1Mi, ...).").optional(),
+        })
+        .optional(),
+    }),
+    "Where the value comes from: a Secret's or ConfigMap's key, a field of the pod, or a resource of the container.",
+  ),
+  [exactlyOne(ENV_SOURCES, "valueFrom")],
+);
+
+const envVar = withRules(
+  z.object({
+    name: str({ min: 1, max: 256, pattern: ENV_NAME, description: "Environment variable name." }),
+    value: str({
+      max: 32768,
       description:
-        "Entries of livy.conf (keys start with 'livy.'; values are single lines). The operator sets livy.server.host and livy.server.port.",
+        "Value (no secrets here: they would be visible in the Deployment; use valueFrom.secretKeyRef).",
     }).optional(),
-    serviceAccountName: str({
-      max: 253,
-      pattern: DNS1123_SUBDOMAIN,
-      description: "Service account of the Livy pod.",
-    }).optional(),
-    nodeSelector: map(labelValue, {
-      maxProperties: 32,
-      keys: [qualifiedNameKey("nodeSelector keys")],
-      description: "Node labels the Livy pod must be scheduled on.",
-    }).optional(),
-    tolerations: describe(z.array(toleration).max(32), "Tolerations of the Livy pod.").optional(),
-    podLabels: map(labelValue, {
-      maxProperties: 32,
-      keys: [
-        qualifiedNameKey("podLabels keys"),
-        {
-          cel: `!(k in [${RESERVED_POD_LABELS.map((k) => `'${k}'`).join(", ")}])`,
-          check: (k) => !(RESERVED_POD_LABELS as readonly string[]).includes(k),
-          message: `${RESERVED_POD_LABELS.join(", ")} are set by the operator`,
-        },
-      ],
-      description: "Extra labels of the Livy pod.",
-    }).optional(),
-    podAnnotations: map(str({ max: 8192 }), {
-      maxProperties: 32,
-      keys: [qualifiedNameKey("podAnnotations keys")],
-      description: "Extra annotations of the Livy pod.",
-    }).optional(),
+    valueFrom: envVarSource.optional(),
   }),
-  "The Livy server deployed for this session; unset fields take the operator's defaults.",
+  [
+    {
+      rule: "!has(self.value) || !has(self.valueFrom)",
+      message: "set value or valueFrom, not both",
+      fieldPath: ".valueFrom",
+      reason: "FieldValueForbidden",
+      check: (e) => e.value === undefined || e.valueFrom === undefined,
+    },
+  ],
+);
+
+const envFromRef = (what: string) =>
+  z.object({
+    name: objectName(what),
+    optional: z
+      .boolean()
+      .optional()
+      .meta({ description: `True: no error when the ${what} is missing.` }),
+  });
+
+const envFromSource = withRules(
+  z.object({
+    prefix: str({
+      max: 128,
+      pattern: "^[-._a-zA-Z][-._a-zA-Z0-9]*$",
+      description: "Prefix of every variable's name.",
+    }).optional(),
+    configMapRef: envFromRef("ConfigMap").optional(),
+    secretRef: envFromRef("Secret").optional(),
+  }),
+  [exactlyOne(["configMapRef", "secretRef"], "envFrom")],
+);
+
+const keyToPath = z.object({
+  key: str({ min: 1, max: 253, pattern: CONFIG_KEY, description: "Key in the ConfigMap or Secret." }),
+  path: str({
+    min: 1,
+    max: 1024,
+    pattern: RELATIVE_PATH,
+    description: "Relative path of the file in the volume.",
+  }),
+  mode: int({ min: 0, max: 511, description: "File mode bits (0 to 0777)." }).optional(),
+});
+const keyItems = describe(
+  z.array(keyToPath).max(64),
+  "Only these keys, at these paths; all keys when unset.",
+).optional();
+const defaultMode = int({ min: 0, max: 511, description: "Mode bits of the files (0 to 0777)." }).optional();
+
+const VOLUME_SOURCES = ["configMap", "secret", "emptyDir", "persistentVolumeClaim", "csi", "nfs"] as const;
+const volume = withRules(
+  z.object({
+    name: str({
+      min: 1,
+      max: 63,
+      pattern: DNS1123_LABEL,
+      description: "Volume name, referred to by volumeMounts.",
+    }),
+    configMap: z
+      .object({
+        name: objectName("ConfigMap"),
+        items: keyItems,
+        defaultMode,
+        optional: z.boolean().optional(),
+      })
+      .optional()
+      .meta({ description: "The keys of a ConfigMap as files." }),
+    secret: z
+      .object({
+        secretName: objectName("Secret"),
+        items: keyItems,
+        defaultMode,
+        optional: z.boolean().optional(),
+      })
+      .optional()
+      .meta({ description: "The keys of a Secret as files." }),
+    emptyDir: z
+      .object({
+        medium: z
+          .enum(["", "Memory"])
+          .optional()
+          .meta({ description: '"" (node storage) or Memory (tmpfs).' }),
+        sizeLimit: quantity("Largest size, e.g. 10Gi.").optional(),
+      })
+      .optional()
+      .meta({ description: "Scratch space that lives as long as the pod." }),
+    persistentVolumeClaim: z
+      .object({ claimName: objectName("PersistentVolumeClaim"), readOnly: z.boolean().optional() })
+      .optional()
+      .meta({ description: "A PersistentVolumeClaim in the LivySession's namespace." }),
+    csi: z
+      .object({
+        driver: str({ min: 1, max: 63, pattern: DNS1123_SUBDOMAIN, description: "CSI driver name." }),
+        readOnly: z.boolean().optional(),
+        fsType: str({
+          max: 63,
+          pattern: "^[a-z0-9]*$",
+          description: "Filesystem type, e.g. ext4.",
+        }).optional(),
+        volumeAttributes: map(str({ max: 4096 }), {
+          maxProperties: 32,
+          description: "Driver-specific attributes.",
+        }).optional(),
+        nodePublishSecretRef: z.object({ name: objectName("Secret") }).optional(),
+      })
+      .optional()
+      .meta({ description: "An ephemeral CSI volume (e.g. the Secrets Store CSI driver)." }),
+    nfs: z
+      .object({
+        server: str({
+          min: 1,
+          max: 253,
+          pattern: NO_WHITESPACE,
+          description: "NFS server host name or address.",
+        }),
+        path: str({ min: 1, max: 1024, pattern: ABSOLUTE_PATH, description: "Exported path." }),
+        readOnly: z.boolean().optional(),
+      })
+      .optional()
+      .meta({ description: "An NFS export." }),
+  }),
+  [
+    exactlyOne(VOLUME_SOURCES, "a volume"),
+    {
+      rule: `!(self.name in [${RESERVED_VOLUMES.map((v) => `'${v}'`).join(", ")}])`,
+      message: `${RESERVED_VOLUMES.join(", ")} are the operator's volumes`,
+      fieldPath: ".name",
+      check: (v) => !(RESERVED_VOLUMES as readonly string[]).includes(v.name),
+    },
+  ],
+);
+
+const volumeMount = withRules(
+  z.object({
+    name: str({ min: 1, max: 63, pattern: DNS1123_LABEL, description: "A volume of spec.server.volumes." }),
+    mountPath: str({
+      min: 1,
+      max: 1024,
+      pattern: ABSOLUTE_PATH,
+      description: "Absolute path in the Livy container.",
+    }),
+    subPath: str({
+      max: 1024,
+      pattern: RELATIVE_PATH,
+      description: "Mount only this path of the volume.",
+    }).optional(),
+    readOnly: z.boolean().optional(),
+  }),
+  [
+    {
+      rule: `!(self.mountPath in [${RESERVED_MOUNT_PATHS.map((p) => `'${p}'`).join(", ")}])`,
+      message: `${RESERVED_MOUNT_PATHS.join(", ")} are the operator's mounts`,
+      fieldPath: ".mountPath",
+      check: (m) => !(RESERVED_MOUNT_PATHS as readonly string[]).includes(m.mountPath),
+    },
+  ],
+);
+
+// affinity: Kubernetes' Affinity, NodeSelectorTerm and PodAffinityTerm
+const LABEL_KEY = str({ min: 1, max: 317, pattern: QUALIFIED_NAME, description: "Label key." });
+const selectorValues = describe(
+  z.array(str({ max: 63 })).max(64),
+  "Values (In, NotIn: at least one; Exists, DoesNotExist: none).",
+).optional();
+
+const nodeRequirement = withRules(
+  z.object({
+    key: LABEL_KEY,
+    operator: z.enum(["In", "NotIn", "Exists", "DoesNotExist", "Gt", "Lt"]),
+    values: selectorValues,
+  }),
+  [
+    {
+      rule: "self.operator in ['Exists', 'DoesNotExist'] ? !has(self.values) || size(self.values) == 0 : (self.operator in ['Gt', 'Lt'] ? has(self.values) && size(self.values) == 1 : has(self.values) && size(self.values) > 0)",
+      message:
+        "values: none with Exists and DoesNotExist, one with Gt and Lt, at least one with In and NotIn",
+      fieldPath: ".values",
+      check: (r) => {
+        const n = r.values?.length ?? 0;
+        if (r.operator === "Exists" || r.operator === "DoesNotExist") return n === 0;
+        return r.operator === "Gt" || r.operator === "Lt" ? n === 1 : n > 0;
+      },
+    },
+  ],
+);
+const nodeSelectorTerm = z.object({
+  matchExpressions: describe(z.array(nodeRequirement).max(16), "Requirements on node labels.").optional(),
+  matchFields: describe(
+    z.array(nodeRequirement).max(16),
+    "Requirements on node fields (metadata.name).",
+  ).optional(),
+});
+const weight = int({ min: 1, max: 100, description: "Weight in the scheduler's score, 1 to 100." });
+
+const labelRequirement = withRules(
+  z.object({
+    key: LABEL_KEY,
+    operator: z.enum(["In", "NotIn", "Exists", "DoesNotExist"]),
+    values: selectorValues,
+  }),
+  [
+    {
+      rule: "self.operator in ['Exists', 'DoesNotExist'] ? !has(self.values) || size(self.values) == 0 : has(self.values) && size(self.values) > 0",
+      message: "values: none with Exists and DoesNotExist, at least one with In and NotIn",
+      fieldPath: ".values",
+      check: (r) => {
+        const n = r.values?.length ?? 0;
+        return r.operator === "Exists" || r.operator === "DoesNotExist" ? n === 0 : n > 0;
+      },
+    },
+  ],
+);
+const labelSelector = z.object({
+  matchLabels: map(labelValue, {
+    maxProperties: 32,
+    keys: [qualifiedNameKey("matchLabels keys")],
+    description: "Labels the pods must have.",
+  }).optional(),
+  matchExpressions: describe(z.array(labelRequirement).max(16), "Requirements on pod labels.").optional(),
+});
+const podAffinityTerm = z.object({
+  labelSelector: labelSelector.optional(),
+  namespaceSelector: labelSelector.optional(),
+  namespaces: describe(
+    z.array(str({ min: 1, max: 63, pattern: DNS1123_LABEL })).max(32),
+    "Namespaces of the pods; unset: the LivySession's.",
+  ).optional(),
+  topologyKey: str({
+    min: 1,
+    max: 317,
+    pattern: QUALIFIED_NAME,
+    description: "Node label that defines co-location, e.g. kubernetes.io/hostname.",
+  }),
+});
+const podAffinity = (what: string) =>
+  describe(
+    z.object({
+      requiredDuringSchedulingIgnoredDuringExecution: describe(
+        z.array(podAffinityTerm).max(16),
+        "Terms that must hold.",
+      ).optional(),
+      preferredDuringSchedulingIgnoredDuringExecution: describe(
+        z.array(z.object({ weight, podAffinityTerm })).max(16),
+        "Terms the scheduler prefers, by weight.",
+      ).optional(),
+    }),
+    what,
+  );
+
+const affinity = describe(
+  z.object({
+    nodeAffinity: describe(
+      z.object({
+        requiredDuringSchedulingIgnoredDuringExecution: z
+          .object({
+            nodeSelectorTerms: describe(z.array(nodeSelectorTerm).min(1).max(16), "Any one term must hold."),
+          })
+          .optional(),
+        preferredDuringSchedulingIgnoredDuringExecution: describe(
+          z.array(z.object({ weight, preference: nodeSelectorTerm })).max(16),
+          "Terms the scheduler prefers, by weight.",
+        ).optional(),
+      }),
+      "Nodes the Livy pod is scheduled on.",
+    ).optional(),
+    podAffinity: podAffinity("Pods the Livy pod is scheduled near.").optional(),
+    podAntiAffinity: podAffinity("Pods the Livy pod is scheduled away from.").optional(),
+  }),
+  "Scheduling constraints of the Livy pod (Kubernetes' Affinity).",
+);
+
+const imagePullSecret = z.object({ name: objectName("Secret (kubernetes.io/dockerconfigjson)") });
+
+export const serverSchema = withRules(
+  describe(
+    z.object({
+      image: str({
+        max: 1024,
+        pattern: NO_WHITESPACE,
+        description: "Livy server image; defaults to the operator's configured image.",
+      }).optional(),
+      imagePullPolicy: z
+        .enum(["Always", "IfNotPresent", "Never"])
+        .optional()
+        .meta({ description: "Image pull policy of the Livy container." }),
+      resources: resources.optional(),
+      env: listMap(
+        envVar,
+        ["name"],
+        64,
+        "Extra environment variables of the Livy container: a value, or valueFrom a Secret's or ConfigMap's key, a pod field or a resource.",
+      ).optional(),
+      envFrom: describe(
+        z.array(envFromSource).max(16),
+        "Environment variables of the Livy container from every key of ConfigMaps or Secrets (env wins over these).",
+      ).optional(),
+      imagePullSecrets: listMap(
+        imagePullSecret,
+        ["name"],
+        16,
+        "Secrets in the LivySession's namespace for pulling the Livy image from a private registry.",
+      ).optional(),
+      volumes: listMap(
+        volume,
+        ["name"],
+        32,
+        "Extra volumes of the Livy pod: configMap, secret, emptyDir, persistentVolumeClaim, csi or nfs.",
+      ).optional(),
+      volumeMounts: listMap(
+        volumeMount,
+        ["mountPath"],
+        32,
+        "Mounts of spec.server.volumes in the Livy container.",
+      ).optional(),
+      affinity: affinity.optional(),
+      priorityClassName: str({
+        max: 253,
+        pattern: DNS1123_SUBDOMAIN,
+        description: "PriorityClass of the Livy pod.",
+      }).optional(),
+      livyConf: map(str({ max: 4096, pattern: ONE_LINE }), {
+        maxProperties: 64,
+        keys: [
+          {
+            cel: `k.matches('${celEscape(LIVY_CONF_KEY)}')`,
+            check: (k) => livyConfKeyRe.test(k),
+            message: "keys must start with 'livy.' followed by letters, digits, '-', '_' or '.'",
+          },
+          {
+            cel: `!(k in [${RESERVED_LIVY_CONF.map((k) => `'${k}'`).join(", ")}])`,
+            check: (k) => !(RESERVED_LIVY_CONF as readonly string[]).includes(k),
+            message: `${RESERVED_LIVY_CONF.join(" and ")} are set by the operator`,
+          },
+        ],
+        description:
+          "Entries of livy.conf (keys start with 'livy.'; values are single lines). The operator sets livy.server.host and livy.server.port.",
+      }).optional(),
+      serviceAccountName: str({
+        max: 253,
+        pattern: DNS1123_SUBDOMAIN,
+        description: "Service account of the Livy pod.",
+      }).optional(),
+      nodeSelector: map(labelValue, {
+        maxProperties: 32,
+        keys: [qualifiedNameKey("nodeSelector keys")],
+        description: "Node labels the Livy pod must be scheduled on.",
+      }).optional(),
+      tolerations: describe(z.array(toleration).max(32), "Tolerations of the Livy pod.").optional(),
+      podLabels: map(labelValue, {
+        maxProperties: 32,
+        keys: [
+          qualifiedNameKey("podLabels keys"),
+          {
+            cel: `!(k in [${RESERVED_POD_LABELS.map((k) => `'${k}'`).join(", ")}])`,
+            check: (k) => !(RESERVED_POD_LABELS as readonly string[]).includes(k),
+            message: `${RESERVED_POD_LABELS.join(", ")} are set by the operator`,
+          },
+        ],
+        description: "Extra labels of the Livy pod.",
+      }).optional(),
+      podAnnotations: map(str({ max: 8192 }), {
+        maxProperties: 32,
+        keys: [qualifiedNameKey("podAnnotations keys")],
+        description: "Extra annotations of the Livy pod.",
+      }).optional(),
+    }),
+    "The Livy server deployed for this session; unset fields take the operator's defaults.",
+  ),
+  [
+    {
+      rule: "!has(self.volumeMounts) || self.volumeMounts.all(m, has(self.volumes) && self.volumes.exists(v, v.name == m.name))",
+      message: "each volumeMount must name a volume of spec.server.volumes",
+      fieldPath: ".volumeMounts",
+      check: (s) => (s.volumeMounts ?? []).every((m) => (s.volumes ?? []).some((v) => v.name === m.name)),
+    },
+  ],
 );
 
 // ---------------------------------------------------------------- session (POST /sessions)

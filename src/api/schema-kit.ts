@@ -63,6 +63,9 @@ export function withRules<S extends z.ZodType>(schema: S, rules: Rule<z.output<S
     }) as S;
   }
   const cel: CelRule[] = rules.map(({ check: _check, ...rule }) => rule);
+  // An empty list is dropped by the API server: the CRD as served would differ from the file (and a
+  // server-side apply of the file by another manager would conflict on .spec.versions).
+  if (cel.length === 0) return s;
   return annotate(s, { [XV]: cel });
 }
 

@@ -1,6 +1,7 @@
 import { hostname } from "node:os";
 import { Command, Option } from "commander";
 import { z } from "zod";
+import { serverDefaultsField, sessionConfDefaultsField } from "./defaults.ts";
 
 const quantity = z.union([
   z.string().regex(/^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+|[numkMGTPE]i?|Ki|Mi|Gi|Ti|Pi|Ei)?$/),
@@ -26,6 +27,10 @@ export const OperatorConfigSchema = z
       requests: { cpu: "500m", memory: "1Gi" },
       limits: { memory: "2Gi" },
     }),
+    /** spec.server fields every LivySession gets unless it sets its own (defaults.ts: the precedence). */
+    defaultServer: serverDefaultsField.optional(),
+    /** Spark conf under every LivySession's spec.session.conf. */
+    defaultSessionConf: sessionConfDefaultsField.optional(),
     serverUrlTemplate: z
       .string()
       // with a namespace, name and service name of at most 63 characters each, the URLs fit status.serverURL
@@ -96,6 +101,18 @@ export const FIELDS: Array<[string, keyof OperatorConfig, Parser, string]> = [
   ["default-image", "defaultImage", String, "Livy server image when a LivySession sets none"],
   ["default-image-pull-policy", "defaultImagePullPolicy", String, "Always | IfNotPresent | Never"],
   ["default-resources", "defaultResources", json, 'JSON {"requests":{...},"limits":{...}} for Livy servers'],
+  [
+    "default-server",
+    "defaultServer",
+    json,
+    'JSON of spec.server fields every LivySession gets unless it sets its own (env, envFrom, imagePullSecrets, volumes, volumeMounts, affinity, priorityClassName, serviceAccountName, nodeSelector, tolerations, podLabels, podAnnotations, livyConf), e.g. {"imagePullSecrets":[{"name":"regcred"}]}',
+  ],
+  [
+    "default-session-conf",
+    "defaultSessionConf",
+    json,
+    "JSON map of Spark conf under every LivySession's spec.session.conf (its own keys win)",
+  ],
   [
     "server-url-template",
     "serverUrlTemplate",

@@ -9,6 +9,7 @@
  * fixed names and are applied idempotently; the Livy session is named after the attempt and adopted, not
  * created twice.
  */
+
 import {
   ANNOTATION_DEMANDED_AT,
   type Condition,
@@ -35,6 +36,7 @@ import type { Session } from "../livy/protocol.ts";
 import { isSessionTerminal, isSessionUsable } from "../livy/protocol.ts";
 import { backoffDelay, seededRandom } from "../util/backoff.ts";
 import { serverUrl } from "./config.ts";
+import { withServerDefaults, withSessionDefaults } from "./defaults.ts";
 import {
   desiredConfigMap,
   desiredDeployment,
@@ -333,14 +335,15 @@ class Step {
 
   private desired(): DesiredObject[] {
     const s = this.o.settings;
-    const cm = desiredConfigMap(this.owner, this.spec.server);
+    const server = withServerDefaults(s.defaultServer, this.spec.server);
+    const cm = desiredConfigMap(this.owner, server);
     const configHash = cm.metadata.annotations["livy.dev/spec-hash"] ?? "";
     const objects: DesiredObject[] = [
       {
         kind: "deployment",
         object: desiredDeployment(
           this.owner,
-          this.spec.server,
+          server,
           {
             image: s.defaultImage,
             imagePullPolicy: s.defaultImagePullPolicy,
@@ -623,8 +626,12 @@ class Step {
     return `${m.namespace}.${m.name}.${attempt}.${this.st.restarts ?? 0}.${this.sessionSpecHash()}`;
   }
 
+  /** Livy's POST /sessions body: spec.session over the operator's default Spark conf, and the kind. */
   private sessionBody() {
-    return { ...this.spec.session, kind: this.spec.kind };
+    return {
+      ...withSessionDefaults(this.o.settings.defaultSessionConf, this.spec.session),
+      kind: this.spec.kind,
+    };
   }
 
   private sessionSpecHash(): string {

@@ -38,7 +38,13 @@ export interface ServerInput {
   image?: string;
   imagePullPolicy?: "Always" | "IfNotPresent" | "Never";
   resources?: { requests?: Record<string, string | number>; limits?: Record<string, string | number> };
-  env?: Array<{ name: string; value?: string }>;
+  env?: Array<{ name: string; value?: string; valueFrom?: Record<string, unknown> }>;
+  envFrom?: Array<Record<string, unknown>>;
+  imagePullSecrets?: Array<{ name: string }>;
+  volumes?: Array<{ name: string } & Record<string, unknown>>;
+  volumeMounts?: Array<{ name: string; mountPath: string } & Record<string, unknown>>;
+  affinity?: Record<string, unknown>;
+  priorityClassName?: string;
   livyConf?: Record<string, string>;
   serviceAccountName?: string;
   nodeSelector?: Record<string, string>;
@@ -193,6 +199,8 @@ export function desiredDeployment(
             ? { serviceAccountName: server?.serviceAccountName }
             : { automountServiceAccountToken: false }),
           enableServiceLinks: false,
+          ...(server?.imagePullSecrets?.length ? { imagePullSecrets: server.imagePullSecrets } : {}),
+          ...(server?.priorityClassName ? { priorityClassName: server.priorityClassName } : {}),
           securityContext: {
             runAsNonRoot: true,
             runAsUser: LIVY_UID,
@@ -212,6 +220,7 @@ export function desiredDeployment(
                 { name: "SPARK_LOCAL_DIRS", value: "/tmp/spark" },
                 ...(server?.env ?? []),
               ],
+              ...(server?.envFrom?.length ? { envFrom: server.envFrom } : {}),
               resources: server?.resources ?? defaults.resources,
               readinessProbe: {
                 httpGet: { path: "/version", port: "http" },
@@ -241,6 +250,7 @@ export function desiredDeployment(
                 { name: "logs", mountPath: `${LIVY_HOME}/logs` },
                 { name: "tmp", mountPath: "/tmp" },
                 { name: "work", mountPath: "/opt/spark/work-dir" },
+                ...(server?.volumeMounts ?? []),
               ],
             },
           ],
@@ -249,9 +259,11 @@ export function desiredDeployment(
             { name: "logs", emptyDir: {} },
             { name: "tmp", emptyDir: {} },
             { name: "work", emptyDir: {} },
+            ...(server?.volumes ?? []),
           ],
           ...(server?.nodeSelector ? { nodeSelector: server.nodeSelector } : {}),
           ...(server?.tolerations ? { tolerations: server.tolerations } : {}),
+          ...(server?.affinity ? { affinity: server.affinity } : {}),
           terminationGracePeriodSeconds: 30,
         },
       },

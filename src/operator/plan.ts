@@ -27,6 +27,8 @@ export type DecideSettings = Pick<
   | "defaultImage"
   | "defaultImagePullPolicy"
   | "defaultResources"
+  | "defaultServer"
+  | "defaultSessionConf"
   | "serverUrlTemplate"
   | "networkPolicy"
   | "networkPolicyOperatorNamespace"

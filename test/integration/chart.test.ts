@@ -7,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parse, parseAllDocuments, stringify } from "yaml";
 import { CHART_CRD_TEMPLATE, CRD_FILE, CRD_NAME, livySessionCrd } from "../../src/api/crd.ts";
 import { CORE, resourcePath } from "../../src/kube/client.ts";
+import { loadConfig } from "../../src/operator/config.ts";
 import { LIVYSESSIONS } from "../../src/operator/reconciler.ts";
 import { testbed } from "../testbed/context.ts";
 import { REPO_ROOT, versions } from "../testbed/paths.ts";
@@ -159,6 +160,7 @@ describe("the Helm chart", () => {
         "ClusterRoleBinding",
         "ClusterRoleBinding",
         "ClusterRoleBinding",
+        "CustomResourceDefinition",
         "Deployment",
         "Deployment",
         "PodDisruptionBudget",
@@ -472,7 +474,7 @@ describe("the Helm chart", () => {
     const objs = await template([
       "--set",
       "commonLabels.team=data",
-      "--set",
+      "--set-string",
       "commonLabels.example\\.com/cost-center=42",
       "--set",
       "replicaCount=2",
@@ -557,6 +559,38 @@ describe("the Helm chart", () => {
     // unset: nothing rendered
     const plain = containerOf(await template()) as Container & { envFrom?: unknown };
     expect(plain.envFrom).toBeUndefined();
+  });
+
+  it("livyServer pod defaults and sessionConf: handed to the operator as JSON it accepts", async () => {
+    const server = {
+      imagePullSecrets: [{ name: "regcred" }],
+      env: [{ name: "HTTPS_PROXY", value: "http://proxy:3128" }],
+      envFrom: [{ configMapRef: { name: "site-env" } }],
+      volumes: [{ name: "ca", configMap: { name: "corp-ca", defaultMode: 292 } }],
+      volumeMounts: [{ name: "ca", mountPath: "/etc/corp-ca", readOnly: true }],
+      affinity: { podAntiAffinity: {} },
+      priorityClassName: "interactive",
+      tolerations: [{ key: "dedicated", operator: "Exists" }],
+      podLabels: { team: "platform" },
+    };
+    const flags = Object.entries(server).flatMap(([k, v]) => [
+      "--set-json",
+      `livyServer.${k}=${JSON.stringify(v)}`,
+    ]);
+    const env = envOf(
+      containerOf(
+        await template([...flags, "--set-string", "livyServer.sessionConf.spark\\.ui\\.enabled=false"]),
+      ),
+    );
+    expect(JSON.parse(env.LIVY_OPERATOR_DEFAULT_SERVER ?? "")).toEqual(server);
+    expect(JSON.parse(env.LIVY_OPERATOR_DEFAULT_SESSION_CONF ?? "")).toEqual({ "spark.ui.enabled": "false" });
+    const config = loadConfig([], env);
+    expect(config.defaultServer).toEqual(server);
+    expect(config.defaultSessionConf).toEqual({ "spark.ui.enabled": "false" });
+    // none set: neither variable, so the operator's own defaults (none) apply
+    const plain = envOf(containerOf(await template()));
+    expect(plain.LIVY_OPERATOR_DEFAULT_SERVER).toBeUndefined();
+    expect(plain.LIVY_OPERATOR_DEFAULT_SESSION_CONF).toBeUndefined();
   });
 
   it("podDisruptionBudget: minAvailable, or maxUnavailable (an integer or a percentage) instead", async () => {
@@ -726,6 +760,9 @@ describe("the Helm chart", () => {
           "--namespace",
           releaseNs,
           "--reset-then-reuse-values",
+          // an operator-wide pod default, which the Livy Deployment below carries
+          "--set",
+          "livyServer.podLabels.example\\.com/from-chart=yes",
           "--wait",
           "--timeout",
           "120s",
@@ -840,9 +877,18 @@ describe("the Helm chart", () => {
         const ready = await waitFor(sessionNs, "pyspark-minimal", isReady, "Ready", 60_000);
         expect(ready.status?.sessionURL).toBeTruthy();
         const deployment = await (await kube()).get<{
-          spec: { template: { spec: { containers: Array<{ image: string }> } } };
+          spec: {
+            template: {
+              metadata: { labels: Record<string, string> };
+              spec: { containers: Array<{ image: string }> };
+            };
+          };
         }>(resourcePath(CORE.deployments, sessionNs, "livy-pyspark-minimal"));
         expect(deployment.spec.template.spec.containers[0]?.image).toBe(env.LIVY_OPERATOR_DEFAULT_IMAGE);
+        expect(
+          deployment.spec.template.metadata.labels["example.com/from-chart"],
+          "livyServer.podLabels",
+        ).toBe("yes");
         const events = await kubectl([
           "get",
           "events",
