@@ -13,7 +13,7 @@ import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { promisify } from "node:util";
-import { GROUP, type LivySession, phaseOf, readyCondition, VERSION } from "../../src/api/index.ts";
+import { CRD_NAME, GROUP, type LivySession, phaseOf, readyCondition, VERSION } from "../../src/api/index.ts";
 import { CORE, KubeClient, loadKubeConfig, resourcePath } from "../../src/kube/client.ts";
 import { REPO_ROOT } from "../testbed/paths.ts";
 
@@ -164,6 +164,7 @@ export class Product {
    * images are the chart's defaults, loaded on the nodes by the provider.
    */
   async helmInstall(opts: { replicas?: number; timeout?: string } = {}): Promise<void> {
+    await this.handOverCrd();
     await this.sh(
       "helm",
       [
@@ -181,6 +182,26 @@ export class Product {
       ],
       { timeoutMs: 900_000 },
     );
+  }
+
+  /**
+   * The chart installs and upgrades the CRD (crds.enabled). A CRD already in the cluster that Helm did not
+   * create (applied with kubectl, as the other suites sharing the test bed do, or left by an earlier release)
+   * is handed over to this release first, as the chart README says ("The CRD"); on a fresh cluster there is
+   * nothing to hand over and helm creates it.
+   */
+  private async handOverCrd(): Promise<void> {
+    const found = await this.kubectl(["get", "crd", CRD_NAME, "--ignore-not-found", "-o", "name"]);
+    if (!found.trim()) return;
+    await this.kubectl(["label", "crd", CRD_NAME, "app.kubernetes.io/managed-by=Helm", "--overwrite"]);
+    await this.kubectl([
+      "annotate",
+      "crd",
+      CRD_NAME,
+      "--overwrite",
+      `meta.helm.sh/release-name=${RELEASE}`,
+      `meta.helm.sh/release-namespace=${RELEASE_NS}`,
+    ]);
   }
 
   async helmUninstall(): Promise<void> {
