@@ -22,6 +22,10 @@ const BENCHES: Record<string, { what: string; load: () => Promise<BenchFn> }> = 
     what: "1000 LivySessions on the stand-in: all Ready, requests, memory, idle-out, delete, leaks",
     load: async () => (await import("./scale.ts")).scale,
   },
+  memory: {
+    what: "the operator's memory by component and a pass's cost at N LivySessions (no test bed); --baseline REV",
+    load: async () => (await import("./memory.ts")).memory,
+  },
   dispatch: {
     what: "10,000 trivial statements over 16 stand-in sessions through the SessionPool",
     load: async () => (await import("./dispatch.ts")).dispatch,

@@ -1,6 +1,6 @@
 /** The real operator process, started by a benchmark against its test bed, with request counting. */
 import { type ChildProcess, execFile, spawn } from "node:child_process";
-import { closeSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { stripTypeScriptTypes } from "node:module";
 import { createServer } from "node:net";
 import { join } from "node:path";
@@ -13,18 +13,19 @@ const BUILD_DIR = join(BENCH_DIR, ".build");
 const BUILD_SRC = join(BENCH_DIR, ".build-src");
 const builds = new Map<string, Promise<string>>();
 
-/** Where the operator of `rev` is compiled: bench/.build for HEAD, bench/.build-<rev> for another commit. */
-export function buildDirOf(rev = "HEAD"): string {
-  return rev === "HEAD" ? BUILD_DIR : `${BUILD_DIR}-${rev.replace(/[^\w.-]/g, "_")}`;
+/** Where the operator of `commit` (as buildOperator returns it) is compiled: bench/.build-<commit>. */
+export function buildDirOf(commit: string): string {
+  return `${BUILD_DIR}-${commit.replace(/[^\w.-]/g, "_")}`;
 }
 
 /**
  * The operator as it ships (the image runs `node dist/operator/main.js`), from the last commit: `git archive
  * HEAD` of src/ and the tsconfigs into bench/.build-src (others edit the shared work tree while benchmarks
- * run), compiled with tsconfig.build.json into bench/.build. So no TypeScript stripping (its compiler's
+ * run), compiled with tsconfig.build.json into bench/.build-<commit>. So no TypeScript stripping (its compiler's
  * memory and start time) is measured, and the result names the commit it measured. The request counter is
  * stripped to plain JavaScript beside it for the same reason. Returns the commit. `rev` builds another
- * commit (a baseline measured in the same run) into buildDirOf(rev).
+ * commit (a baseline measured in the same run). A commit's build, once complete, is reused, never replaced
+ * (another benchmark may be running it).
  */
 export function buildOperator(rev = "HEAD"): Promise<string> {
   let built = builds.get(rev);
@@ -32,7 +33,9 @@ export function buildOperator(rev = "HEAD"): Promise<string> {
   built = (async () => {
     const run = promisify(execFile);
     const commit = (await run("git", ["rev-parse", "--short", rev], { cwd: REPO_ROOT })).stdout.trim();
-    const out = buildDirOf(rev);
+    const out = buildDirOf(commit);
+    const done = join(out, ".complete");
+    if (existsSync(done)) return commit;
     const src = `${BUILD_SRC}-${commit}`;
     log(`compiling the operator of commit ${commit} (git archive, tsc -p tsconfig.build.json) into ${out}`);
     rmSync(src, { recursive: true, force: true });
@@ -65,6 +68,7 @@ export function buildOperator(rev = "HEAD"): Promise<string> {
     rmSync(src, { recursive: true, force: true });
     const counter = readFileSync(join(BENCH_DIR, "lib", "count-requests.ts"), "utf8");
     writeFileSync(join(out, "count-requests.mjs"), stripTypeScriptTypes(counter));
+    writeFileSync(done, `${commit}\n`);
     return commit;
   })();
   builds.set(rev, built);
@@ -133,7 +137,7 @@ export class Operator {
     const fd = openSync(log, "a");
     const mode = o.mode ?? "js";
     const commit = mode === "js" ? await buildOperator(o.rev) : "work tree";
-    const dir = buildDirOf(o.rev);
+    const dir = buildDirOf(commit);
     const entry =
       mode === "js" ? join(dir, "operator", "main.js") : join(REPO_ROOT, "src", "operator", "main.ts");
     const counter =
@@ -172,12 +176,13 @@ export class Operator {
     closeSync(fd);
     const op = new Operator(proc, port, countPort, log);
     op.commit = commit;
-    const deadline = Date.now() + 60_000;
+    // loading its modules alone took 6-30 s at load average 20-28 on 2 cores (test/faults/helpers.ts)
+    const deadline = Date.now() + 180_000;
     for (;;) {
       if (proc.exitCode !== null) throw new Error(`operator exited with ${proc.exitCode}:\n${op.logTail()}`);
       const res = await fetch(`http://127.0.0.1:${port}/readyz`).catch(() => null);
       if (res?.status === 200) break;
-      if (Date.now() > deadline) throw new Error(`operator not ready within 60 s:\n${op.logTail()}`);
+      if (Date.now() > deadline) throw new Error(`operator not ready within 180 s:\n${op.logTail()}`);
       await sleep(100);
     }
     return op;
