@@ -83,6 +83,8 @@ function formulaOverhead(t: Timeline): number {
 
 interface TargetResult {
   target: "livy" | "standin";
+  /** The commit whose operator ran. */
+  commit: string;
   n: number;
   timelines: Timeline[];
   failures: string[];
@@ -100,6 +102,8 @@ async function runTarget(
     pollMs: number;
     sessionPollMs: number;
     mode: "js" | "ts";
+    /** A commit other than HEAD (a baseline in the same run). */
+    rev?: string | undefined;
   },
 ): Promise<TargetResult> {
   const livyUrl = target === "livy" ? bed.state.livyUrl : bed.state.standinUrl;
@@ -114,6 +118,7 @@ async function runTarget(
     name: `coldstart-${target}`,
     sessionPollIntervalMs: opts.sessionPollMs,
     mode: opts.mode,
+    ...(opts.rev ? { rev: opts.rev } : {}),
   });
   const current = new Map<string, Timeline>();
   const seenLivyIds = new Set<number>();
@@ -267,7 +272,15 @@ async function runTarget(
   await op.stop();
   const left = await leftovers(bed.kube, ns);
   await bed.kube.delete(`/api/v1/namespaces/${ns}`);
-  return { target, n: opts.n, timelines, failures, demandToReadyOperatorS, leftovers: left };
+  return {
+    target,
+    commit: op.commit,
+    n: opts.n,
+    timelines,
+    failures,
+    demandToReadyOperatorS,
+    leftovers: left,
+  };
 }
 
 /** The first operator stage of a cold start, split: its own pass that adds the finalizer, then the start pass. */
@@ -288,7 +301,7 @@ function stageTable(r: TargetResult, kind: "cold" | "wake"): Table | null {
     return [label, round(s.p50), round(s.min), round(s.max)];
   };
   return {
-    title: `${r.target === "livy" ? "Real Livy 0.9 / Spark 3.5.7" : "Livy stand-in (session start 300 ms)"}: ${kind === "cold" ? "cold start from apply" : "wake after idle teardown"}, N = ${ts.length} (ms)`,
+    title: `${r.target === "livy" ? "Real Livy 0.9 / Spark 3.5.7" : "Livy stand-in (session start 300 ms)"}, operator of ${r.commit}: ${kind === "cold" ? "cold start from apply" : "wake after idle teardown"}, N = ${ts.length} (ms)`,
     columns: ["stage", "median", "min", "max"],
     rows: [
       ...STAGES.flatMap(([label, a, b]) => [
@@ -326,29 +339,36 @@ export async function coldstart(args: Args): Promise<BenchBody> {
   const nStandin = args.num("n-standin", 20);
   const mode = args.str("operator", "js") === "ts" ? "ts" : "js";
   const bed = await testbed({ needLivy: which !== "standin" });
+  // --baseline REV: each target on REV's operator first, then on HEAD's, in this run
+  const baseline = args.str("baseline", "");
+  const revs = baseline ? [baseline, undefined] : [undefined];
   const results: TargetResult[] = [];
-  if (which === "standin" || which === "both")
-    results.push(
-      await runTarget(bed, "standin", {
-        n: nStandin,
-        wakes: args.num("wakes-standin", nStandin),
-        idleTimeout: args.str("idle-timeout-standin", "2s"),
-        pollMs: args.num("poll-ms-standin", 5),
-        sessionPollMs: args.num("session-poll-ms", 500),
-        mode,
-      }),
-    );
-  if (which === "livy" || which === "both")
-    results.push(
-      await runTarget(bed, "livy", {
-        n,
-        wakes: args.num("wakes", n),
-        idleTimeout: args.str("idle-timeout", "10s"),
-        pollMs: args.num("poll-ms", 20),
-        sessionPollMs: args.num("session-poll-ms", 500),
-        mode,
-      }),
-    );
+  for (const rev of revs)
+    if (which === "standin" || which === "both")
+      results.push(
+        await runTarget(bed, "standin", {
+          n: nStandin,
+          wakes: args.num("wakes-standin", nStandin),
+          idleTimeout: args.str("idle-timeout-standin", "2s"),
+          pollMs: args.num("poll-ms-standin", 5),
+          sessionPollMs: args.num("session-poll-ms", 500),
+          mode,
+          rev,
+        }),
+      );
+  for (const rev of revs)
+    if (which === "livy" || which === "both")
+      results.push(
+        await runTarget(bed, "livy", {
+          n,
+          wakes: args.num("wakes", n),
+          idleTimeout: args.str("idle-timeout", "10s"),
+          pollMs: args.num("poll-ms", 20),
+          sessionPollMs: args.num("session-poll-ms", 500),
+          mode,
+          rev,
+        }),
+      );
   const tables: Table[] = [];
   const goals: Goal[] = [];
   const summaries: Record<string, unknown> = {};
@@ -360,7 +380,9 @@ export async function coldstart(args: Args): Promise<BenchBody> {
       if (!ts.length) continue;
       const added = median(ts.map(operatorAdded).filter(Number.isFinite));
       const formula = median(ts.map(formulaOverhead).filter(Number.isFinite));
-      summaries[`${r.target}.${kind}`] = {
+      summaries[
+        `${r.target}.${kind}${r.commit === results[results.length - 1]?.commit ? "" : `@${r.commit}`}`
+      ] = {
         n: ts.length,
         operatorAddedMs: roundSummary(summarize(ts.map(operatorAdded).filter(Number.isFinite))),
         readyMinusMaxAvailableIdleMs: roundSummary(
@@ -372,13 +394,38 @@ export async function coldstart(args: Args): Promise<BenchBody> {
         ),
       };
       goals.push({
-        goal: `operator overhead, ${r.target === "livy" ? "real Livy" : "stand-in"}, ${kind}`,
-        target: "≤ 100 ms at the median",
+        goal: `operator overhead, ${r.target === "livy" ? "real Livy" : "stand-in"}, ${kind}, operator of ${r.commit}`,
+        target: "≤ 50 ms at the median (issue 14)",
         measured: `${fmt(added)} ms net (three stages less Livy's own answers); Ready − max(available, idle) ${fmt(formula)} ms`,
-        met: Number.isFinite(added) ? added <= 100 : null,
-        margin: marginBelow(added, 100, "ms"),
+        met: Number.isFinite(added) ? added <= 50 : null,
+        margin: marginBelow(added, 50, "ms"),
       });
     }
+  }
+  if (baseline) {
+    const byKey = new Map(results.map((r) => [`${r.target} ${r.commit}`, r]));
+    const commits = [...new Set(results.map((r) => r.commit))];
+    const rows: Array<Array<string | number>> = [];
+    for (const target of ["standin", "livy"] as const)
+      for (const kind of ["cold", "wake"] as const) {
+        const med = (c: string | undefined) => {
+          const ts = byKey.get(`${target} ${c}`)?.timelines.filter((t) => t.kind === kind) ?? [];
+          return ts.length ? round(median(ts.map(operatorAdded).filter(Number.isFinite))) : Number.NaN;
+        };
+        const [a, b] = [med(commits[0]), med(commits[1])];
+        if (Number.isFinite(a) || Number.isFinite(b))
+          rows.push([
+            `${target === "livy" ? "real Livy" : "stand-in"}, ${kind}`,
+            a,
+            b,
+            a ? round(b / a, 2) : "",
+          ]);
+      }
+    tables.unshift({
+      title: "Operator adds (net, median ms), side by side in this run",
+      columns: ["target", `${commits[0]} (baseline)`, `${commits[1]}`, "ratio"],
+      rows,
+    });
   }
   return {
     env: { python: bed.state.python, livyUrl: bed.state.livyUrl },
