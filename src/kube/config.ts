@@ -74,7 +74,7 @@ export class KubeConfig implements KubeConfigLike {
   }
 
   /** $KUBECONFIG, ~/.kube/config, or in a pod its service account; nothing found leaves it empty. */
-  loadFromDefault(): void {
+  loadFromDefault(serviceAccountDir = SA_DIR): void {
     this.loadInto = (kc) => kc.loadFromDefault();
     const env = process.env.KUBECONFIG;
     if (env) {
@@ -93,14 +93,15 @@ export class KubeConfig implements KubeConfigLike {
     }
     const host = process.env.KUBERNETES_SERVICE_HOST;
     const port = process.env.KUBERNETES_SERVICE_PORT;
-    if (host && port && existsSync(join(SA_DIR, "token"))) {
+    const sa = serviceAccountDir;
+    if (host && port && existsSync(join(sa, "token"))) {
       const h = host.includes(":") ? `[${host}]` : host;
-      this.clusters = [{ name: "inCluster", server: `https://${h}:${port}`, caFile: join(SA_DIR, "ca.crt") }];
+      this.clusters = [{ name: "inCluster", server: `https://${h}:${port}`, caFile: join(sa, "ca.crt") }];
       // the token rotates: read from its file at every refresh
-      this.users = [{ name: "inClusterUser", tokenFile: join(SA_DIR, "token") }];
+      this.users = [{ name: "inClusterUser", tokenFile: join(sa, "token") }];
       let namespace: string | undefined;
       try {
-        namespace = readFileSync(join(SA_DIR, "namespace"), "utf8").trim() || undefined;
+        namespace = readFileSync(join(sa, "namespace"), "utf8").trim() || undefined;
       } catch {
         // no namespace file: the default
       }

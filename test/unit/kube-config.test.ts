@@ -2,7 +2,7 @@ import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
-import { loadKubeConfig } from "../../src/kube/client.ts";
+import { KubeConfig, loadKubeConfig } from "../../src/kube/client.ts";
 
 describe("loadKubeConfig", () => {
   const saved = { HOME: process.env.HOME, KUBECONFIG: process.env.KUBECONFIG };
@@ -121,6 +121,41 @@ describe("KubeConfig (read without @kubernetes/client-node)", () => {
     expect(opts.headers).toMatchObject({ Authorization: "Bearer from-plugin" });
     // importing the library takes seconds on a loaded 2-core machine (20 s were not enough at load 44)
   }, 120_000);
+
+  it("in a pod: the service account's token (read anew each time: it rotates), CA and namespace", async () => {
+    const home = mkdtempSync(join(tmpdir(), "home-"));
+    process.env.HOME = home;
+    delete process.env.KUBECONFIG;
+    const sa = mkdtempSync(join(tmpdir(), "sa-"));
+    write(sa, "token", "t1\n");
+    write(sa, "ca.crt", "CA");
+    write(sa, "namespace", "ops");
+    const saved = { host: process.env.KUBERNETES_SERVICE_HOST, port: process.env.KUBERNETES_SERVICE_PORT };
+    process.env.KUBERNETES_SERVICE_HOST = "fd00::1";
+    process.env.KUBERNETES_SERVICE_PORT = "443";
+    try {
+      const kc = new KubeConfig();
+      kc.loadFromDefault(sa);
+      expect(kc.getCurrentCluster()?.server).toBe("https://[fd00::1]:443");
+      expect(kc.getCurrentContext()).toBe("inClusterContext");
+      expect(kc.getContextObject("inClusterContext")?.namespace).toBe("ops");
+      const a: import("node:https").RequestOptions = {};
+      await kc.applyToHTTPSOptions(a);
+      expect(a.headers).toEqual({ Authorization: "Bearer t1" });
+      expect(String(a.ca)).toBe("CA");
+      write(sa, "token", "t2\n");
+      const b: import("node:https").RequestOptions = {};
+      await kc.applyToHTTPSOptions(b);
+      expect(b.headers).toEqual({ Authorization: "Bearer t2" });
+    } finally {
+      for (const [k, v] of [
+        ["KUBERNETES_SERVICE_HOST", saved.host],
+        ["KUBERNETES_SERVICE_PORT", saved.port],
+      ] as const)
+        if (v === undefined) delete process.env[k];
+        else process.env[k] = v;
+    }
+  });
 
   it("fails with ENOENT when no file $KUBECONFIG names exists (no fallback to ~/.kube/config)", () => {
     process.env.KUBECONFIG = join(mkdtempSync(join(tmpdir(), "kc-")), "absent");
