@@ -265,8 +265,9 @@ async function scaleOnce(args: Args, rev?: string): Promise<BenchBody> {
       if (performance.now() - lastLog > 10_000) {
         lastLog = performance.now();
         const avail = names.filter((x) => per.get(x)?.deployAvailable !== undefined).length;
+        const m = op.memory();
         log(
-          `${ready}/${n} Ready, ${avail} Deployments available, ${((performance.now() - tApply) / 1000).toFixed(0)} s`,
+          `${ready}/${n} Ready, ${avail} Deployments available, ${((performance.now() - tApply) / 1000).toFixed(0)} s; operator RSS ${m.rssMiB.toFixed(0)} MiB, peak ${m.peakRssMiB.toFixed(0)} MiB`,
         );
       }
       return ready === n;

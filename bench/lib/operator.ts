@@ -182,7 +182,11 @@ export class Operator {
       if (proc.exitCode !== null) throw new Error(`operator exited with ${proc.exitCode}:\n${op.logTail()}`);
       const res = await fetch(`http://127.0.0.1:${port}/readyz`).catch(() => null);
       if (res?.status === 200) break;
-      if (Date.now() > deadline) throw new Error(`operator not ready within 180 s:\n${op.logTail()}`);
+      if (Date.now() > deadline) {
+        // not left running: it would go on reconciling what the next run creates
+        proc.kill("SIGKILL");
+        throw new Error(`operator not ready within 180 s:\n${op.logTail()}`);
+      }
       await sleep(100);
     }
     return op;
