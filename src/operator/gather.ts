@@ -18,7 +18,7 @@ import { isSessionUsable, LIVY_MESSAGES } from "../livy/protocol.ts";
 import { authFromSecret, type SecretLike } from "../livy/secret-auth.ts";
 import type { OperatorConfig } from "./config.ts";
 import { serverName } from "./objects.ts";
-import { type DeploymentLike, observeActivity, type PodLike } from "./observe.ts";
+import { type DeploymentLike, observeActivity, ofAnotherLivySession, type PodLike } from "./observe.ts";
 import type {
   Activity,
   AuthObservation,
@@ -136,7 +136,9 @@ export class Gatherer {
           newestOf(own.id),
         ]);
         const newest = new Map([[own.id, ownNewest]]);
-        const usable = others.sessions.filter((s) => s.id !== own.id && isSessionUsable(s.state));
+        const usable = others.sessions.filter(
+          (s) => s.id !== own.id && isSessionUsable(s.state) && !ofAnotherLivySession(s.name, q.owner),
+        );
         // the others' statements are read as far as they answer (one may end meanwhile)
         const theirs = await Promise.all(usable.map((s) => newestOf(s.id).catch(() => undefined)));
         for (const [i, s] of usable.entries()) newest.set(s.id, theirs[i]);

@@ -76,3 +76,43 @@ describe("SecretCache", () => {
     expect(t.reads).toHaveLength(2);
   });
 });
+
+describe("Gatherer.livy on a server several LivySessions share", () => {
+  it("reads the newest statement of its own and of others' sessions, none of other LivySessions'", async () => {
+    const { Gatherer } = await import("../../src/operator/gather.ts");
+    const asked: number[] = [];
+    const session = (id: number, name: string | null, state = "idle") => ({ id, name, state });
+    const client = {
+      getSession: async (id: number) => session(id, "ns.a.x1.0"),
+      findSessionByName: async () => null,
+      listSessions: async () => ({
+        sessions: [
+          session(1, "ns.a.x1.0"),
+          session(2, "ns.b.x1.0"),
+          session(3, "ns.c.y2.1.0123abcd"),
+          session(4, "notebook"),
+          session(5, null),
+        ],
+      }),
+      listBatches: async () => ({ sessions: [] }),
+      listStatements: async (id: number) => {
+        asked.push(id);
+        return { statements: [{ state: "available", started: id * 1000, completed: id * 1000 + 1 }] };
+      },
+    };
+    const g = new Gatherer({
+      kube: {} as never,
+      caches: {} as never,
+      config: { livyRequestTimeoutMs: 1000 } as never,
+      livy: () => client as never,
+    });
+    const seen = await g.livy({
+      url: "http://livy",
+      sessionId: 1,
+      activity: true,
+      owner: { namespace: "ns", name: "a" },
+    });
+    expect(asked.sort()).toEqual([1, 4, 5]);
+    expect(seen.activity).toEqual({ ok: true, value: { busy: false, latestMs: 5001 } });
+  });
+});
