@@ -14,6 +14,7 @@ local failures = {
   SessionLost = true,
   StartupTimeout = true,
   Unschedulable = true,
+  WarmupFailed = true,
 }
 local hs = { status = "Progressing", message = "waiting for the operator" }
 if obj.metadata ~= nil and obj.metadata.deletionTimestamp ~= nil then

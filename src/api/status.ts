@@ -62,6 +62,10 @@ export const REASONS = {
     on: [S, L, R],
     doc: "a spec change needs a new Livy server (spec.server) or Livy session (spec.session): the old one is replaced, a new Livy session follows",
   },
+  WarmingUp: {
+    on: [R],
+    doc: "the Livy session is up and runs its warm-up statement (spec.warmup) before Ready, so the first real statement finds a warm JVM",
+  },
   Recovering: {
     on: [R],
     doc: "failurePolicy Recover replaces the Livy session or the whole server after a failure (status.restarts counts)",
@@ -122,6 +126,11 @@ export const REASONS = {
     on: [L, R],
     failure: true,
     doc: "the Livy session ended (dead, killed, error, success); the last lines of its log are in the message",
+  },
+  WarmupFailed: {
+    on: [L, R],
+    failure: true,
+    doc: "the warm-up statement (spec.warmup) ended with an error or was cancelled; the message quotes Livy's error",
   },
   SessionLost: {
     on: [L, R],

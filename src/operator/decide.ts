@@ -30,10 +30,11 @@ import {
   setCondition,
   truncate,
   VERSION,
+  warmupCode,
 } from "../api/index.ts";
 import type { LivyAuth } from "../livy/client.ts";
-import type { Session } from "../livy/protocol.ts";
-import { isSessionTerminal, isSessionUsable } from "../livy/protocol.ts";
+import type { Session, Statement } from "../livy/protocol.ts";
+import { isSessionTerminal, isSessionUsable, isStatementDone } from "../livy/protocol.ts";
 import { backoffDelay, seededRandom } from "../util/backoff.ts";
 import { serverUrl } from "./config.ts";
 import { withServerDefaults, withSessionDefaults } from "./defaults.ts";
@@ -93,7 +94,11 @@ const FINALIZE_BACKOFF = { baseMs: 1_000, maxMs: 60_000 };
 /** failurePolicy Recover's delay before restart n: 1 s, 2 s, 4 s, ... up to 5 min. */
 export const RECOVER_BACKOFF = { baseMs: 1_000, maxMs: 300_000 };
 /** Reasons after which Recover opens a new Livy session on the same server. */
-const SESSION_FAILURES: ReadonlySet<string> = new Set([Reason.SessionDead, Reason.SessionLost]);
+const SESSION_FAILURES: ReadonlySet<string> = new Set([
+  Reason.SessionDead,
+  Reason.SessionLost,
+  Reason.WarmupFailed,
+]);
 /** Server failures that may resolve by themselves while a pod waits: Recover waits for them until startupTimeout. */
 const MAY_RESOLVE: ReadonlySet<string> = new Set([Reason.Unschedulable, Reason.ImagePullFailed]);
 
@@ -484,6 +489,7 @@ class Step {
     }
     const auth = authOf(this.o);
     const livy = this.o.livy;
+    const warmup = this.st.readyTime ? undefined : warmupCode(this.spec);
     if (!livy) {
       return {
         observe: {
@@ -494,6 +500,7 @@ class Step {
             : { sessionName: this.livySessionName() }),
           activity: true,
           owner: { namespace: this.owner.namespace, name: this.owner.name },
+          ...(warmup !== undefined ? { warmup: { code: warmup } } : {}),
         },
       };
     }
@@ -560,6 +567,10 @@ class Step {
       session.state === "busy" ? Reason.SessionBusy : Reason.SessionIdle,
       `Livy session ${session.id} is ${session.state}`,
     );
+    if (warmup !== undefined) {
+      const warming = this.warmUp(session, warmup, url, auth, startupLeft);
+      if (warming) return warming;
+    }
     this.cond(
       ConditionType.Ready,
       "True",
@@ -588,6 +599,63 @@ class Step {
       return this.park(Reason.IdleTimeout, this.idleMessage());
     }
     return this.done(Math.min(poll, deadline - this.now));
+  }
+
+  /**
+   * Before the first Ready of a Livy session: its warm-up statement (spec.warmup), found by its code, is
+   * submitted once and waited for, so that the first statement a user sends finds a warm JVM (and, for
+   * pyspark, a Python worker). Ready=False WarmingUp meanwhile; an error in it is WarmupFailed, handled by
+   * the failure policy like a dead session; startupTimeout bounds it. undefined: warmed, go on to Ready.
+   * Found by its code rather than recorded: a pass killed after the POST finds it next time, and one
+   * killed before finds none and submits it then.
+   */
+  private warmUp(
+    session: Session,
+    code: string,
+    url: string,
+    auth: LivyAuth | undefined,
+    startupLeft: number,
+  ): Decision | undefined {
+    const answer = this.o.livy?.warmup;
+    if (!answer) return this.done(0); // asked for, but the session was not usable then: look again
+    if (!answer.ok) return this.livyFailure(answer.error, startupLeft);
+    const st: Statement | null = answer.value;
+    const waiting = (msg: string): Decision => {
+      this.cond(ConditionType.Ready, "False", Reason.WarmingUp, msg);
+      if (startupLeft <= 0)
+        return this.fail(
+          Reason.StartupTimeout,
+          `warm-up not done within ${this.spec.startupTimeout}: ${msg}`,
+          "session",
+        );
+      return this.done(Math.min(STARTING_POLL_MS, startupLeft));
+    };
+    if (!st) {
+      this.plan.submitWarmup = { url, auth, sessionId: session.id, code };
+      this.log("info", "warming up the Livy session before Ready", { livySessionId: session.id });
+      return waiting(`Livy session ${session.id} is running its warm-up statement`);
+    }
+    const state = quote(st.state, STATUS_LIMITS.livySessionState);
+    const output = st.output;
+    if (st.state === "cancelled" || st.state === "cancelling")
+      return this.fail(
+        Reason.WarmupFailed,
+        `warm-up statement ${st.id} of Livy session ${session.id} was cancelled`,
+        "session",
+      );
+    if (output?.status === "error")
+      return this.fail(
+        Reason.WarmupFailed,
+        `warm-up statement ${st.id} of Livy session ${session.id} failed: ${quote(`${output.ename}: ${output.evalue}`)}`,
+        "session",
+      );
+    // done with its output: warm (Livy briefly reports `available` before the output is there)
+    if (isStatementDone(st.state) && output?.status === "ok") {
+      const tookMs = st.started && st.completed ? st.completed - st.started : undefined;
+      this.log("info", "warmed up", { livySessionId: session.id, statement: st.id, tookMs });
+      return undefined;
+    }
+    return waiting(`Livy session ${session.id} is running its warm-up statement ${st.id} (${state})`);
   }
 
   private idleMessage(): string {

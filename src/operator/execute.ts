@@ -154,6 +154,15 @@ export class Executor {
       });
       log.info({ livySessionId: created.id, name: body.name }, "created Livy session");
     }
+    if (plan.submitWarmup) {
+      act();
+      const { url, auth, sessionId, code } = plan.submitWarmup;
+      const st = await this.d.livy(url, auth).submitStatement(sessionId, code, {
+        timeoutMs: this.d.livyRequestTimeoutMs,
+        ...(signal ? { signal } : {}),
+      });
+      log.info({ livySessionId: sessionId, statement: st.id }, "submitted the warm-up statement");
+    }
     if (plan.finalizer === "remove") {
       act();
       const finalizers = (current.metadata.finalizers ?? []).filter((f) => f !== FINALIZER);

@@ -51,6 +51,8 @@ export interface GatherDeps {
 
 /** How many Livy sessions and batches of a server are looked at for activity. */
 const ACTIVITY_PAGE = 100;
+/** How many of a starting session's first statements are searched for its warm-up statement. */
+const WARMUP_PAGE = 20;
 
 export class Gatherer {
   private readonly d: GatherDeps;
@@ -121,6 +123,17 @@ export class Gatherer {
         : client.findSessionByName(q.sessionName ?? "", opts),
     );
     const out: LivyObservation = { url: q.url, session };
+    if (q.warmup && session.ok && session.value && isSessionUsable(session.value.state)) {
+      const { code } = q.warmup;
+      const id = session.value.id;
+      // the warm-up is submitted as soon as the session is usable: among its first statements
+      out.warmup = await answer(
+        async () =>
+          (await client.listStatements(id, { from: 0, size: WARMUP_PAGE, ...opts })).statements.find(
+            (s) => s.code === code,
+          ) ?? null,
+      );
+    }
     if (q.activity && session.ok && session.value && isSessionUsable(session.value.state)) {
       const own = session.value;
       out.activity = await answer(async (): Promise<Activity> => {

@@ -6,7 +6,7 @@
 import type { LivySession, LivySessionStatus } from "../api/index.ts";
 import type { KubeObject } from "../kube/client.ts";
 import type { LivyAuth } from "../livy/client.ts";
-import type { CreateSessionRequest, Session } from "../livy/protocol.ts";
+import type { CreateSessionRequest, Session, Statement } from "../livy/protocol.ts";
 import type { OperatorConfig } from "./config.ts";
 import type { DeploymentLike, PodLike } from "./observe.ts";
 
@@ -71,12 +71,16 @@ export interface LivyQuery {
   activity: boolean;
   /** The LivySession asking: the Livy sessions opened for other LivySessions are not its activity. */
   owner: { namespace: string; name: string };
+  /** Before Ready: also look up the warm-up statement (by its code) in the session, when it is usable. */
+  warmup?: { code: string } | undefined;
 }
 
 export interface LivyObservation {
   url: string;
   session: LivyAnswer<Session | null>;
   activity?: LivyAnswer<Activity> | undefined;
+  /** The warm-up statement found in the session (null: not submitted yet), when asked for. */
+  warmup?: LivyAnswer<Statement | null> | undefined;
 }
 
 export type AuthObservation =
@@ -137,7 +141,7 @@ export interface LogLine {
 /**
  * What to do, carried out by execute() in this order, whichever fields are set:
  * finalizer added → Livy session deleted → status written → owned objects deleted → owned objects applied →
- * Livy session created → finalizer removed → events. The order is what makes a crash anywhere harmless:
+ * Livy session created → warm-up statement submitted → finalizer removed → events. The order is what makes a crash anywhere harmless:
  * the Livy session goes before the record that names it; the record of a new attempt is written before
  * the Livy session named after it is created (so a crash after the POST adopts it); the record of a
  * teardown is written before the server goes (so a half-removed server is never read as lost).
@@ -151,6 +155,8 @@ export interface Plan {
   deleteOwned?: OwnedKind[];
   apply?: DesiredObject[];
   createLivySession?: { url: string; auth?: LivyAuth | undefined; body: CreateSessionRequest };
+  /** The warm-up statement, submitted after the status that says WarmingUp was written. */
+  submitWarmup?: { url: string; auth?: LivyAuth | undefined; sessionId: number; code: string };
   /** Recorded after the status write succeeded. */
   events?: PlannedEvent[];
   /** undefined: nothing scheduled; 0: decide again at once (within the same pass). */

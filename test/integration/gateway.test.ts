@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { DEFAULT_WARMUP_CODE } from "../../src/api/index.ts";
 import { testbed } from "../testbed/context.ts";
 import {
   type GatewayProcess,
@@ -47,11 +48,15 @@ describe("gateway", () => {
       .filter(([r]) => /^POST \/sessions\/[^/]+\/statements$/.test(r))
       .reduce((n, [, v]) => n + v, 0);
   };
-  const livyStatements = async (id: number) =>
-    (await (await fetch(`${standin()}/sessions/${id}/statements`)).json()) as {
+  /** The statements clients sent to Livy session `id`: the operator's warm-up before Ready left out. */
+  const livyStatements = async (id: number) => {
+    const all = (await (await fetch(`${standin()}/sessions/${id}/statements`)).json()) as {
       total_statements: number;
       statements: Array<{ id: number; code: string }>;
     };
+    const statements = all.statements.filter((s) => s.code !== DEFAULT_WARMUP_CODE.pyspark);
+    return { total_statements: statements.length, statements };
+  };
   const parkedSession = async (name: string) => {
     await applySession(ns, name, { kind: "pyspark", idleTimeout: "1s" });
     await waitFor(ns, name, phaseIs("Idle"), "Idle", 30_000);

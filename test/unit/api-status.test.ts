@@ -58,6 +58,7 @@ describe("the status contract", () => {
         "SessionLost",
         "StartupTimeout",
         "Unschedulable",
+        "WarmupFailed",
       ].sort(),
     );
     for (const r of FAILURE_REASONS) expect(REASONS[r as Reason].on).toContain(ConditionType.Ready);

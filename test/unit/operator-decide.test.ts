@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
 import {
+  DEFAULT_WARMUP_CODE,
   demandToken,
   FINALIZER,
   type LivySessionStatus,
@@ -23,6 +24,7 @@ import {
   SERVER_URL,
   SETTINGS,
   serverOf,
+  statement,
   statusOf,
   step,
   T0,
@@ -97,6 +99,7 @@ describe("decide: creation to Ready", () => {
       sessionName: expect.stringMatching(new RegExp(`^data\\.ws\\.${T0.toString(36)}\\.0\\.[0-9a-f]{8}$`)),
       activity: true,
       owner: { namespace: "data", name: "ws" },
+      warmup: { code: DEFAULT_WARMUP_CODE.pyspark },
     });
   });
 
@@ -985,5 +988,164 @@ describe("decide: a Livy session created but not yet recorded", () => {
     expect(first.plan.finalizer).toBeUndefined();
     const none = step(world(ls, { server: "available", now: T0 + S }), { session: ok(null) });
     expect(none.plan.finalizer).toBe("remove");
+  });
+});
+
+describe("decide: warm-up before Ready (spec.warmup)", () => {
+  /** The attempt recorded and its Livy session 7 created: the status of the step after the POST. */
+  const started = (spec: Record<string, unknown> = {}) =>
+    resource(spec, {
+      status: statusOf(step(world(resource(spec), { server: "available" }), { session: ok(null) }).plan),
+    });
+  const code = DEFAULT_WARMUP_CODE.pyspark;
+
+  it("submits the warm-up statement once the session is idle, and is not Ready until it ran", () => {
+    const { plan, query } = step(world(started(), { server: "available", now: T0 + 20 * S }), {
+      session: ok(livySession(7, "idle")),
+      warmup: ok(null),
+    });
+    expect(query?.warmup).toEqual({ code });
+    expect(plan.submitWarmup).toEqual({ url: SERVER_URL, auth: undefined, sessionId: 7, code });
+    const st = statusOf(plan);
+    expect(phase(st)).toBe("Starting");
+    expect(cond(st, "Ready")).toMatchObject({ status: "False", reason: "WarmingUp" });
+    expect(cond(st, "SessionReady")).toMatchObject({ status: "True", reason: "SessionIdle" });
+    expect(st.readyTime).toBeUndefined();
+    expect(st.sessionURL).toBe(`${SERVER_URL}/sessions/7`);
+    expect(plan.requeueAfterMs).toBe(STARTING_POLL_MS);
+    expect(plan.metrics?.demandToReadySeconds).toBeUndefined();
+  });
+
+  it("waits while it runs, without submitting it again (found by its code: a killed pass adopts it)", () => {
+    const { plan } = step(world(started(), { server: "available", now: T0 + 21 * S }), {
+      session: ok(livySession(7, "busy")),
+      warmup: ok(statement(0, code, { state: "running", output: null, completed: 0 })),
+    });
+    expect(plan.submitWarmup).toBeUndefined();
+    const st = statusOf(plan);
+    expect(cond(st, "Ready")).toMatchObject({ status: "False", reason: "WarmingUp" });
+    expect(cond(st, "Ready")?.message).toMatch(/warm-up statement 0 \(running\)/);
+    expect(cond(st, "SessionReady")).toMatchObject({ status: "True", reason: "SessionBusy" });
+    expect(plan.requeueAfterMs).toBe(STARTING_POLL_MS);
+  });
+
+  it("`available` without its output yet is still running (Livy reports it so for a moment)", () => {
+    const { plan } = step(world(started(), { server: "available" }), {
+      session: ok(livySession(7, "idle")),
+      warmup: ok(statement(0, code, { output: null })),
+    });
+    expect(cond(statusOf(plan), "Ready")?.reason).toBe("WarmingUp");
+  });
+
+  it("is Ready once it ran: readyTime and the demand-to-Ready figure count the warm-up", () => {
+    const { plan } = step(world(started(), { server: "available", now: T0 + 30 * S }), {
+      session: ok(livySession(7, "idle")),
+      warmup: ok(statement(0, code)),
+    });
+    const st = statusOf(plan);
+    expect(phase(st)).toBe("Ready");
+    expect(st.readyTime).toBe(new Date(T0 + 30 * S).toISOString());
+    expect(plan.metrics?.demandToReadySeconds).toBe(30);
+    expect(plan.submitWarmup).toBeUndefined();
+  });
+
+  it("asks no more once Ready: a restarted operator does not warm a Ready session again", () => {
+    const { query } = step(world(resource({}, { status: readyStatus() }), { server: "available" }), {
+      session: ok(livySession(7, "idle")),
+    });
+    expect(query?.warmup).toBeUndefined();
+  });
+
+  it("FailFast: an error in the warm-up is WarmupFailed with Livy's error, the server removed", () => {
+    const { plan } = step(world(started(), { server: "available" }), {
+      session: ok(livySession(7, "idle")),
+      warmup: ok(
+        statement(0, code, {
+          output: {
+            status: "error",
+            execution_count: 0,
+            ename: "NameError",
+            evalue: "name 'sc' is not defined",
+            traceback: [],
+          },
+        }),
+      ),
+    });
+    const st = statusOf(plan);
+    expect(phase(st)).toBe("Failed");
+    expect(cond(st, "Ready")).toMatchObject({ status: "False", reason: "WarmupFailed" });
+    expect(cond(st, "SessionReady")).toMatchObject({ status: "False", reason: "WarmupFailed" });
+    expect(st.message).toMatch(
+      /^WarmupFailed: warm-up statement 0 of Livy session 7 failed: NameError: name 'sc'/,
+    );
+    expect(plan.deleteLivySession?.id).toBe(7);
+    expect(plan.deleteOwned).toHaveLength(3);
+  });
+
+  it("FailFast: a cancelled warm-up is WarmupFailed", () => {
+    const { plan } = step(world(started(), { server: "available" }), {
+      session: ok(livySession(7, "idle")),
+      warmup: ok(statement(0, code, { state: "cancelled", output: null })),
+    });
+    expect(cond(statusOf(plan), "Ready")?.reason).toBe("WarmupFailed");
+  });
+
+  it("Recover: a failed warm-up opens a new Livy session on the same server after the backoff", () => {
+    const spec = { failurePolicy: "Recover" };
+    const { plan } = step(world(started(spec), { server: "available" }), {
+      session: ok(livySession(7, "idle")),
+      warmup: ok(statement(0, code, { state: "cancelled", output: null })),
+    });
+    const st = statusOf(plan);
+    expect(cond(st, "Ready")).toMatchObject({ reason: "Recovering" });
+    expect(st.restarts).toBe(1);
+    expect(plan.deleteLivySession?.id).toBe(7);
+    expect(plan.deleteOwned, "the server stays").toBeUndefined();
+  });
+
+  it("a warm-up still running at startupTimeout is StartupTimeout naming it", () => {
+    const spec = { startupTimeout: "1m" };
+    const { plan } = step(world(started(spec), { server: "available", now: T0 + 61 * S }), {
+      session: ok(livySession(7, "busy")),
+      warmup: ok(statement(0, code, { state: "running", output: null })),
+    });
+    const st = statusOf(plan);
+    expect(cond(st, "Ready")?.reason).toBe("StartupTimeout");
+    expect(st.message).toMatch(/warm-up not done within 1m: .*warm-up statement 0 \(running\)/);
+  });
+
+  it("a failed look for the warm-up before Ready is retried until startupTimeout, as any look", () => {
+    const { plan } = step(world(started(), { server: "available" }), {
+      session: ok(livySession(7, "idle")),
+      warmup: failed("unreachable"),
+    });
+    const st = statusOf(plan);
+    expect(phase(st)).toBe("Starting");
+    expect(plan.requeueAfterMs).toBe(1_000);
+  });
+
+  it("uses spec.warmup.code, and each kind's default", () => {
+    const custom = { warmup: { code: "import numpy" } };
+    const { plan } = step(world(started(custom), { server: "available" }), {
+      session: ok(livySession(7, "idle")),
+      warmup: ok(null),
+    });
+    expect(plan.submitWarmup?.code).toBe("import numpy");
+    for (const kind of ["spark", "sql", "sparkr"] as const) {
+      const { query } = step(world(started({ kind }), { server: "available" }), {
+        session: ok(livySession(7, "idle")),
+      });
+      expect(query?.warmup?.code).toBe(DEFAULT_WARMUP_CODE[kind]);
+    }
+  });
+
+  it("warmup.enabled false: Ready as soon as the session is idle, nothing asked or submitted", () => {
+    const spec = { warmup: { enabled: false } };
+    const { plan, query } = step(world(started(spec), { server: "available" }), {
+      session: ok(livySession(7, "idle")),
+    });
+    expect(query?.warmup).toBeUndefined();
+    expect(plan.submitWarmup).toBeUndefined();
+    expect(phase(statusOf(plan))).toBe("Ready");
   });
 });

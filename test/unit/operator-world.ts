@@ -10,7 +10,7 @@ import {
   type LivySessionStatus,
   parseLivySession,
 } from "../../src/api/index.ts";
-import type { Session } from "../../src/livy/protocol.ts";
+import type { Session, Statement } from "../../src/livy/protocol.ts";
 import { decide } from "../../src/operator/decide.ts";
 import type { PodLike } from "../../src/operator/observe.ts";
 import type {
@@ -173,6 +173,22 @@ export const failed = (kind: LivyFailure["kind"], message = `${kind}!`, extra: P
 export interface LivyWorld {
   session: LivyAnswer<Session | null>;
   activity?: LivyAnswer<Activity>;
+  /** The warm-up statement, when asked for; by default one that ran (warm). */
+  warmup?: LivyAnswer<Statement | null>;
+}
+
+/** A statement as Livy lists it: `available` with an ok output unless said otherwise. */
+export function statement(id: number, code: string, extra: Partial<Statement> = {}): Statement {
+  return {
+    id,
+    code,
+    state: "available",
+    output: { status: "ok", execution_count: id, data: { "text/plain": "2" } },
+    progress: 1,
+    started: T0 - 3_000,
+    completed: T0 - 1_000,
+    ...extra,
+  } as Statement;
 }
 
 /**
@@ -190,6 +206,7 @@ export function step(o: Observation, livy?: LivyWorld): { plan: Plan; query?: Li
     url: query.url,
     session: s,
     ...(query.activity && usable ? { activity: livy.activity ?? ok({ busy: false, latestMs: 0 }) } : {}),
+    ...(query.warmup && usable ? { warmup: livy.warmup ?? ok(statement(0, query.warmup.code)) } : {}),
   };
   const second = decide({ ...o, livy: observation });
   if (!("plan" in second)) throw new Error("decide() asked Livy twice");
