@@ -18,6 +18,10 @@ const BENCHES: Record<string, { what: string; load: () => Promise<BenchFn> }> = 
     what: "LivySession apply → first result, by stage (real Livy and the stand-in), and wake after idle",
     load: async () => (await import("./coldstart.ts")).coldstart,
   },
+  warmstart: {
+    what: "first statement after Ready vs warm, with the operator's warm-up on and off (real Livy)",
+    load: async () => (await import("./warmstart.ts")).warmstart,
+  },
   scale: {
     what: "1000 LivySessions on the stand-in: all Ready, requests, memory, idle-out, delete, leaks",
     load: async () => (await import("./scale.ts")).scale,
