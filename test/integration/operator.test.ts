@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { LivySession } from "../../src/api/index.ts";
+import { DEFAULT_WARMUP_CODE, type LivySession } from "../../src/api/index.ts";
 import { CORE, resourcePath } from "../../src/kube/client.ts";
 import { LivyClient } from "../../src/livy/client.ts";
 import { LIVYSESSIONS } from "../../src/operator/reconciler.ts";
@@ -253,6 +253,50 @@ describe("operator lifecycle", () => {
     const failed = await waitFor(ns, "e", phaseIs("Failed"), "Failed after maxRestarts", 15_000);
     expect(condition(failed, "Ready")).toMatchObject({ status: "False", reason: "RestartLimitReached" });
     expect(failed.status?.message).toContain("SessionDead");
+  });
+
+  it("warms the Livy session before Ready: the warm-up ran, once, before readyTime; the user's first statement comes after it", async () => {
+    const ls = await applySession(ns, "w", { kind: "pyspark", idleTimeout: "1h" }).then(() =>
+      waitFor(ns, "w", isReady, "Ready"),
+    );
+    const id = ls.status?.livySessionId ?? -1;
+    const list = (await (await fetch(`${standin()}/sessions/${id}/statements`)).json()) as {
+      statements: Array<{ id: number; code: string; state: string; completed: number }>;
+    };
+    expect(list.statements.map((s) => [s.code, s.state])).toEqual([
+      [DEFAULT_WARMUP_CODE.pyspark, "available"],
+    ]);
+    const readyMs = Date.parse(ls.status?.readyTime ?? "");
+    // readyTime has second precision: the warm-up completed before the second Ready was written in ended
+    expect(list.statements[0]?.completed).toBeLessThan(readyMs + 1_000);
+    const client = new LivyClient({ baseUrl: standin() });
+    try {
+      const first = await client.session(id).submit("1 + 1");
+      expect(first.id).toBe(1);
+      expect((await first.result).text).toBe("2");
+    } finally {
+      await client.close();
+    }
+  });
+
+  it("a warm-up that fails is WarmupFailed with Livy's error (FailFast), server removed; warmup.enabled false skips it", async () => {
+    await applySession(ns, "wf", {
+      kind: "pyspark",
+      warmup: { code: 'raise ValueError("no warm-up today")' },
+    });
+    const failed = await waitFor(ns, "wf", phaseIs("Failed"), "Failed by the warm-up");
+    expect(condition(failed, "Ready")).toMatchObject({ status: "False", reason: "WarmupFailed" });
+    expect(failed.status?.message).toMatch(/ValueError: no warm-up today/);
+    await until("server removed", () => allOwnedGone("wf"));
+    const off = await applySession(ns, "wo", { kind: "pyspark", warmup: { enabled: false } }).then(() =>
+      waitFor(ns, "wo", isReady, "Ready"),
+    );
+    const list = (await (
+      await fetch(`${standin()}/sessions/${off.status?.livySessionId}/statements`)
+    ).json()) as {
+      total_statements: number;
+    };
+    expect(list.total_statements).toBe(0);
   });
 
   it("ends at startupTimeout with a reason when the Livy session never becomes idle", async () => {
