@@ -11,6 +11,7 @@
  * LivySessions (or two operator replicas) taking the same server one wins and the other gets 409 and picks
  * again; an operator killed after the swap finds the server by that label and finishes the hand-over.
  */
+import { POOL_NAME_MAX } from "../api/livysessionpool.ts";
 import { hashOf } from "./objects.ts";
 
 /** On every object of a pooled server: the name of its LivySessionPool. */
@@ -228,7 +229,7 @@ export function planRefill(pool: PoolInput, servers: readonly PooledServer[]): R
  * The id of a new pooled server: `<pool>-<suffix>`, the suffix from the pass's time and index (decisions
  * take no randomness), so livy-<id> fits in 63 characters for pool names up to POOL_NAME_MAX.
  */
-export const POOL_NAME_MAX = 44;
+export { POOL_NAME_MAX };
 export function pooledServerId(pool: string, nowMs: number, index: number): string {
   return `${pool}-p${nowMs.toString(36)}${index.toString(36)}`;
 }
