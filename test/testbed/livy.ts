@@ -107,6 +107,9 @@ export function livyConf(opts: LivyServerOptions): Record<string, string> {
     "livy.server.session.state-retain.sec": opts.stateRetain ?? "120s",
     // a driver whose Livy server died (a killed test) stops itself after this long
     "livy.rsc.server.idle-timeout": "2m",
+    // how long Livy waits for a new Spark driver to connect back before it kills the session (default 90s):
+    // at load average 40-50 on the 2 cores every start took longer, and every session ended `dead`
+    "livy.rsc.server.connect.timeout": "10m",
     // every server and driver on the machine takes its RPC port from this range (Livy's default 10000~10010
     // allows about ten live sessions machine-wide; benchmarks and tests run more at once)
     "livy.rsc.launcher.port.range": "10000~10200",
