@@ -50,7 +50,12 @@ type Phase = (typeof PHASES)[number][0];
 type Marks = Partial<Record<Phase, number>>;
 
 /** Follows one start from `t0`: every 50 ms, the Deployment, the pod, Livy at the pod's IP, the LivySession. */
-async function followStart(p: Product, t0: number, oldPods: Set<string>, timeoutMs: number): Promise<Marks> {
+export async function followStart(
+  p: Product,
+  t0: number,
+  oldPods: Set<string>,
+  timeoutMs: number,
+): Promise<Marks> {
   const k = await p.kube();
   const marks: Marks = {};
   const at = (phase: Phase) => {
@@ -107,7 +112,7 @@ async function firstResult(p: Product, t0: number, marks: Marks): Promise<void> 
 }
 
 /** Was the image already on the node (the kubelet's Pulled event says so)? */
-async function imagePresent(p: Product, pod: string): Promise<boolean> {
+export async function imagePresent(p: Product, pod: string): Promise<boolean> {
   const events = await p.kubectl([
     "get",
     "events",
@@ -123,7 +128,7 @@ async function imagePresent(p: Product, pod: string): Promise<boolean> {
 }
 
 /** RSS of each process in the Livy container, by role, and the container's cgroup (cgroup v1 or v2), MiB. */
-async function livyMemory(p: Product): Promise<Record<string, number>> {
+export async function livyMemory(p: Product): Promise<Record<string, number>> {
   const code = `
 import os, json
 out = {}

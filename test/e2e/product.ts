@@ -14,7 +14,7 @@ import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { promisify } from "node:util";
 import { CRD_NAME, GROUP, type LivySession, phaseOf, readyCondition, VERSION } from "../../src/api/index.ts";
-import { CORE, KubeClient, loadKubeConfig, resourcePath } from "../../src/kube/client.ts";
+import { CORE, KubeApiError, KubeClient, loadKubeConfig, resourcePath } from "../../src/kube/client.ts";
 import { REPO_ROOT } from "../testbed/paths.ts";
 
 const run = promisify(execFile);
@@ -210,17 +210,39 @@ export class Product {
     });
   }
 
+  /**
+   * A read that the API server did not answer (a timeout, a reset: at load average 45 on 2 cores it timed
+   * GETs out after 60 s) is asked again, up to 3 times; an answer, an error status included, is final.
+   */
+  private async read<T>(fn: (k: KubeClient) => Promise<T>): Promise<T> {
+    const k = await this.kube();
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await fn(k);
+      } catch (err) {
+        if (err instanceof KubeApiError || attempt >= 3) throw err;
+        this.log(`a read of the API server failed (${String(err)}); asking again`);
+      }
+    }
+  }
+
   async pods(namespace: string, selector?: string): Promise<Pod[]> {
-    const list = await (await this.kube()).get<{ items: Pod[] }>(resourcePath(CORE.pods, namespace), {
-      ...(selector ? { query: { labelSelector: selector } } : {}),
-    });
+    const list = await this.read((k) =>
+      k.get<{ items: Pod[] }>(resourcePath(CORE.pods, namespace), {
+        ...(selector ? { query: { labelSelector: selector } } : {}),
+        timeoutMs: 60_000,
+      }),
+    );
     return list.items;
   }
 
   /** The Lease of the operator's leader election: who holds it. */
   async leaseHolder(): Promise<string | null> {
-    const lease = await (await this.kube()).getOrNull<{ spec?: { holderIdentity?: string } }>(
-      resourcePath(CORE.leases, RELEASE_NS, "livy-operator-leader"),
+    const lease = await this.read((k) =>
+      k.getOrNull<{ spec?: { holderIdentity?: string } }>(
+        resourcePath(CORE.leases, RELEASE_NS, "livy-operator-leader"),
+        { timeoutMs: 60_000 },
+      ),
     );
     return lease?.spec?.holderIdentity ?? null;
   }
@@ -228,7 +250,9 @@ export class Product {
   // ------------------------------------------------------------------------------------- LivySessions
 
   async get(namespace: string, name: string): Promise<LivySession | null> {
-    return await (await this.kube()).getOrNull<LivySession>(resourcePath(LIVYSESSIONS, namespace, name));
+    return await this.read((k) =>
+      k.getOrNull<LivySession>(resourcePath(LIVYSESSIONS, namespace, name), { timeoutMs: 60_000 }),
+    );
   }
 
   /**
@@ -393,13 +417,14 @@ export class Product {
     const deadline = Date.now() + timeoutMs;
     let p: Pod | null = null;
     while (Date.now() < deadline) {
-      p = await k.getOrNull<Pod>(resourcePath(CORE.pods, clientNs, pod));
+      // a look that fails (the API server timed a GET out after 60 s at load 45) is not an answer: look again
+      p = await k.getOrNull<Pod>(resourcePath(CORE.pods, clientNs, pod)).catch(() => p);
       if (p?.status?.phase === "Succeeded" || p?.status?.phase === "Failed") break;
       await sleep(250);
     }
     const output = await this.kubectl(["logs", "-n", clientNs, pod]).catch((e: Error) => e.message);
     const code = p?.status?.containerStatuses?.[0]?.state?.terminated?.exitCode;
-    await k.delete(resourcePath(CORE.pods, clientNs, pod));
+    await k.delete(resourcePath(CORE.pods, clientNs, pod)).catch(() => undefined);
     if (code === undefined)
       throw new Error(`livyctl pod ${clientNs}/${pod} did not end within ${timeoutMs / 1000} s: ${output}`);
     return { code, output };
