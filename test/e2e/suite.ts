@@ -47,6 +47,8 @@ const CLIENT_NS = "e2e-notebooks";
  * restarts the session) and a minute more.
  */
 const STARTUP_TIMEOUT = "15m";
+// The steps that wait for Ready and then run a statement get READY_MS.minimal, the statement's 5 minutes
+// (a cold JVM's first Spark job took 232 s at load 45) and a minute of slack: 22 minutes.
 const READY_MS = { minimal: 16 * MIN, recover: 11 * MIN };
 
 export function e2eSuite(title: string, provision: () => Promise<Cluster>): void {
@@ -181,7 +183,7 @@ export function e2eSuite(title: string, provision: () => Promise<Cluster>): void
         const sessions = await p.livySessionsOnServer(NS, MINIMAL.name);
         expect(sessions.map((s) => s.id)).toEqual([ready.status?.livySessionId]);
       },
-      18 * MIN,
+      22 * MIN,
     );
 
     it(
@@ -283,7 +285,7 @@ export function e2eSuite(title: string, provision: () => Promise<Cluster>): void
         expect(pods).toHaveLength(1);
         expect(await runFromHost("spark.range(1000).count()")).toBe("1000");
       },
-      18 * MIN,
+      22 * MIN,
     );
 
     it(
