@@ -4,7 +4,7 @@ SHELL := /bin/bash
 NODE_ENV_SH := . scripts/node-env.sh
 LIVY_SH := . scripts/livy-availability.sh
 
-.PHONY: setup system-deps demo test test-unit lint build testbed-build bench clean
+.PHONY: setup system-deps demo test test-kind test-unit lint build testbed-build bench clean
 
 node_modules/.install-stamp: package.json package-lock.json
 	@$(NODE_ENV_SH) && npm ci --no-audit --no-fund --loglevel=error && touch $@
@@ -25,6 +25,13 @@ demo: setup system-deps
 # run itself only starts processes
 test: setup system-deps
 	@$(NODE_ENV_SH) && $(LIVY_SH) && npm run --silent testbed -- build && npm test
+
+# The end-to-end suite on a new kind cluster (docs/kind.md): kind and its node image are built here when
+# missing (KIND_NODE_IMAGE=kindest/node:... uses kind's own), then the suite runs with TEST_CLUSTER=kind.
+# Not part of `make test` (CI): run before each release, its result recorded in docs/kind.md.
+test-kind: setup system-deps
+	@$(NODE_ENV_SH) && $(LIVY_SH) && npm run --silent testbed -- build && node test/kind/node-image.ts && \
+	  TEST_CLUSTER=kind npx vitest run --project kind
 
 test-unit: setup
 	@$(NODE_ENV_SH) && npm run test:unit

@@ -7,6 +7,8 @@
 #   node  kubelet, kube-proxy (the real node; same wrapper module and version stamp as k8s)
 #   coredns  CoreDNS (the real node's cluster DNS)
 #   pause, probe  the real node's pause program and test program (test/testbed/node/*.go), keyed by source hash
+#   kind  kind, kubeadm, crictl and a CoreDNS with kubeadm's Corefile plugins (test/kind/coredns.go), for the
+#         kind node image (test/kind/node-image.sh); not in the default list: only TEST_CLUSTER=kind needs them
 # Usage: go-components.sh [k8s|etcd|kwok|helm|node|coredns|pause|probe]...   (no argument: all). Idempotent; each
 # component is built under a lock (flock), so concurrent builds wait for each other instead of racing.
 set -euo pipefail
@@ -155,6 +157,31 @@ build_helm() {
   GOBIN="$out/bin" go install -trimpath -ldflags "-s -w -X helm.sh/helm/v3/internal/version.version=v$HELM_VERSION" "helm.sh/helm/v3/cmd/helm@v$HELM_VERSION" || fail "helm: go install failed"
   "$out/bin/helm" version --short | grep -q "v$HELM_VERSION" || fail "helm: binary does not report v$HELM_VERSION"
   echo $((SECONDS - started)) > "$out/.build-seconds"; touch "$out/.complete"; log "helm built into $out/bin"
+}
+
+# kind (its module's directory holds the node image's base files), kubeadm (same wrapper module and version
+# stamp as the control plane: kubeadm checks the kubelet's version), crictl, CoreDNS with kubeadm's plugins
+build_kind() {
+  local started=$SECONDS hash
+  hash=$(sha256sum "$here/../../kind/coredns.go" | cut -c1-12)
+  local out="$CACHE/kind-v$KIND_VERSION-k8s-v$K8S_VERSION-$hash"
+  [ -f "$out/.complete" ] && { log "kind v$KIND_VERSION, kubeadm, crictl, coredns cached at $out"; return; }
+  log "building kind v$KIND_VERSION, kubeadm v$K8S_VERSION, crictl v$CRICTL_VERSION, coredns v$COREDNS_VERSION (cold: 10-20 min)"
+  mkdir -p "$out/bin"
+  GOBIN="$out/bin" go install -trimpath -ldflags "-s -w" "sigs.k8s.io/kind@v$KIND_VERSION" || fail "kind: go install failed"
+  local dir; dir=$(cd /tmp && go mod download -json "sigs.k8s.io/kind@v$KIND_VERSION" | sed -n 's/.*"Dir": "\(.*\)".*/\1/p')
+  rm -rf "$out/base-files"; cp -r "$dir/images/base/files" "$out/base-files" && chmod -R u+w "$out/base-files"
+  GOBIN="$out/bin" go install -trimpath -ldflags "-s -w" "sigs.k8s.io/cri-tools/cmd/crictl@v$CRICTL_VERSION" || fail "crictl: go install failed"
+  local w="$CACHE/src/kubeadm-v$K8S_VERSION"
+  write_k8s_wrapper "$w"
+  (cd "$w" && go get "k8s.io/kubernetes/cmd/kubeadm@v$K8S_VERSION" && go build -trimpath -ldflags "$(k8s_ldflags)" -o "$out/bin/" k8s.io/kubernetes/cmd/kubeadm) || fail "kubeadm: build failed"
+  "$out/bin/kubeadm" version -o short | grep -q "v$K8S_VERSION" || fail "kubeadm does not report v$K8S_VERSION"
+  w="$CACHE/src/kind-coredns-v$COREDNS_VERSION-$hash"; rm -rf "$w"; mkdir -p "$w"
+  printf 'module livy-operator.testbed/kindcoredns\ngo 1.24.0\n' > "$w/go.mod"
+  cp "$here/../../kind/coredns.go" "$w/main.go"
+  (cd "$w" && go get "github.com/coredns/coredns@v$COREDNS_VERSION" && go build -trimpath -ldflags "-s -w" -o "$out/bin/coredns" .) || fail "coredns: build failed"
+  "$out/bin/coredns" -plugins | grep -qw forward || fail "coredns: the forward plugin is missing"
+  echo $((SECONDS - started)) > "$out/.build-seconds"; touch "$out/.complete"; log "kind tools built into $out/bin"
 }
 
 targets=("$@"); [ ${#targets[@]} -gt 0 ] || targets=(etcd kwok helm pause probe coredns k8s node)
