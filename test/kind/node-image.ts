@@ -125,7 +125,7 @@ export async function goBuild(components: string[]): Promise<void> {
 }
 
 /** A FROM-scratch (or FROM base) context holding one binary at /usr/local/bin; made once, atomically. */
-function binaryContext(name: string, tag: string, binary: string, wrap = false): string {
+export function binaryContext(name: string, tag: string, binary: string, wrap = false): string {
   const dir = join(imagesCacheDir(), "contexts", `kind-${name}-${tag}-${sha12(readFileSync(binary))}`);
   if (existsSync(join(dir, "Dockerfile"))) return dir;
   const tmp = `${dir}.${process.pid}`;
