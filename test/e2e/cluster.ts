@@ -5,8 +5,8 @@
  * - testbedCluster: the test bed's real node (kubelet, containerd, kube-proxy, CoreDNS; test/testbed/), the
  *   default in `make test`. The images are the test bed's builds of the repository's Dockerfiles
  *   (test/testbed/images.ts), imported into the node's containerd (a no-op when `up` imported them).
- * - kindCluster: a kind cluster (TEST_CLUSTER=kind) on a machine with Docker and kind; the images are built
- *   with `docker build` from the same Dockerfiles and loaded with `kind load docker-image`.
+ * - kindCluster: a kind cluster (TEST_CLUSTER=kind) on a machine with Docker; kind, its node image and this
+ *   machine's needs come from test/kind/kind.ts; the same images, loaded with `kind load docker-image`.
  *
  * Both name the images as the chart's defaults do (projectImageRefs), so `helm install` needs no image values,
  * exactly as for a user whose nodes can pull them.
@@ -16,9 +16,9 @@ import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { delimiter, join } from "node:path";
 import { promisify } from "node:util";
+import { createKindCluster, prepareKind } from "../kind/kind.ts";
 import type { TestbedInfo } from "../testbed/context.ts";
-import { importImage, projectImageRefs, projectImages } from "../testbed/images.ts";
-import { REPO_ROOT } from "../testbed/paths.ts";
+import { ensureLoaded, importImage, projectImageRefs, projectImages } from "../testbed/images.ts";
 import type { Cluster } from "./product.ts";
 
 const run = promisify(execFile);
@@ -79,21 +79,18 @@ export async function kindUnavailable(): Promise<string | null> {
 }
 
 /**
- * A new kind cluster with both images built by `docker build` from the repository's Dockerfiles (as
- * docs/install.md tells users) and loaded with `kind load docker-image`. E2E_OPERATOR_IMAGE and
- * E2E_LIVY_IMAGE use images already built instead (tagged with the chart's default names);
- * E2E_KEEP_CLUSTER=1 keeps the cluster after the suite. `binDirs`: where kubectl and helm are (the test
- * bed's builds when there is one).
+ * A new kind cluster (test/kind/kind.ts: kind, its node image and what this machine's Docker needs, each
+ * detected) with both images loaded by `kind load docker-image`. The images are the test bed toolkit's
+ * builds of the repository's Dockerfiles (test/testbed/images.ts, as `make test` builds them; cached),
+ * tagged in Docker with the chart's default names. E2E_OPERATOR_IMAGE and E2E_LIVY_IMAGE use images already
+ * built instead; E2E_KEEP_CLUSTER=1 keeps the cluster after the suite. `binDirs`: where kubectl and helm are.
  */
 export async function kindCluster(binDirs: string[] = []): Promise<Cluster> {
+  const setup = await prepareKind();
   const name = `livy-e2e-${Date.now().toString(36)}`;
   const dir = mkdtempSync(join(tmpdir(), "kind-e2e-"));
   const kubeconfig = join(dir, "kubeconfig");
-  const env = {
-    ...process.env,
-    KUBECONFIG: kubeconfig,
-    PATH: [...binDirs, process.env.PATH ?? ""].join(delimiter),
-  };
+  const env = { ...setup.env, PATH: [...binDirs, setup.env.PATH ?? ""].join(delimiter) };
   const sh = async (cmd: string, args: string[], timeoutMs = 600_000) => {
     try {
       return (await run(cmd, args, { env, maxBuffer: 256 << 20, timeout: timeoutMs })).stdout;
@@ -103,30 +100,46 @@ export async function kindCluster(binDirs: string[] = []): Promise<Cluster> {
     }
   };
   const refs = projectImageRefs();
+  const given: Record<"operator" | "livy", string | undefined> = {
+    operator: process.env.E2E_OPERATOR_IMAGE,
+    livy: process.env.E2E_LIVY_IMAGE,
+  };
+  // the images first (a build can take minutes: the cluster should not wait idle meanwhile); tagged with
+  // the chart's names just before the load (another checkout's build may take the same names meanwhile)
+  const started = Date.now();
+  const built = given.operator && given.livy ? null : await projectImages({ livy: !given.livy });
+  const local: Record<"operator" | "livy", string> = { operator: "", livy: "" };
+  for (const which of ["operator", "livy"] as const) {
+    const image = built?.[which];
+    const prebuilt = given[which] ?? (image ? await ensureLoaded(image) : undefined);
+    if (!prebuilt)
+      throw new Error(`no ${which} image: the test bed found no Apache Livy release (or set E2E_LIVY_IMAGE)`);
+    local[which] = prebuilt;
+  }
+  log(`images ready in ${((Date.now() - started) / 1000).toFixed(0)} s: ${local.operator}, ${local.livy}`);
+  const cluster = await createKindCluster(setup, name, kubeconfig);
   const dispose = async () => {
     if (process.env.E2E_KEEP_CLUSTER === "1") {
       log(`kept kind cluster ${name} (kubeconfig ${kubeconfig})`);
       return;
     }
-    await sh("kind", ["delete", "cluster", "--name", name]).catch(() => "");
+    await cluster.delete();
     rmSync(dir, { recursive: true, force: true });
   };
   try {
-    await sh("kind", ["create", "cluster", "--name", name, "--kubeconfig", kubeconfig, "--wait", "180s"]);
-    const given = { operator: process.env.E2E_OPERATOR_IMAGE, livy: process.env.E2E_LIVY_IMAGE };
-    for (const [which, context] of [
-      ["operator", REPO_ROOT],
-      ["livy", join(REPO_ROOT, "deploy", "livy-image")],
-    ] as const) {
-      const ref = refs[which];
-      const prebuilt = given[which];
-      if (prebuilt) await sh("docker", ["tag", prebuilt, ref]);
-      else await sh("docker", ["build", "-t", ref, context], 3_600_000);
-    }
-    await sh("kind", ["load", "docker-image", refs.operator, refs.livy, "--name", name], 1_200_000);
+    const t = Date.now();
+    for (const which of ["operator", "livy"] as const) await sh("docker", ["tag", local[which], refs[which]]);
+    await sh(setup.kind, ["load", "docker-image", refs.operator, refs.livy, "--name", name], 1_200_000);
+    log(`kind load docker-image: ${((Date.now() - t) / 1000).toFixed(0)} s`);
   } catch (err) {
     await dispose();
     throw err;
   }
-  return { description: `kind cluster ${name}`, kubeconfig, binDirs, images: refs, dispose };
+  return {
+    description: `kind cluster ${name} (${setup.notes.join("; ")})`,
+    kubeconfig,
+    binDirs,
+    images: refs,
+    dispose,
+  };
 }
