@@ -8,6 +8,6 @@ marker=/var/lib/kind-images-imported
 [ -f "$marker" ] && [ "$(cat "$marker")" = "$(cat /kind/images/KEY)" ] && exit 0
 for i in $(seq 1 60); do ctr version >/dev/null 2>&1 && break; sleep 1; done
 for t in /kind/images/*.tar; do
-  ctr -n k8s.io images import --no-unpack=false "$t" >/dev/null
+  ctr -n k8s.io images import "$t" >/dev/null
 done
 cat /kind/images/KEY > "$marker"

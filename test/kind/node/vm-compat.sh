@@ -21,7 +21,7 @@ fi
 # 2. No negative oom_score_adj (the container lacks CAP_SYS_RESOURCE). containerd's unit asks for -999 and
 #    runc for -998 on every pod sandbox: both fail. Then containerd's unit keeps its inherited score and
 #    containerd clamps what runc sets (restrict_oom_score_adj, what kind itself does for rootless nodes).
-if ! (echo -1 > /proc/self/oom_score_adj) 2>/dev/null; then
+if ! (echo -999 > /proc/self/oom_score_adj) 2>/dev/null; then
   say "negative oom_score_adj is refused here: containerd gets restrict_oom_score_adj and no OOMScoreAdjust"
   sed -i 's/restrict_oom_score_adj = false/restrict_oom_score_adj = true/' /etc/containerd/config.toml
   mkdir -p /etc/systemd/system/containerd.service.d
