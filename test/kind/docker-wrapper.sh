@@ -5,9 +5,10 @@
 # not permitted", because --privileged asks for every capability. It turns kind's `run --privileged` into
 # all capabilities but that one, plus what --privileged also gives a kind node: unmasked /proc and /sys,
 # every device (cgroup rule) and /dev/kmsg. The node's vm-compat.sh fixes what this leaves read-only.
-# Every other command goes to the real docker unchanged.
+# `exec --privileged` loses --privileged. Every other command goes to the real docker unchanged.
 real=${LIVY_KIND_REAL_DOCKER:?LIVY_KIND_REAL_DOCKER names the real docker CLI}
-if [ "${1:-}" = run ]; then
+case "${1:-}" in
+run)
   shift
   for a in "$@"; do
     shift
@@ -19,5 +20,15 @@ if [ "${1:-}" = run ]; then
     fi
   done
   exec "$real" run "$@"
-fi
+  ;;
+exec)
+  # `exec --privileged` asks for every capability too; without it the command gets the node's own
+  shift
+  for a in "$@"; do
+    shift
+    [ "$a" = --privileged ] || set -- "$@" "$a"
+  done
+  exec "$real" exec "$@"
+  ;;
+esac
 exec "$real" "$@"
