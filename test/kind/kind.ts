@@ -93,7 +93,8 @@ export async function prepareKind(): Promise<KindSetup> {
   // etcd without fsync, as the test bed runs it (controlplane.ts): at load average 50 on this machine's
   // disk, kind's one-shot CNI apply failed with "etcdserver: request timed out". A test cluster loses
   // nothing it needs by it.
-  const etcdArgs = [{ name: "unsafe-no-fsync", value: "true" }];
+  // (a map: kind 0.33 writes kubeadm's v1beta3 config for Kubernetes 1.34)
+  const etcdArgs = { "unsafe-no-fsync": "true" };
   const patches: string[] = [];
   let nodeImage: string | null = process.env.KIND_NODE_IMAGE || null;
   if (nodeImage) notes.push(`node image ${nodeImage} (KIND_NODE_IMAGE)`);
