@@ -74,9 +74,8 @@ export async function privilegedRefused(image: string): Promise<string | null> {
     return null;
   } catch (err) {
     const msg = String(err);
-    return /apply caps|operation not permitted/i.test(msg)
-      ? (msg.split("\n").find((l) => /caps|permitted/.test(l)) ?? msg)
-      : null;
+    const m = /unable to apply caps[^\n:]*(: [^\n:]*)?|operation not permitted/i.exec(msg);
+    return m ? m[0] : null;
   }
 }
 
