@@ -32,6 +32,11 @@ export const GatewayConfigSchema = z
     tokenAudiences: z.array(z.string().min(1)).default([]),
     idempotencyWindow: z.number().int().min(1).max(1_000).default(50),
     livyVersion: z.string().min(1).default("0.9.0-incubating"),
+    sessionKeySecret: z
+      .string()
+      .regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?\/[a-z0-9]([-.a-z0-9]*[a-z0-9])?$/, "namespace/name of a Secret")
+      .optional(),
+    readAuthSecrets: z.boolean().default(false),
     shutdownDelayMs: z.number().int().min(0).max(600_000).default(3_000),
     shutdownTimeoutMs: z.number().int().min(0).max(3_600_000).default(25_000),
     watchStallTimeoutMs: z.number().int().min(500).max(3_600_000).default(120_000),
@@ -49,6 +54,7 @@ const num = (v: string) => {
   const n = Number(v);
   return Number.isFinite(n) ? n : Number.NaN;
 };
+const bool = (v: string) => ["1", "true", "yes", "on"].includes(v.toLowerCase());
 const list = (v: string) =>
   v
     .split(",")
@@ -118,6 +124,18 @@ export const GATEWAY_FIELDS: Array<[string, keyof GatewayConfig, Parser, string]
     "livyVersion",
     String,
     "the version GET /version reports while a session's server is down",
+  ],
+  [
+    "session-key-secret",
+    "sessionKeySecret",
+    String,
+    "namespace/name of the Secret with the key shared with the operator: the per-session credentials derive from it",
+  ],
+  [
+    "read-auth-secrets",
+    "readAuthSecrets",
+    bool,
+    "read the Secret of a LivySession's spec.auth (needs get on secrets) to reach servers with their own authentication",
   ],
   [
     "shutdown-delay-ms",

@@ -14,6 +14,7 @@ import { Holds } from "./holds.ts";
 import { createGatewayMetrics } from "./metrics.ts";
 import { Gateway, type SessionSource } from "./server.ts";
 import { Upstream } from "./upstream.ts";
+import { SessionKey, upstreamAuthorization } from "./upstream-auth.ts";
 
 /**
  * The gateway process (`livy-gateway`, same image as the operator): Livy's REST API per LivySession on
@@ -97,7 +98,25 @@ async function main(): Promise<number> {
     cache: () => ({ authn: auth.caches.authn, authz: auth.caches.authz }),
   });
   const upstream = new Upstream({ timeoutMs: config.upstreamTimeoutMs });
-  const gateway = new Gateway({ config, kube, sessions, holds, auth, upstream, metrics, log });
+  let sessionKey: SessionKey | null = null;
+  if (config.sessionKeySecret) {
+    const [namespace = "", name = ""] = config.sessionKeySecret.split("/");
+    sessionKey = new SessionKey(kube, { namespace, name }, log);
+    await sessionKey.start();
+  }
+  const gateway = new Gateway({
+    config,
+    kube,
+    sessions,
+    holds,
+    auth,
+    upstream,
+    metrics,
+    log,
+    upstreamHeaders: (obj) =>
+      upstreamAuthorization(obj, { key: sessionKey, kube, readAuthSecrets: config.readAuthSecrets }),
+    refreshUpstreamCredentials: async () => (await sessionKey?.refresh()) ?? false,
+  });
 
   let shuttingDown = false;
   const probes = await startHttpServer(
@@ -166,6 +185,7 @@ async function main(): Promise<number> {
       await Promise.race([gateway.idle(), new Promise((r) => setTimeout(r, 2_000))]);
     }
     api.closeAllConnections();
+    sessionKey?.stop();
     await Promise.all(informers.map((i) => i.stop()));
     await upstream.close();
     await new Promise((r) => probes.server.close(r));

@@ -45,6 +45,8 @@ export interface GatewayDeps {
   log: Logger;
   /** Headers the gateway presents to a LivySession's Livy server (its credentials). */
   upstreamHeaders?(obj: LivySession): Promise<Record<string, string>>;
+  /** A Livy server refused the gateway's credential: read them again; true when they changed. */
+  refreshUpstreamCredentials?(): Promise<boolean>;
   /** A statement (or other code) went to the session: activity seen at the door. */
   onActivity?(obj: LivySession): void;
 }
@@ -81,6 +83,8 @@ interface RequestContext {
   uncertain?: boolean;
   /** The statement POST's place in its session's lane (order of arrival). */
   ticket?: Ticket;
+  /** Sent once more after a refused credential and a new key. */
+  credentialRetried?: boolean;
 }
 
 /** `Prefer: wait=N` (RFC 7240): the client waits at most N seconds for a held request. */
@@ -470,6 +474,8 @@ export class Gateway {
       // the session id in the cache is gone (torn down or replaced): nothing ran; wait for the new one
       return false;
     }
+    // refused the gateway's credential: nothing ran; with a new key, send again
+    if (answer.status === 401) return await this.#refused(ctx);
     this.#d.onActivity?.(obj);
     this.#respondUpstream(ctx, obj, action, answer);
     return true;
@@ -531,9 +537,32 @@ export class Gateway {
     } finally {
       this.#d.metrics.upstreamDuration.observe((performance.now() - t0) / 1000);
     }
+    if (answer.status === 401) {
+      if (ctx.credentialRetried) this.#refusedError(ctx);
+      ctx.credentialRetried = true;
+      if (!(await this.#d.refreshUpstreamCredentials?.())) this.#refusedError(ctx);
+      return await this.#forward(ctx, obj, action, fromHold);
+    }
     if (hasBody) this.#d.onActivity?.(obj);
     this.#respondUpstream(ctx, obj, action, answer);
     return true;
+  }
+
+  /** A statement POST refused for the credential: once more with a new key, else 502. */
+  async #refused(ctx: RequestContext): Promise<boolean> {
+    if (!ctx.credentialRetried) {
+      ctx.credentialRetried = true;
+      if (await this.#d.refreshUpstreamCredentials?.()) return false;
+    }
+    this.#refusedError(ctx);
+  }
+
+  #refusedError(ctx: RequestContext): never {
+    this.#d.log.warn({ key: ctx.key }, "a Livy server refused the gateway's credential");
+    throw new HttpError(
+      502,
+      `the Livy server of LivySession ${ctx.key} refused the gateway's credential (the operator and the gateway must share the session key; a server with spec.auth needs the gateway to read its Secret)`,
+    );
   }
 
   #respondUpstream(

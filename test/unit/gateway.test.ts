@@ -2,7 +2,14 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { parse } from "yaml";
-import { type LivySession, parseLivySession } from "../../src/api/index.ts";
+import {
+  credentialLivyConf,
+  credentialSecretName,
+  type LivySession,
+  newSessionKey,
+  parseLivySession,
+  sessionCredential,
+} from "../../src/api/index.ts";
 import { credentialOf, forbiddenMessage } from "../../src/gateway/auth.ts";
 import { DecisionCache } from "../../src/gateway/cache.ts";
 import { GATEWAY_FIELDS, GatewayConfigError, loadGatewayConfig } from "../../src/gateway/config.ts";
@@ -18,6 +25,7 @@ import {
 } from "../../src/gateway/rewrite.ts";
 import { parseRoute, verbOf } from "../../src/gateway/routes.ts";
 import { preferWaitMs } from "../../src/gateway/server.ts";
+import { type SessionKey, upstreamAuthorization } from "../../src/gateway/upstream-auth.ts";
 import { afterChange, checkCreateBody, decide, livyStateOf, viewOf } from "../../src/gateway/view.ts";
 
 const T = "2026-01-01T00:00:00Z";
@@ -515,5 +523,45 @@ describe("lanes", () => {
     await y.turn();
     y.release();
     expect(lanes.size).toBe(0);
+  });
+});
+
+describe("per-session credentials", () => {
+  const key = Buffer.alloc(32, 7);
+  it("derive from the shared key and the LivySession's uid", () => {
+    const a = sessionCredential(key, "uid-a");
+    expect(a).toMatch(/^[A-Za-z0-9_-]{43}$/);
+    expect(sessionCredential(key, "uid-a")).toBe(a);
+    expect(sessionCredential(key, "uid-b")).not.toBe(a);
+    expect(sessionCredential(Buffer.alloc(32, 8), "uid-a")).not.toBe(a);
+    expect(() => sessionCredential(Buffer.alloc(8), "uid-a")).toThrow(/shorter/);
+    expect(Buffer.from(newSessionKey(), "base64")).toHaveLength(32);
+    expect(credentialSecretName("nb")).toBe("livy-nb-credential");
+    expect(credentialLivyConf()).toMatchObject({
+      "livy.server.auth.type": "session",
+      "livy.server.auth.session.class": "dev.livyoperator.auth.SessionTokenFilter",
+      "livy.server.auth.session.param.token-file": "/etc/livy/credential/token",
+    });
+  });
+
+  it("are what the gateway presents, unless the LivySession brings its own authentication", async () => {
+    const obj = ready();
+    obj.metadata.uid = "uid-a";
+    const sessionKey = { current: key } as unknown as SessionKey;
+    const kube = {} as never;
+    expect(await upstreamAuthorization(obj, { key: sessionKey, kube, readAuthSecrets: false })).toEqual({
+      authorization: `Bearer ${sessionCredential(key, "uid-a")}`,
+    });
+    expect(await upstreamAuthorization(obj, { key: null, kube, readAuthSecrets: false })).toEqual({});
+    const own = lvs({ spec: { auth: { type: "Bearer", secretName: "livy-token" } } });
+    expect(await upstreamAuthorization(own, { key: sessionKey, kube, readAuthSecrets: false })).toEqual({});
+    const secrets = {
+      getOrNull: async () => ({ data: { token: Buffer.from("s3cret").toString("base64") } }),
+    } as unknown as never;
+    expect(
+      await upstreamAuthorization(own, { key: sessionKey, kube: secrets, readAuthSecrets: true }),
+    ).toEqual({
+      authorization: "Bearer s3cret",
+    });
   });
 });
