@@ -6,9 +6,11 @@
 #   containernetworking-plugins   bridge, host-local, portmap, loopback for the real node's pods
 #   debootstrap        the Debian base image the project's images are built on (no image registry here)
 #   iptables, conntrack, ethtool, socat   kube-proxy and the kubelet
+#   libkrb5-dev, gcc   sparkmagic (a plain Livy client the gateway is tested with): its gssapi and krb5
+#                      dependencies are compiled against Kerberos when installed from PyPI
 # Set LIVY_SYSTEM_DEPS_SKIP=1 on a machine that provides them some other way.
 set -euo pipefail
-LIVY_SYSTEM_PACKAGES=${LIVY_SYSTEM_PACKAGES:-"docker.io containerd runc containernetworking-plugins debootstrap iptables conntrack ethtool socat"}
+LIVY_SYSTEM_PACKAGES=${LIVY_SYSTEM_PACKAGES:-"docker.io containerd runc containernetworking-plugins debootstrap iptables conntrack ethtool socat libkrb5-dev gcc"}
 
 _missing=()
 for _p in $LIVY_SYSTEM_PACKAGES; do

@@ -1,7 +1,11 @@
 import { execFile } from "node:child_process";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { testbed } from "../testbed/context.ts";
+import { livyClientsVenv } from "../testbed/livy.ts";
 import {
   type GatewayProcess,
   gw,
@@ -33,7 +37,8 @@ const SKIP_LIVY = process.env.LIVY_TESTBED_SKIP_LIVY === "1";
  * with the token as its Basic auth password, and a statement sent to the session after its idle teardown,
  * held through a real cold start and answered with its result. The LivySession recovers from a Spark driver
  * that does not start in time (Livy's RSC connect timeout, hit on a loaded machine): this suite is about
- * the gateway, and Recover is what a user sets for that.
+ * the gateway, and Recover is what a user sets for that. sparkmagic (from PyPI, unchanged) runs a notebook's
+ * `%%spark` cell through it too, executed by jupyter nbconvert.
  */
 describe("gateway on real Livy", () => {
   if (!tb.livyUrl || !tb.python) {
@@ -111,6 +116,73 @@ describe("gateway on real Livy", () => {
     expect(stdout).toContain("SESSION 0");
     // leaving the `with` block deleted session 0: a detach, the LivySession is still Ready
     expect(isReady((await getSession(ns, "nb")) as never)).toBe(true);
+  });
+
+  it("serves sparkmagic, unchanged: a notebook's %%spark cell through the gateway with Basic_Access", async () => {
+    const venv = livyClientsVenv();
+    const home = mkdtempSync(join(tmpdir(), "sparkmagic-"));
+    try {
+      // sparkmagic's defaults wait 60 s for a session to start; a cold start here can take longer
+      mkdirSync(join(home, ".sparkmagic"));
+      writeFileSync(
+        join(home, ".sparkmagic", "config.json"),
+        JSON.stringify({ livy_session_startup_timeout_seconds: 900, wait_for_idle_timeout_seconds: 900 }),
+      );
+      const url = `${gate.url}/namespaces/${ns}/livysessions/nb`;
+      const cell = (source: string) => ({
+        cell_type: "code",
+        execution_count: null,
+        metadata: {},
+        outputs: [],
+        source,
+      });
+      const notebook = {
+        nbformat: 4,
+        nbformat_minor: 5,
+        metadata: { kernelspec: { name: "python3", display_name: "Python 3", language: "python" } },
+        cells: [
+          cell("%load_ext sparkmagic.magics"),
+          cell(`%spark add -s s1 -l python -u ${url} -t Basic_Access -a analyst -p ${token}`),
+          cell("%%spark -s s1\nspark.range(1000).count()"),
+          cell("%spark cleanup"),
+        ],
+      };
+      writeFileSync(join(home, "gateway.ipynb"), JSON.stringify(notebook), { mode: 0o600 });
+      const t0 = Date.now();
+      await run(
+        join(venv, "bin", "jupyter"),
+        [
+          "nbconvert",
+          "--to",
+          "notebook",
+          "--execute",
+          "--ExecutePreprocessor.timeout=900",
+          "--output",
+          "out.ipynb",
+          "gateway.ipynb",
+        ],
+        {
+          cwd: home,
+          env: { ...process.env, HOME: home, PATH: `${join(venv, "bin")}:${process.env.PATH}` },
+          timeout: 900_000,
+        },
+      );
+      const out = JSON.parse(readFileSync(join(home, "out.ipynb"), "utf8")) as {
+        cells: Array<{
+          outputs: Array<{ text?: string | string[]; data?: Record<string, string | string[]> }>;
+        }>;
+      };
+      const text = (i: number) =>
+        (out.cells[i]?.outputs ?? [])
+          .map((o) => [o.text, ...Object.values(o.data ?? {})].flat().join(""))
+          .join("\n");
+      expect(text(2).trim()).toBe("1000");
+      process.stderr.write(`[gateway-livy] sparkmagic notebook executed in ${Date.now() - t0} ms\n`);
+      // %spark cleanup deleted session 0: a detach
+      expect(isReady((await getSession(ns, "nb")) as never)).toBe(true);
+    } finally {
+      rmSync(home, { recursive: true, force: true });
+    }
   });
 
   it("answers a statement sent after the idle teardown with its result, through a real cold start", async () => {

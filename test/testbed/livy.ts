@@ -54,8 +54,14 @@ export function livyInstallPaths(): LivyInstall {
 function isComplete(install: LivyInstall): boolean {
   return (
     existsSync(join(install.livyHome, ".complete")) &&
-    existsSync(join(install.python, "..", "..", ".complete"))
+    existsSync(join(install.python, "..", "..", ".complete")) &&
+    existsSync(join(livyClientsVenv(), ".complete"))
   );
+}
+
+/** The venv with the plain Livy clients the gateway is tested with: sparkmagic, jupyter nbconvert. */
+export function livyClientsVenv(): string {
+  return join(cacheDir(), `livy-clients-${versions().SPARKMAGIC_VERSION}`);
 }
 
 /** Builds Livy and Spark with build/livy.sh when the cache lacks them (its output goes to stderr). */

@@ -2,7 +2,10 @@
 # Builds Apache Livy and the Spark it runs on from package registries, cached by version:
 #   spark  python venv spark-venv-$SPARK_VERSION: pyspark (its package dir is SPARK_HOME) + the PyPI livy client
 #   livy   LIVY_HOME livy-$LIVY_VERSION laid out from Apache's binary release (found by find-livy.sh)
-# Usage: livy.sh [spark|livy]...   (no argument: both). Idempotent.
+#   clients  python venv livy-clients-$SPARKMAGIC_VERSION: sparkmagic and jupyter's nbconvert, the plain Livy
+#            clients the gateway is tested with (sparkmagic's Kerberos dependency compiles against Debian's
+#            libkrb5-dev, which scripts/system-deps.sh installs)
+# Usage: livy.sh [spark|livy|clients]...   (no argument: all). Idempotent.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source=versions.env
@@ -39,6 +42,25 @@ s.stop()' 2>"$out/verify.log" | tail -1) || true
   [ "$n" = 100 ] || fail "spark: a local pyspark job did not run (see $out/verify.log)"
   "$out/bin/python" -c "import livy, livy.session" || fail "spark: the PyPI livy client does not import"
   echo $((SECONDS - started)) > "$out/.build-seconds"; touch "$out/.complete"; log "spark $SPARK_VERSION installed into $out (SPARK_HOME=$out/spark-home)"
+}
+
+build_clients() {
+  local started=$SECONDS
+  local out="$CACHE/livy-clients-$SPARKMAGIC_VERSION"
+  [ -f "$out/.complete" ] && { log "clients (sparkmagic $SPARKMAGIC_VERSION) cached at $out"; return; }
+  command -v krb5-config >/dev/null || fail "clients: krb5-config is missing: sparkmagic's gssapi and krb5 dependencies build against Debian's libkrb5-dev (scripts/system-deps.sh installs it)"
+  command -v gcc >/dev/null || fail "clients: gcc is missing: sparkmagic's gssapi and krb5 dependencies are compiled (scripts/system-deps.sh installs it)"
+  python3 -c 'import os, sysconfig; exit(not os.path.exists(os.path.join(sysconfig.get_paths()["include"], "Python.h")))' \
+    || fail "clients: python3 has no C headers (Python.h): install its development package (Debian: python3-dev)"
+  log "installing sparkmagic==$SPARKMAGIC_VERSION and nbconvert into $out (cold: 3-8 min, compiles gssapi and krb5)"
+  rm -rf "$out"
+  python3 -m venv "$out" || fail "clients: python3 -m venv failed"
+  "$out/bin/pip" install --quiet --no-cache-dir "sparkmagic==$SPARKMAGIC_VERSION" nbconvert \
+    || fail "clients: pip install sparkmagic==$SPARKMAGIC_VERSION nbconvert failed (see above)"
+  "$out/bin/python" -c "import sparkmagic.magics" || fail "clients: sparkmagic.magics does not import"
+  "$out/bin/jupyter" nbconvert --version >/dev/null || fail "clients: jupyter nbconvert does not run"
+  "$out/bin/pip" freeze > "$out/pip-freeze.txt"
+  echo $((SECONDS - started)) > "$out/.build-seconds"; touch "$out/.complete"; log "clients installed into $out"
 }
 
 # Livy 0.8 and 0.9 are in no package registry: Maven Central stops at 0.7.1-incubating for livy-server,
@@ -116,7 +138,7 @@ verify_livy_server() {
   esac
 }
 
-targets=("$@"); [ ${#targets[@]} -gt 0 ] || targets=(spark livy)
+targets=("$@"); [ ${#targets[@]} -gt 0 ] || targets=(spark livy clients)
 for t in "${targets[@]}"; do
   # one builder per component at a time, machine-wide (build_livy also builds spark: it takes that lock too)
   ( flock 9; "build_$t" ) 9>"$CACHE/.lock-$t"
