@@ -46,6 +46,10 @@ const BENCHES: Record<string, { what: string; load: () => Promise<BenchFn> }> = 
     what: "the operator and Livy server images: sizes (unpacked, tar, gzip), warm build step, --cold build",
     load: async () => (await import("./images.ts")).images,
   },
+  gateway: {
+    what: "the gateway: added latency on a Ready session vs direct, statements held during a wake, RSS at 1000 LivySessions",
+    load: async () => (await import("./gateway.ts")).gateway,
+  },
   client: {
     what: "trivial-statement round trip: this client vs pylivy vs a naive poller (real Livy); own overhead",
     load: async () => (await import("./client.ts")).client,
