@@ -37,6 +37,14 @@ export const GatewayConfigSchema = z
       .regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?\/[a-z0-9]([-.a-z0-9]*[a-z0-9])?$/, "namespace/name of a Secret")
       .optional(),
     readAuthSecrets: z.boolean().default(false),
+    apiserverHost: z.string().default("0.0.0.0"),
+    apiserverPort: z.number().int().min(0).max(65535).default(0),
+    apiserverTlsSecret: z
+      .string()
+      .regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?\/[a-z0-9]([-.a-z0-9]*[a-z0-9])?$/, "namespace/name of a Secret")
+      .optional(),
+    apiserverDnsNames: z.array(z.string().min(1)).default([]),
+    apiService: z.string().optional(),
     shutdownDelayMs: z.number().int().min(0).max(600_000).default(3_000),
     shutdownTimeoutMs: z.number().int().min(0).max(3_600_000).default(25_000),
     watchStallTimeoutMs: z.number().int().min(500).max(3_600_000).default(120_000),
@@ -46,6 +54,11 @@ export const GatewayConfigSchema = z
   .refine((c) => Boolean(c.tlsCertFile) === Boolean(c.tlsKeyFile), {
     message: "--tls-cert-file and --tls-key-file go together",
     path: ["tlsCertFile"],
+  })
+  .refine((c) => c.apiserverPort === 0 || (c.apiserverTlsSecret && c.apiserverDnsNames.length > 0), {
+    message:
+      "--apiserver-port needs --apiserver-tls-secret and --apiserver-dns-names (the serving certificate)",
+    path: ["apiserverPort"],
   });
 
 export type GatewayConfig = z.infer<typeof GatewayConfigSchema>;
@@ -130,6 +143,26 @@ export const GATEWAY_FIELDS: Array<[string, keyof GatewayConfig, Parser, string]
     "sessionKeySecret",
     String,
     "namespace/name of the Secret with the key shared with the operator: the per-session credentials derive from it",
+  ],
+  [
+    "apiserver-port",
+    "apiserverPort",
+    num,
+    "port of the API server's aggregation layer (HTTPS, front-proxy client certificates only); 0: off",
+  ],
+  ["apiserver-host", "apiserverHost", String, "address of that port"],
+  [
+    "apiserver-tls-secret",
+    "apiserverTlsSecret",
+    String,
+    "namespace/name of the kubernetes.io/tls Secret with its serving certificate (made, self-signed, when missing)",
+  ],
+  ["apiserver-dns-names", "apiserverDnsNames", list, "DNS names of that certificate (the gateway Service's)"],
+  [
+    "api-service",
+    "apiService",
+    String,
+    "the APIService (gateway.livy.dev) whose caBundle the gateway keeps equal to that certificate",
   ],
   [
     "read-auth-secrets",

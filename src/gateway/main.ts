@@ -8,6 +8,7 @@ import { KubeClient, loadKubeConfig, resourcePath } from "../kube/client.ts";
 import { Informer } from "../kube/informer.ts";
 import { LIVYSESSION_RESOURCE } from "../livy/kube.ts";
 import { startHttpServer } from "../operator/http.ts";
+import { ensureCaBundle, type FrontProxyConfig, loadFrontProxy, servingCertificate } from "./aggregation.ts";
 import { Auth } from "./auth.ts";
 import { type GatewayConfig, GatewayConfigError, loadGatewayConfig } from "./config.ts";
 import { Holds } from "./holds.ts";
@@ -151,10 +152,52 @@ async function main(): Promise<number> {
     api.once("error", reject);
     api.listen(config.port, config.host, () => resolve());
   });
+  // The API server's aggregation layer (aggregation.ts): its own HTTPS port, front-proxy certificates only.
+  let aggregated: ReturnType<typeof createHttpsServer> | null = null;
+  let refreshTimer: NodeJS.Timeout | null = null;
+  if (config.apiserverPort > 0 && config.apiserverTlsSecret) {
+    const [namespace = "", name = ""] = config.apiserverTlsSecret.split("/");
+    let frontProxy: FrontProxyConfig = await loadFrontProxy(kube);
+    let serving = await servingCertificate(kube, { namespace, name }, config.apiserverDnsNames);
+    const context = () => ({ cert: serving.cert, key: serving.key, ca: frontProxy.ca });
+    aggregated = createHttpsServer(
+      { ...context(), requestCert: true, rejectUnauthorized: false },
+      gateway.handleAggregated(() => frontProxy),
+    );
+    aggregated.keepAliveTimeout = 65_000;
+    aggregated.requestTimeout = 0;
+    const syncCaBundle = async () => {
+      if (!config.apiService) return;
+      try {
+        if (await ensureCaBundle(kube, config.apiService, serving.cert))
+          log.info({ apiService: config.apiService }, "APIService caBundle set to the serving certificate");
+      } catch (err) {
+        log.warn({ err: String(err), apiService: config.apiService }, "cannot set the APIService's caBundle");
+      }
+    };
+    await syncCaBundle();
+    // the front proxy's CA and the shared certificate may change (CA rotation, a renewed certificate)
+    refreshTimer = setInterval(async () => {
+      try {
+        frontProxy = await loadFrontProxy(kube);
+        serving = await servingCertificate(kube, { namespace, name }, config.apiserverDnsNames);
+        aggregated?.setSecureContext(context());
+        await syncCaBundle();
+      } catch (err) {
+        log.warn({ err: String(err) }, "cannot refresh the aggregation layer's certificates");
+      }
+    }, 300_000);
+    refreshTimer.unref();
+    await new Promise<void>((resolve, reject) => {
+      aggregated?.once("error", reject);
+      aggregated?.listen(config.apiserverPort, config.apiserverHost, () => resolve());
+    });
+  }
   const addr = api.address();
   log.info(
     {
       port: typeof addr === "object" && addr ? addr.port : config.port,
+      apiserverPort: config.apiserverPort || undefined,
       httpPort: probes.port,
       tls: Boolean(config.tlsCertFile),
       server: kube.server,
@@ -173,6 +216,9 @@ async function main(): Promise<number> {
     await new Promise((r) => setTimeout(r, config.shutdownDelayMs));
     api.close();
     api.closeIdleConnections();
+    if (refreshTimer) clearInterval(refreshTimer);
+    aggregated?.close();
+    aggregated?.closeIdleConnections();
     const timeout = new Promise((r) => setTimeout(r, config.shutdownTimeoutMs));
     await Promise.race([gateway.idle(), timeout]);
     if (gateway.inflight > 0) {
@@ -185,6 +231,7 @@ async function main(): Promise<number> {
       await Promise.race([gateway.idle(), new Promise((r) => setTimeout(r, 2_000))]);
     }
     api.closeAllConnections();
+    aggregated?.closeAllConnections();
     sessionKey?.stop();
     await Promise.all(informers.map((i) => i.stop()));
     await upstream.close();

@@ -41,6 +41,11 @@ export interface GatewayRoute {
 
 const DNS_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
 const PREFIX = /^\/namespaces\/([^/]+)\/livysessions\/([^/]+)(\/.*)?$/;
+/**
+ * Through the API server's aggregation layer (aggregation.ts): the `proxy` subresource is what the API
+ * server authorized, so a path without it is not served there.
+ */
+const AGGREGATED = /^\/apis\/livy\.dev\/gateway\/namespaces\/([^/]+)\/livysessions\/([^/]+)\/proxy(\/.*)?$/;
 
 /** Kubernetes' verb for an HTTP method, as the API server maps it for `services/proxy`. */
 export function verbOf(method: string): string {
@@ -65,11 +70,15 @@ export function verbOf(method: string): string {
  * The LivySession and the Livy operation a request addresses, or null when the path is not under a
  * LivySession's prefix (or names one that cannot exist).
  */
-export function parseRoute(method: string, rawUrl: string): GatewayRoute | null {
+export function parseRoute(
+  method: string,
+  rawUrl: string,
+  opts: { aggregated?: boolean } = {},
+): GatewayRoute | null {
   const q = rawUrl.indexOf("?");
   const path = q >= 0 ? rawUrl.slice(0, q) : rawUrl;
   const search = q >= 0 ? rawUrl.slice(q) : "";
-  const m = PREFIX.exec(path);
+  const m = (opts.aggregated ? AGGREGATED : PREFIX).exec(path);
   if (!m) return null;
   let namespace: string;
   let name: string;

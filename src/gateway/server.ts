@@ -10,6 +10,12 @@ import type { Logger } from "pino";
 import { ANNOTATION_DEMANDED_AT, type LivySession } from "../api/index.ts";
 import { KubeApiError, type KubeClient, resourcePath } from "../kube/client.ts";
 import { LIVYSESSION_RESOURCE } from "../livy/kube.ts";
+import {
+  AGGREGATED_PREFIX,
+  discoveryDocument,
+  type FrontProxyConfig,
+  frontProxyUser,
+} from "./aggregation.ts";
 import { type Auth, credentialOf, type UserInfo } from "./auth.ts";
 import type { GatewayConfig } from "./config.ts";
 import type { Holds } from "./holds.ts";
@@ -127,12 +133,35 @@ export class Gateway {
     return new Promise((r) => this.#idleWaiters.push(r));
   }
 
-  handle = (req: IncomingMessage, res: ServerResponse): void => {
+  /** Clients with a Kubernetes token (Bearer, or the Basic auth password). */
+  handle = (req: IncomingMessage, res: ServerResponse): void => this.#handle(req, res, null);
+
+  /**
+   * The API server's aggregation layer (aggregation.ts): the caller's identity comes in the front proxy's
+   * headers over a connection its CA verified; `config()` gives the current front-proxy settings.
+   */
+  handleAggregated(config: () => FrontProxyConfig | null) {
+    return (req: IncomingMessage, res: ServerResponse): void => {
+      const path = (req.url ?? "/").split("?")[0]?.replace(/\/$/, "");
+      if (path === AGGREGATED_PREFIX && (req.method === "GET" || req.method === "HEAD")) {
+        this.#send(res, 200, discoveryDocument(), {}, req.method === "HEAD");
+        return;
+      }
+      this.#handle(req, res, config);
+    };
+  }
+
+  #handle(
+    req: IncomingMessage,
+    res: ServerResponse,
+    frontProxy: (() => FrontProxyConfig | null) | null,
+  ): void {
     this.#inflight++;
     const started = performance.now();
     let op = "unknown";
+    const aggregated = frontProxy !== null;
     // statement POSTs take their place in the session's lane now, in the order they arrive
-    const early = parseRoute(req.method ?? "GET", req.url ?? "/");
+    const early = parseRoute(req.method ?? "GET", req.url ?? "/", { aggregated });
     const ticket =
       early?.livy.op === "postStatement" ? this.#lanes.take(`${early.namespace}/${early.name}`) : undefined;
     res.once("close", () => {
@@ -142,7 +171,7 @@ export class Gateway {
       this.#d.metrics.duration.observe({ op }, (performance.now() - started) / 1000);
       if (this.#inflight === 0) for (const w of this.#idleWaiters.splice(0)) w();
     });
-    this.#serve(req, res, ticket, (o) => {
+    this.#serve(req, res, ticket, frontProxy, (o) => {
       op = o;
     }).catch((err: unknown) => {
       if (err instanceof HttpError) {
@@ -152,43 +181,31 @@ export class Gateway {
       this.#d.log.error({ err: String(err), stack: (err as Error)?.stack }, "request failed");
       this.#send(res, 500, { msg: `gateway error: ${String(err)}` });
     });
-  };
+  }
 
   async #serve(
     req: IncomingMessage,
     res: ServerResponse,
     ticket: Ticket | undefined,
+    frontProxy: (() => FrontProxyConfig | null) | null,
     setOp: (op: string) => void,
   ): Promise<void> {
     const method = req.method ?? "GET";
-    const route = parseRoute(method, req.url ?? "/");
+    const route = parseRoute(method, req.url ?? "/", { aggregated: frontProxy !== null });
     if (!route) {
       setOp("none");
-      throw new HttpError(404, "Not Found: Livy's API is under /namespaces/{namespace}/livysessions/{name}/");
+      throw new HttpError(
+        404,
+        frontProxy
+          ? `Not Found: Livy's API is under ${AGGREGATED_PREFIX}/namespaces/{namespace}/livysessions/{name}/proxy/`
+          : "Not Found: Livy's API is under /namespaces/{namespace}/livysessions/{name}/",
+      );
     }
     setOp(route.livy.op);
     const cfg = this.#d.config;
 
     // 1. who
-    const cred = credentialOf(req.headers.authorization);
-    const challenge = { "www-authenticate": 'Bearer realm="livy-gateway", Basic realm="livy-gateway"' };
-    if (!cred)
-      throw new HttpError(
-        401,
-        "Unauthorized: send a Kubernetes token (Bearer, or as the Basic auth password)",
-        challenge,
-      );
-    if ("error" in cred) throw new HttpError(401, `Unauthorized: ${cred.error}`, challenge);
-    let user: UserInfo;
-    try {
-      const r = await this.#d.auth.authenticate(cred.token);
-      this.#d.metrics.reviews.inc({ kind: "token", result: r.ok ? "ok" : "refused" });
-      if (!r.ok) throw new HttpError(401, `Unauthorized: ${r.reason}`, challenge);
-      user = r.user;
-    } catch (err) {
-      if (err instanceof HttpError) throw err;
-      throw this.#apiUnavailable("TokenReview", err);
-    }
+    const user = frontProxy ? this.#frontProxyUser(req, frontProxy()) : await this.#tokenUser(req);
 
     // 2. may they
     try {
@@ -203,8 +220,48 @@ export class Gateway {
       if (err instanceof HttpError) throw err;
       throw this.#apiUnavailable("SubjectAccessReview", err);
     }
+    await this.#dispatch(req, res, route, user, ticket);
+  }
 
-    // 3. what
+  #frontProxyUser(req: IncomingMessage, cfg: FrontProxyConfig | null): UserInfo {
+    if (!cfg) throw new HttpError(503, "the front proxy's CA is not loaded yet", { "retry-after": "1" });
+    const v = frontProxyUser(req, cfg);
+    this.#d.metrics.reviews.inc({ kind: "front-proxy", result: v.ok ? "ok" : "refused" });
+    if (!v.ok) throw new HttpError(401, `Unauthorized: ${v.reason}`);
+    return v.user;
+  }
+
+  async #tokenUser(req: IncomingMessage): Promise<UserInfo> {
+    const cred = credentialOf(req.headers.authorization);
+    const challenge = { "www-authenticate": 'Bearer realm="livy-gateway", Basic realm="livy-gateway"' };
+    if (!cred)
+      throw new HttpError(
+        401,
+        "Unauthorized: send a Kubernetes token (Bearer, or as the Basic auth password)",
+        challenge,
+      );
+    if ("error" in cred) throw new HttpError(401, `Unauthorized: ${cred.error}`, challenge);
+    try {
+      const r = await this.#d.auth.authenticate(cred.token);
+      this.#d.metrics.reviews.inc({ kind: "token", result: r.ok ? "ok" : "refused" });
+      if (!r.ok) throw new HttpError(401, `Unauthorized: ${r.reason}`, challenge);
+      return r.user;
+    } catch (err) {
+      if (err instanceof HttpError) throw err;
+      throw this.#apiUnavailable("TokenReview", err);
+    }
+  }
+
+  /** 3. what: the decision, then answer, hold or forward. */
+  async #dispatch(
+    req: IncomingMessage,
+    res: ServerResponse,
+    route: GatewayRoute,
+    user: UserInfo,
+    ticket: Ticket | undefined,
+  ): Promise<void> {
+    const method = req.method ?? "GET";
+    const cfg = this.#d.config;
     const body = await readBody(req, cfg.maxBodyBytes);
     const key = `${route.namespace}/${route.name}`;
     const obj = this.#d.sessions.get(key);

@@ -23,6 +23,14 @@ export interface Pki {
   /** kube-proxy's client certificate (system:kube-proxy, bound to system:node-proxier by default). */
   proxyCert: string;
   proxyKey: string;
+  /**
+   * The aggregation layer: a CA of its own for the front proxy, and the API server's client certificate
+   * (CN front-proxy-client) with which it forwards requests to aggregated APIs (the gateway), the
+   * caller's identity in X-Remote-* headers.
+   */
+  frontProxyCaCert: string;
+  frontProxyClientCert: string;
+  frontProxyClientKey: string;
 }
 
 export interface PkiAddresses {
@@ -73,7 +81,24 @@ export function generatePki(dir: string, addr: PkiAddresses): Pki {
     ],
     dir,
   );
-  const sign = (name: string, subj: string, ext: string) => {
+  ecKey("front-proxy-ca.key");
+  openssl(
+    [
+      "req",
+      "-x509",
+      "-new",
+      "-key",
+      "front-proxy-ca.key",
+      "-subj",
+      "/CN=livy-testbed-front-proxy-ca",
+      "-days",
+      "3650",
+      "-out",
+      "front-proxy-ca.crt",
+    ],
+    dir,
+  );
+  const sign = (name: string, subj: string, ext: string, ca = "ca") => {
     ecKey(`${name}.key`);
     openssl(["req", "-new", "-key", `${name}.key`, "-subj", subj, "-out", `${name}.csr`], dir);
     writeFileSync(p(`${name}.ext`), ext);
@@ -84,9 +109,9 @@ export function generatePki(dir: string, addr: PkiAddresses): Pki {
         "-in",
         `${name}.csr`,
         "-CA",
-        "ca.crt",
+        `${ca}.crt`,
         "-CAkey",
-        "ca.key",
+        `${ca}.key`,
         "-CAcreateserial",
         "-days",
         "365",
@@ -119,6 +144,7 @@ export function generatePki(dir: string, addr: PkiAddresses): Pki {
   sign("kubelet-client", "/O=system:masters/CN=kube-apiserver-kubelet-client", client);
   sign("node", `/O=system:nodes/CN=system:node:${addr.nodeName}`, client);
   sign("kube-proxy", "/CN=system:kube-proxy", client);
+  sign("front-proxy-client", "/CN=front-proxy-client", client, "front-proxy-ca");
   sign(
     "node-serving",
     `/CN=${addr.nodeName}`,
@@ -150,5 +176,8 @@ export function generatePki(dir: string, addr: PkiAddresses): Pki {
     nodeServingKey: p("node-serving.key"),
     proxyCert: p("kube-proxy.crt"),
     proxyKey: p("kube-proxy.key"),
+    frontProxyCaCert: p("front-proxy-ca.crt"),
+    frontProxyClientCert: p("front-proxy-client.crt"),
+    frontProxyClientKey: p("front-proxy-client.key"),
   };
 }

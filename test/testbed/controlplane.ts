@@ -201,6 +201,15 @@ export async function startControlPlane(
           `--tls-cert-file=${pki.servingCert}`,
           `--tls-private-key-file=${pki.servingKey}`,
           `--client-ca-file=${pki.caCert}`,
+          // the aggregation layer (the gateway's API at /apis/livy.dev/gateway): requests forwarded with the
+          // caller's identity in headers, signed by the front proxy's own CA
+          `--requestheader-client-ca-file=${pki.frontProxyCaCert}`,
+          "--requestheader-allowed-names=front-proxy-client",
+          "--requestheader-username-headers=X-Remote-User",
+          "--requestheader-group-headers=X-Remote-Group",
+          "--requestheader-extra-headers-prefix=X-Remote-Extra-",
+          `--proxy-client-cert-file=${pki.frontProxyClientCert}`,
+          `--proxy-client-key-file=${pki.frontProxyClientKey}`,
           "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
           `--service-account-key-file=${pki.saPub}`,
           `--service-account-signing-key-file=${pki.saKey}`,
