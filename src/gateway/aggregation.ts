@@ -92,25 +92,51 @@ export function frontProxyUser(req: IncomingMessage, cfg: FrontProxyConfig): Fro
   const name = Array.isArray(cn) ? cn[0] : cn;
   if (cfg.allowedNames.length && !cfg.allowedNames.includes(name ?? ""))
     return { ok: false, reason: `client certificate ${name ?? "(no CN)"} may not assert identities` };
-  const values = (h: string) => {
-    const v = req.headers[h.toLowerCase()];
-    return v === undefined ? [] : Array.isArray(v) ? v : [v];
-  };
+  // repeated headers (one X-Remote-Group per group) as a list: Node joins them with ", " in req.headers
+  const values = (h: string) => req.headersDistinct[h.toLowerCase()] ?? [];
   const username = cfg.usernameHeaders.flatMap(values).find((v) => v.length > 0);
   if (!username) return { ok: false, reason: "the API server forwarded no user" };
   const groups = cfg.groupHeaders.flatMap(values);
   const extra: Record<string, string[]> = {};
-  for (const [h, v] of Object.entries(req.headers)) {
+  for (const [h, v] of Object.entries(req.headersDistinct)) {
     for (const prefix of cfg.extraPrefixes) {
       const p = prefix.toLowerCase();
       if (!h.startsWith(p) || v === undefined) continue;
       const key = decodeURIComponent(h.slice(p.length)).toLowerCase();
-      extra[key] = [...(extra[key] ?? []), ...(Array.isArray(v) ? v : [v])];
+      extra[key] = [...(extra[key] ?? []), ...v];
     }
   }
   return {
     ok: true,
     user: { username, ...(groups.length ? { groups } : {}), ...(Object.keys(extra).length ? { extra } : {}) },
+  };
+}
+
+/**
+ * The gateway's own refusals through the API server, as a Kubernetes Status (what kubectl and client
+ * libraries read) that still carries Livy's `msg` (what Livy clients read).
+ */
+export function statusBody(code: number, message: string) {
+  const reasons: Record<number, string> = {
+    400: "BadRequest",
+    401: "Unauthorized",
+    403: "Forbidden",
+    404: "NotFound",
+    405: "MethodNotAllowed",
+    409: "Conflict",
+    413: "RequestEntityTooLarge",
+    503: "ServiceUnavailable",
+    504: "Timeout",
+  };
+  return {
+    kind: "Status",
+    apiVersion: "v1",
+    metadata: {},
+    status: "Failure",
+    message,
+    reason: reasons[code] ?? "InternalError",
+    code,
+    msg: message,
   };
 }
 

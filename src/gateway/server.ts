@@ -15,6 +15,7 @@ import {
   discoveryDocument,
   type FrontProxyConfig,
   frontProxyUser,
+  statusBody,
 } from "./aggregation.ts";
 import { type Auth, credentialOf, type UserInfo } from "./auth.ts";
 import type { GatewayConfig } from "./config.ts";
@@ -175,7 +176,12 @@ export class Gateway {
       op = o;
     }).catch((err: unknown) => {
       if (err instanceof HttpError) {
-        this.#send(res, err.status, { msg: err.message }, err.headers);
+        this.#send(
+          res,
+          err.status,
+          aggregated ? statusBody(err.status, err.message) : { msg: err.message },
+          err.headers,
+        );
         return;
       }
       this.#d.log.error({ err: String(err), stack: (err as Error)?.stack }, "request failed");

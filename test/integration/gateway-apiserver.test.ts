@@ -193,7 +193,10 @@ describe("gateway through the API server (aggregation layer)", () => {
     // Location points back through the API server
     const denied = await asToken(nobody, "POST", `${base()}/nb/proxy/sessions/0/statements`, { code: "1" });
     expect(denied.status).toBe(403);
-    expect(denied.text).toContain(`cannot create resource "livysessions/proxy" in API group "livy.dev"`);
+    // refused by the API server itself, in its words
+    expect((denied.json as { message: string }).message).toContain(
+      `cannot create resource "livysessions/proxy" in API group "livy.dev"`,
+    );
     // a path without the proxy subresource is another authorization: the gateway does not serve it
     const bare = await asToken(runner, "GET", `${base()}/nb/sessions/0`);
     expect([403, 404]).toContain(bare.status);

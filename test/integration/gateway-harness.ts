@@ -81,8 +81,12 @@ export async function startGateway(
       const res = await fetch(`http://127.0.0.1:${httpPort}/readyz`).catch(() => null);
       return res?.status === 200;
     },
-    30_000,
-  );
+    // starting Node with type stripping took 40 s and more at load average 20
+    90_000,
+  ).catch(async (err: unknown) => {
+    await gw.kill();
+    throw err;
+  });
   return gw;
 }
 

@@ -1,3 +1,4 @@
+import { createPrivateKey, createPublicKey, X509Certificate } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
@@ -10,6 +11,7 @@ import {
   parseLivySession,
   sessionCredential,
 } from "../../src/api/index.ts";
+import { discoveryDocument, frontProxyFromConfigMap, statusBody } from "../../src/gateway/aggregation.ts";
 import { credentialOf, forbiddenMessage } from "../../src/gateway/auth.ts";
 import { DecisionCache } from "../../src/gateway/cache.ts";
 import { GATEWAY_FIELDS, GatewayConfigError, loadGatewayConfig } from "../../src/gateway/config.ts";
@@ -24,6 +26,7 @@ import {
   unmarkCode,
 } from "../../src/gateway/rewrite.ts";
 import { parseRoute, verbOf } from "../../src/gateway/routes.ts";
+import { selfSignedCertificate } from "../../src/gateway/selfsigned.ts";
 import { preferWaitMs } from "../../src/gateway/server.ts";
 import { type SessionKey, upstreamAuthorization } from "../../src/gateway/upstream-auth.ts";
 import { afterChange, checkCreateBody, decide, livyStateOf, viewOf } from "../../src/gateway/view.ts";
@@ -563,5 +566,88 @@ describe("per-session credentials", () => {
     ).toEqual({
       authorization: "Bearer s3cret",
     });
+  });
+});
+
+describe("the aggregation layer", () => {
+  it("reads the front proxy's settings as the API server publishes them", () => {
+    expect(frontProxyFromConfigMap(undefined)).toBeNull();
+    expect(
+      frontProxyFromConfigMap({
+        "requestheader-client-ca-file": "PEM",
+        "requestheader-allowed-names": '["front-proxy-client"]',
+        "requestheader-username-headers": '["X-Remote-User"]',
+        "requestheader-group-headers": '["X-Remote-Group"]',
+        "requestheader-extra-headers-prefix": '["X-Remote-Extra-"]',
+      }),
+    ).toEqual({
+      ca: "PEM",
+      allowedNames: ["front-proxy-client"],
+      usernameHeaders: ["X-Remote-User"],
+      groupHeaders: ["X-Remote-Group"],
+      extraPrefixes: ["X-Remote-Extra-"],
+    });
+    expect(frontProxyFromConfigMap({ "requestheader-client-ca-file": "PEM" })?.usernameHeaders).toEqual([
+      "X-Remote-User",
+    ]);
+  });
+
+  it("routes only the proxy subresource under /apis/livy.dev/gateway", () => {
+    const r = parseRoute(
+      "POST",
+      "/apis/livy.dev/gateway/namespaces/team/livysessions/nb/proxy/sessions/0/statements",
+      {
+        aggregated: true,
+      },
+    );
+    expect(r).toMatchObject({
+      namespace: "team",
+      name: "nb",
+      prefix: "/apis/livy.dev/gateway/namespaces/team/livysessions/nb/proxy",
+      livy: { op: "postStatement" },
+    });
+    expect(
+      parseRoute("GET", "/apis/livy.dev/gateway/namespaces/team/livysessions/nb/sessions/0", {
+        aggregated: true,
+      }),
+    ).toBeNull();
+    expect(parseRoute("GET", "/namespaces/team/livysessions/nb/sessions/0", { aggregated: true })).toBeNull();
+    expect(
+      parseRoute("GET", "/apis/livy.dev/gateway/namespaces/team/livysessions/nb/proxy/sessions/0"),
+    ).toBeNull();
+  });
+
+  it("answers its refusals as a Kubernetes Status that Livy clients read too", () => {
+    expect(statusBody(403, "no")).toEqual({
+      kind: "Status",
+      apiVersion: "v1",
+      metadata: {},
+      status: "Failure",
+      message: "no",
+      reason: "Forbidden",
+      code: 403,
+      msg: "no",
+    });
+    expect(discoveryDocument()).toEqual({
+      kind: "APIResourceList",
+      apiVersion: "v1",
+      groupVersion: "livy.dev/gateway",
+      resources: [],
+    });
+  });
+
+  it("makes a serving certificate Node and OpenSSL accept", () => {
+    const s = selfSignedCertificate(["gw.team.svc", "localhost"]);
+    const x = new X509Certificate(s.certPem);
+    expect(x.verify(x.publicKey)).toBe(true);
+    expect(x.ca).toBe(true);
+    expect(x.checkHost("gw.team.svc")).toBe("gw.team.svc");
+    expect(x.checkHost("other.team.svc")).toBeUndefined();
+    expect(x.subjectAltName).toBe("DNS:gw.team.svc, DNS:localhost");
+    expect(Date.parse(x.validTo) - Date.now()).toBeGreaterThan(3000 * 86_400_000);
+    expect(createPublicKey(createPrivateKey(s.keyPem)).export({ type: "spki", format: "pem" })).toBe(
+      x.publicKey.export({ type: "spki", format: "pem" }),
+    );
+    expect(() => selfSignedCertificate([])).toThrow();
   });
 });
