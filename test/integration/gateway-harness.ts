@@ -1,6 +1,7 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { closeSync, mkdirSync, openSync, readFileSync } from "node:fs";
 import { join } from "node:path";
+import { Agent, fetch as undiciFetch } from "undici";
 import { testbed } from "../testbed/context.ts";
 import { REPO_ROOT } from "../testbed/paths.ts";
 import { freePort } from "../testbed/process.ts";
@@ -116,9 +117,11 @@ export async function serviceAccountToken(ns: string, name: string, proxyVerbs?:
   return tr.status.token;
 }
 
+const patient = new Agent({ headersTimeout: 0, bodyTimeout: 0 });
+
 export interface GwResponse {
   status: number;
-  headers: Headers;
+  headers: { get(name: string): string | null };
   json: unknown;
   text: string;
 }
@@ -142,9 +145,11 @@ export async function gw(
   if (opts.token) headers.authorization = `Bearer ${opts.token}`;
   if (opts.basic) headers.authorization = `Basic ${Buffer.from(`me:${opts.basic}`).toString("base64")}`;
   if (opts.body !== undefined) headers["content-type"] = "application/json";
-  const res = await fetch(`${base}/namespaces/${ns}/livysessions/${name}${path}`, {
+  const res = await undiciFetch(`${base}/namespaces/${ns}/livysessions/${name}${path}`, {
     method,
     headers,
+    // a held request waits for a cold start: longer than fetch's default 300 s headers timeout at times
+    dispatcher: patient,
     ...(opts.body !== undefined ? { body: JSON.stringify(opts.body) } : {}),
     ...(opts.signal ? { signal: opts.signal } : {}),
   });
