@@ -257,6 +257,7 @@ describe("the Helm chart", () => {
     expect(c.ports?.map((p) => [p.name, p.containerPort])).toEqual([
       ["livy", 8998],
       ["http", 8080],
+      ["apiserver", 8443],
     ]);
     expect(c.readinessProbe?.httpGet).toEqual({ path: "/readyz", port: "http" });
     const env = envOf(c);
