@@ -6,6 +6,7 @@ import { pino } from "pino";
 import { type LivySession, parseLivySession } from "../api/index.ts";
 import { KubeClient, loadKubeConfig, resourcePath } from "../kube/client.ts";
 import { Informer } from "../kube/informer.ts";
+import { SessionKey } from "../kube/session-key.ts";
 import { LIVYSESSION_RESOURCE } from "../livy/kube.ts";
 import { startHttpServer } from "../operator/http.ts";
 import { ensureCaBundle, type FrontProxyConfig, loadFrontProxy, servingCertificate } from "./aggregation.ts";
@@ -15,7 +16,7 @@ import { Holds } from "./holds.ts";
 import { createGatewayMetrics } from "./metrics.ts";
 import { Gateway, type SessionSource } from "./server.ts";
 import { Upstream } from "./upstream.ts";
-import { SessionKey, upstreamAuthorization } from "./upstream-auth.ts";
+import { upstreamAuthorization } from "./upstream-auth.ts";
 
 /**
  * The gateway process (`livy-gateway`, same image as the operator): Livy's REST API per LivySession on

@@ -58,7 +58,11 @@ export const OperatorConfigSchema = z
     leaderElectionId: z.string().default("livy-operator-leader"),
     identity: z.string().default(`${hostname()}-${process.pid}`),
     logLevel: z.enum(["trace", "debug", "info", "warn", "error", "fatal"]).default("info"),
-    networkPolicy: z.boolean().default(false),
+    networkPolicy: z.boolean().default(true),
+    sessionKeySecret: z
+      .string()
+      .regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?\/[a-z0-9]([-.a-z0-9]*[a-z0-9])?$/, "namespace/name of a Secret")
+      .optional(),
     networkPolicyOperatorNamespace: z
       .string()
       .regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/, "not a namespace name")
@@ -160,13 +164,19 @@ export const FIELDS: Array<[string, keyof OperatorConfig, Parser, string]> = [
     "network-policy",
     "networkPolicy",
     bool,
-    "give each Livy server a NetworkPolicy admitting only pods labelled livy.dev/client=true and the operator",
+    "give each Livy server a NetworkPolicy admitting only the gateway's pods and the operator's (both in --network-policy-operator-namespace)",
   ],
   [
     "network-policy-operator-namespace",
     "networkPolicyOperatorNamespace",
     String,
-    "the operator's namespace, admitted by those NetworkPolicies",
+    "the operator's and the gateway's namespace, admitted by those NetworkPolicies",
+  ],
+  [
+    "session-key-secret",
+    "sessionKeySecret",
+    String,
+    "namespace/name of the Secret with the key shared with the gateway (made when missing): each Livy server then demands its LivySession's credential",
   ],
   ["http-port", "httpPort", num, "port of /healthz, /readyz and /metrics"],
   ["http-host", "httpHost", String, "address of /healthz, /readyz and /metrics"],

@@ -78,6 +78,8 @@ export function createController(opts: {
   config: OperatorConfig;
   metrics: Metrics;
   log: Logger;
+  /** The key shared with the gateway (--session-key-secret), once read. */
+  sessionKey?: () => Buffer | null;
 }): Controller {
   const { kube, config, metrics, log } = opts;
   const name = "livysession";
@@ -224,6 +226,7 @@ export function createController(opts: {
     metrics,
     events,
     livy: (url, auth) => livyClients.get(url, auth),
+    ...(opts.sessionKey ? { sessionKey: opts.sessionKey } : {}),
   });
 
   let running: Promise<void>[] = [];

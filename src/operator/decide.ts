@@ -39,7 +39,9 @@ import { backoffDelay, seededRandom } from "../util/backoff.ts";
 import { serverUrl } from "./config.ts";
 import { withServerDefaults, withSessionDefaults } from "./defaults.ts";
 import {
+  CREDENTIAL_HASH_ANNOTATION,
   desiredConfigMap,
+  desiredCredentialSecret,
   desiredDeployment,
   desiredNetworkPolicy,
   desiredService,
@@ -341,22 +343,25 @@ class Step {
   private desired(): DesiredObject[] {
     const s = this.o.settings;
     const server = withServerDefaults(s.defaultServer, this.spec.server);
-    const cm = desiredConfigMap(this.owner, server);
+    const credential = this.o.credential !== undefined;
+    const cm = desiredConfigMap(this.owner, server, credential);
     const configHash = cm.metadata.annotations["livy.dev/spec-hash"] ?? "";
-    const objects: DesiredObject[] = [
+    const deployment = desiredDeployment(
+      this.owner,
+      server,
       {
-        kind: "deployment",
-        object: desiredDeployment(
-          this.owner,
-          server,
-          {
-            image: s.defaultImage,
-            imagePullPolicy: s.defaultImagePullPolicy,
-            resources: s.defaultResources,
-          },
-          configHash,
-        ),
+        image: s.defaultImage,
+        imagePullPolicy: s.defaultImagePullPolicy,
+        resources: s.defaultResources,
       },
+      configHash,
+      credential,
+    );
+    // after the spec hash: a new credential rewrites the Secret, it does not roll the server
+    if (this.o.credential)
+      deployment.metadata.annotations[CREDENTIAL_HASH_ANNOTATION] = hashOf(this.o.credential);
+    const objects: DesiredObject[] = [
+      { kind: "deployment", object: deployment },
       { kind: "configMap", object: cm },
       { kind: "service", object: desiredService(this.owner) },
     ];
@@ -401,9 +406,21 @@ class Step {
         "session",
       );
     const apply = this.desired().filter((d) => {
-      const live = this.o.owned[d.kind];
+      const live = d.kind === "credential" ? undefined : this.o.owned[d.kind];
       return !live || (!live.metadata?.deletionTimestamp && !upToDate(live, d.object));
     });
+    // The credential's Secret goes with the Deployment, and again when the key changed under a running server
+    // (the server's filter reads the new Secret, nothing restarts).
+    if (this.o.credential) {
+      const secret: DesiredObject = {
+        kind: "credential",
+        object: desiredCredentialSecret(this.owner, this.o.credential),
+      };
+      const hash = hashOf(this.o.credential);
+      if (apply.some((d) => d.kind === "deployment")) apply.push(secret);
+      else if (liveDeployment && liveDeployment.metadata?.annotations?.[CREDENTIAL_HASH_ANNOTATION] !== hash)
+        return { plan: { apply: [secret], credentialHash: hash, requeueAfterMs: 0 } };
+    }
     // A new template for the server of a live Livy session: the pod is replaced and the Livy session with
     // it, so say so and start a new attempt, rather than read the rollout as a lost server.
     if (this.hasSession() && apply.some((d) => d.kind === "deployment"))

@@ -19,7 +19,7 @@ import { LivyHttpError, LivyUnreachableError, SessionGoneError } from "../livy/e
 import type { EventRecorder } from "./events.ts";
 import type { Caches } from "./gather.ts";
 import type { Metrics } from "./metrics.ts";
-import { FIELD_MANAGER, serverName } from "./objects.ts";
+import { CREDENTIAL_HASH_ANNOTATION, FIELD_MANAGER, serverName } from "./objects.ts";
 import type { OwnedKind, Plan } from "./plan.ts";
 
 export const LIVYSESSIONS: ResourceType = {
@@ -53,11 +53,12 @@ export class DerivedObjectRefused extends Error {
   override name = "DerivedObjectRefused";
 }
 
-const RESOURCE: Record<OwnedKind, ResourceType> = {
+const RESOURCE: Record<OwnedKind | "credential", ResourceType> = {
   deployment: CORE.deployments,
   service: CORE.services,
   configMap: CORE.configMaps,
   networkPolicy: CORE.networkPolicies,
+  credential: CORE.secrets,
 };
 
 export class Executor {
@@ -67,7 +68,8 @@ export class Executor {
     this.d = deps;
   }
 
-  private cache(kind: OwnedKind): Informer<KubeObject> | undefined {
+  private cache(kind: OwnedKind | "credential"): Informer<KubeObject> | undefined {
+    if (kind === "credential") return undefined;
     const c = this.d.caches;
     return {
       deployment: c.deployments,
@@ -144,6 +146,17 @@ export class Executor {
         }),
       ]);
       if (finalizer) current = await finalizer;
+    }
+    if (plan.credentialHash) {
+      act();
+      // metadata only: the server's pod template, and so the server, stays as it is
+      const updated = await this.d.kube.mergePatch<KubeObject>(
+        resourcePath(CORE.deployments, current.metadata.namespace, serverName(current.metadata.name)),
+        { metadata: { annotations: { [CREDENTIAL_HASH_ANNOTATION]: plan.credentialHash } } },
+        undefined,
+        { signal },
+      );
+      this.cache("deployment")?.setIfNewer(updated);
     }
     if (plan.createLivySession) {
       act();

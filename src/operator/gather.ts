@@ -3,7 +3,7 @@
  * Livy's answers when decide() asks for them. Every failure becomes data (LivyFailure), never an exception,
  * so that decide() sees it.
  */
-import type { LivySession } from "../api/index.ts";
+import { type LivySession, sessionCredential } from "../api/index.ts";
 import { CORE, type KubeClient, type KubeObject, resourcePath } from "../kube/client.ts";
 import type { Informer } from "../kube/informer.ts";
 import type { LivyAuth, LivyClient } from "../livy/client.ts";
@@ -17,7 +17,7 @@ import {
 import { isSessionUsable, LIVY_MESSAGES } from "../livy/protocol.ts";
 import { authFromSecret, type SecretLike } from "../livy/secret-auth.ts";
 import type { OperatorConfig } from "./config.ts";
-import { serverName } from "./objects.ts";
+import { serverName, usesCredential } from "./objects.ts";
 import { type DeploymentLike, observeActivity, ofAnotherLivySession, type PodLike } from "./observe.ts";
 import type {
   Activity,
@@ -47,6 +47,8 @@ export interface GatherDeps {
   config: OperatorConfig;
   /** A Livy client per server URL and credentials (kept alive across passes). */
   livy(url: string, auth?: LivyAuth): LivyClient;
+  /** The key shared with the gateway (--session-key-secret), once read; null: no per-session credentials. */
+  sessionKey?: () => Buffer | null;
 }
 
 /** How many Livy sessions and batches of a server are looked at for activity. */
@@ -83,6 +85,7 @@ export class Gatherer {
     };
     // by the owner index: filtering a copy of the whole pod cache made every pass O(N)
     const pods = c.pods.byIndex(`${ns}/${obj.metadata.name}`);
+    const credential = this.credential(obj);
     return {
       now: Date.now(),
       resource: obj,
@@ -92,13 +95,27 @@ export class Gatherer {
       auth: await this.auth(obj, signal),
       refused,
       memory,
+      ...(credential ? { credential } : {}),
     };
   }
 
-  /** The credentials of `spec.auth`, from its Secret (read through the cache). */
+  /** The per-session credential the LivySession's server demands, or undefined (src/api/credential.ts). */
+  credential(obj: LivySession): string | undefined {
+    const key = this.d.sessionKey?.() ?? null;
+    if (!key || !obj.metadata.uid || !usesCredential(obj.spec, true)) return undefined;
+    return sessionCredential(key, obj.metadata.uid);
+  }
+
+  /**
+   * What the operator presents to the LivySession's server: the credentials of `spec.auth`, from its Secret
+   * (read through the cache), or the per-session credential.
+   */
   async auth(obj: LivySession, signal?: AbortSignal): Promise<AuthObservation> {
     const auth = obj.spec.auth;
-    if (!auth) return { state: "none" };
+    if (!auth) {
+      const credential = this.credential(obj);
+      return credential ? { state: "ok", auth: { type: "bearer", token: credential } } : { state: "none" };
+    }
     const ns = obj.metadata.namespace ?? "";
     const resolve = (secret: SecretLike | null): AuthObservation => {
       try {

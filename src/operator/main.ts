@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 import { pino } from "pino";
 import { KubeClient, loadKubeConfig } from "../kube/client.ts";
+import { ensureSessionKey, SessionKey } from "../kube/session-key.ts";
 import { ConfigError, loadConfig } from "./config.ts";
 import { checkCrdInstalled, createController } from "./controller.ts";
 import { startHttpServer } from "./http.ts";
@@ -35,7 +36,40 @@ async function main(): Promise<number> {
     return 2;
   }
   const metrics = createMetrics();
-  const controller = createController({ kube, config, metrics, log });
+  // The key shared with the gateway: the per-session credentials derive from it (src/api/credential.ts).
+  let sessionKey: SessionKey | null = null;
+  if (config.sessionKeySecret) {
+    const [namespace = "", name = ""] = config.sessionKeySecret.split("/");
+    try {
+      await ensureSessionKey(kube, { namespace, name });
+    } catch (err) {
+      log.fatal(`cannot create the session key Secret ${config.sessionKeySecret}: ${String(err)}`);
+      return 2;
+    }
+    sessionKey = new SessionKey(kube, { namespace, name }, log);
+    await sessionKey.start();
+    if (!sessionKey.current) {
+      log.fatal(
+        `the session key Secret ${config.sessionKeySecret} holds no key (data.key, 16 bytes or more)`,
+      );
+      return 2;
+    }
+  }
+  const key = sessionKey;
+  const controller = createController({
+    kube,
+    config,
+    metrics,
+    log,
+    ...(key ? { sessionKey: () => key.current } : {}),
+  });
+  if (key) {
+    // a new key: every session's credential Secret is rewritten (its server reads it; nothing restarts)
+    key.onChange = () => {
+      for (const s of controller.caches.sessions.list())
+        controller.queue.add(`${s.metadata.namespace}/${s.metadata.name}`);
+    };
+  }
   const elector = config.leaderElect
     ? new LeaderElector(kube, log, {
         namespace: config.leaderElectionNamespace,
@@ -73,6 +107,7 @@ async function main(): Promise<number> {
       await controller.stop({ abort });
       await elector?.release();
       await new Promise((r) => http.server.close(r));
+      sessionKey?.stop();
       await kube.close();
       clearTimeout(hardStop);
     })();

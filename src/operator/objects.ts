@@ -1,5 +1,9 @@
 import { createHash } from "node:crypto";
 import {
+  CREDENTIAL_MOUNT_DIR,
+  CREDENTIAL_SECRET_KEY,
+  credentialLivyConf,
+  credentialSecretName,
   LABEL_MANAGED_BY,
   LABEL_SESSION,
   labelsFor,
@@ -85,8 +89,26 @@ function stableJson(v: unknown): string {
   return JSON.stringify(v) ?? "null";
 }
 
-/** livy.conf: the operator's settings first, then the user's livyConf (which may override them). */
-export function livyConf(user: Record<string, string> | undefined): Record<string, string> {
+/**
+ * Whether a LivySession's server demands the per-session credential (src/api/credential.ts): when the
+ * operator has the shared key, unless the LivySession brings its own authentication (spec.auth, or an auth
+ * type of its own in livyConf).
+ */
+export function usesCredential(
+  spec: { auth?: unknown; server?: { livyConf?: Record<string, string> } | undefined },
+  keyed: boolean,
+): boolean {
+  return keyed && !spec.auth && spec.server?.livyConf?.["livy.server.auth.type"] === undefined;
+}
+
+/**
+ * livy.conf: the operator's settings first, then the user's livyConf (which may override them), then the
+ * credential's filter when the server demands it (usesCredential: the user set no auth of their own).
+ */
+export function livyConf(
+  user: Record<string, string> | undefined,
+  credential = false,
+): Record<string, string> {
   return {
     "livy.server.host": "0.0.0.0",
     "livy.server.port": String(LIVY_PORT),
@@ -98,6 +120,7 @@ export function livyConf(user: Record<string, string> | undefined): Record<strin
     "livy.server.csrf-protection.enabled": "true",
     "livy.repl.enable-hive-context": "false",
     ...user,
+    ...(credential ? credentialLivyConf() : {}),
   };
 }
 
@@ -126,9 +149,9 @@ export const LIVY_CLIENT_CONF: Record<string, string> = {
   "livy.rsc.server.connect.timeout": STARTUP_TIMEOUT_MAX,
 };
 
-export function desiredConfigMap(owner: OwnerRef, server: ServerInput | undefined) {
+export function desiredConfigMap(owner: OwnerRef, server: ServerInput | undefined, credential = false) {
   const data = {
-    "livy.conf": renderConf(livyConf(server?.livyConf)),
+    "livy.conf": renderConf(livyConf(server?.livyConf, credential)),
     "livy-client.conf": renderConf(LIVY_CLIENT_CONF),
     "log4j.properties": LOG4J,
   };
@@ -170,6 +193,7 @@ export function desiredDeployment(
   server: ServerInput | undefined,
   defaults: ObjectDefaults,
   configHash: string,
+  credential = false,
 ) {
   const labels = labelsFor(owner.name);
   const usesServiceAccount = Boolean(server?.serviceAccountName);
@@ -251,6 +275,9 @@ export function desiredDeployment(
                 { name: "tmp", mountPath: "/tmp" },
                 { name: "work", mountPath: "/opt/spark/work-dir" },
                 ...(server?.volumeMounts ?? []),
+                ...(credential
+                  ? [{ name: "credential", mountPath: CREDENTIAL_MOUNT_DIR, readOnly: true }]
+                  : []),
               ],
             },
           ],
@@ -260,6 +287,18 @@ export function desiredDeployment(
             { name: "tmp", emptyDir: {} },
             { name: "work", emptyDir: {} },
             ...(server?.volumes ?? []),
+            ...(credential
+              ? [
+                  {
+                    name: "credential",
+                    secret: {
+                      secretName: credentialSecretName(owner.name),
+                      items: [{ key: CREDENTIAL_SECRET_KEY, path: CREDENTIAL_SECRET_KEY }],
+                      defaultMode: 0o440,
+                    },
+                  },
+                ]
+              : []),
           ],
           ...(server?.nodeSelector ? { nodeSelector: server.nodeSelector } : {}),
           ...(server?.tolerations ? { tolerations: server.tolerations } : {}),
@@ -287,12 +326,32 @@ export function upToDate(
   );
 }
 
-/** The label a client pod carries to reach Livy servers when NetworkPolicies are on. */
-export const CLIENT_LABEL = "livy.dev/client";
+/** On the Deployment: the digest of the credential its server was given (a new key rewrites the Secret). */
+export const CREDENTIAL_HASH_ANNOTATION = "livy.dev/credential-hash";
+
+/** The Secret holding the LivySession's credential, mounted by its Livy pod (owned by the LivySession). */
+export function desiredCredentialSecret(owner: OwnerRef, token: string) {
+  return {
+    apiVersion: "v1",
+    kind: "Secret",
+    type: "Opaque",
+    metadata: {
+      name: credentialSecretName(owner.name),
+      namespace: owner.namespace,
+      labels: labelsFor(owner.name),
+      // hashOf of the token, never the token: the operator compares digests, the Secret holds the value
+      annotations: { [CREDENTIAL_HASH_ANNOTATION]: hashOf(token) } as Record<string, string>,
+      ownerReferences: [ownerReference(owner)],
+    },
+    data: { [CREDENTIAL_SECRET_KEY]: Buffer.from(token).toString("base64") },
+  };
+}
 
 /**
- * With `--network-policy`: only pods labelled livy.dev/client=true in the session's namespace, and the
- * operator's pods, may reach the Livy server's port. Everything else is refused by the cluster's network plugin.
+ * With `--network-policy` (the default): only the gateway's pods (app.kubernetes.io/name=livy-gateway) and
+ * the operator's, both in the operator's namespace, may reach the Livy server's port. Everything else is
+ * refused by the cluster's network plugin; where none enforces NetworkPolicies, the per-session credential
+ * still refuses it.
  */
 export function desiredNetworkPolicy(owner: OwnerRef, operatorNamespace: string) {
   return withHash({
@@ -310,13 +369,10 @@ export function desiredNetworkPolicy(owner: OwnerRef, operatorNamespace: string)
       policyTypes: ["Ingress"],
       ingress: [
         {
-          from: [
-            { podSelector: { matchLabels: { [CLIENT_LABEL]: "true" } } },
-            {
-              namespaceSelector: { matchLabels: { "kubernetes.io/metadata.name": operatorNamespace } },
-              podSelector: { matchLabels: { "app.kubernetes.io/name": "livy-operator" } },
-            },
-          ],
+          from: ["livy-operator", "livy-gateway"].map((app) => ({
+            namespaceSelector: { matchLabels: { "kubernetes.io/metadata.name": operatorNamespace } },
+            podSelector: { matchLabels: { "app.kubernetes.io/name": app } },
+          })),
           ports: [{ protocol: "TCP", port: LIVY_PORT }],
         },
       ],

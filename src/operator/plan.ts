@@ -112,6 +112,11 @@ export interface Observation {
   livy?: LivyObservation | undefined;
   /** The API server refused (422) an owned object built from the spec, with its message. */
   refused?: string | undefined;
+  /**
+   * The per-session credential its server demands (derived from the key shared with the gateway), when
+   * the operator has the key and the LivySession brings no authentication of its own.
+   */
+  credential?: string | undefined;
   memory: Memory;
   /**
    * LivySessions whose Livy session is starting, polled tightly (this one included when it is): sets how
@@ -120,9 +125,13 @@ export interface Observation {
   starting?: number | undefined;
 }
 
-/** An owned object to apply, as built from the spec. */
+/**
+ * An owned object to apply, as built from the spec; or the credential's Secret, which is not cached (a
+ * cache of Secrets would need list and watch on every Secret): it is applied with the Deployment, and when
+ * the Deployment's credential-hash annotation says its server has another one.
+ */
 export interface DesiredObject {
-  kind: OwnedKind;
+  kind: OwnedKind | "credential";
   object: { metadata: { name: string; namespace: string; annotations: Record<string, string> } };
 }
 
@@ -148,6 +157,8 @@ export interface LogLine {
  */
 export interface Plan {
   finalizer?: "add" | "remove";
+  /** After the credential's Secret was applied: record its digest on the Deployment (metadata only). */
+  credentialHash?: string;
   /** By id; or by name, when the session may exist but its id was not recorded (deleted if found). */
   deleteLivySession?: { url: string; auth?: LivyAuth | undefined; id?: number; name?: string };
   /** The whole next status; written (status subresource) only when it differs from the stored one. */

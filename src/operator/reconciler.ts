@@ -25,6 +25,8 @@ export interface ReconcilerDeps {
   events: EventRecorder;
   /** A Livy client per server URL and credentials (kept alive across passes). */
   livy(url: string, auth?: LivyAuth): LivyClient;
+  /** The key shared with the gateway, once read; null: no per-session credentials. */
+  sessionKey?: () => Buffer | null;
 }
 
 /** Steps of one pass: a step that changed something and asks to look again at once continues the pass. */

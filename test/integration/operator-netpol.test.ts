@@ -50,7 +50,7 @@ describe("with --network-policy", () => {
     await kubectl(["delete", "namespace", ns, "--wait=false"]).catch(() => "");
   });
 
-  it("admits only labelled clients and the operator to each Livy server, and removes the policy with the server", async () => {
+  it("admits only the gateway and the operator to each Livy server, and removes the policy with the server", async () => {
     await applySession(ns, "np", { kind: "pyspark", idleTimeout: "2s" });
     await waitFor(ns, "np", isReady, "Ready");
     const path = resourcePath(CORE.networkPolicies, ns, "livy-np");
@@ -62,13 +62,10 @@ describe("with --network-policy", () => {
     expect(np.spec.policyTypes).toEqual(["Ingress"]);
     expect(np.spec.ingress).toEqual([
       {
-        from: [
-          { podSelector: { matchLabels: { "livy.dev/client": "true" } } },
-          {
-            namespaceSelector: { matchLabels: { "kubernetes.io/metadata.name": "livy-system" } },
-            podSelector: { matchLabels: { "app.kubernetes.io/name": "livy-operator" } },
-          },
-        ],
+        from: ["livy-operator", "livy-gateway"].map((app) => ({
+          namespaceSelector: { matchLabels: { "kubernetes.io/metadata.name": "livy-system" } },
+          podSelector: { matchLabels: { "app.kubernetes.io/name": app } },
+        })),
         ports: [{ protocol: "TCP", port: 8998 }],
       },
     ]);

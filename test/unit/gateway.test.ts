@@ -28,8 +28,9 @@ import {
 import { parseRoute, verbOf } from "../../src/gateway/routes.ts";
 import { selfSignedCertificate } from "../../src/gateway/selfsigned.ts";
 import { preferWaitMs } from "../../src/gateway/server.ts";
-import { type SessionKey, upstreamAuthorization } from "../../src/gateway/upstream-auth.ts";
+import { upstreamAuthorization } from "../../src/gateway/upstream-auth.ts";
 import { afterChange, checkCreateBody, decide, livyStateOf, viewOf } from "../../src/gateway/view.ts";
+import type { SessionKey } from "../../src/kube/session-key.ts";
 
 const T = "2026-01-01T00:00:00Z";
 const cond = (type: string, status: string, reason: string, message = "") => ({

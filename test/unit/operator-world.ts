@@ -77,16 +77,26 @@ export function resource(spec: Record<string, unknown> = {}, opts: ResourceOpts 
 export type ServerState = "none" | "progressing" | "available" | "unavailable";
 
 /** The owned objects as applied from `ls`'s spec, the Deployment in `state`. */
-export function serverOf(ls: LivySession, state: ServerState, settings = SETTINGS): OwnedObjects {
+export function serverOf(
+  ls: LivySession,
+  state: ServerState,
+  settings = SETTINGS,
+  credential?: string,
+): OwnedObjects {
   if (state === "none") return {};
   // what the spec builds, whatever the resource's state (suspended, being deleted)
   const { deletionTimestamp: _, ...meta } = ls.metadata;
   const fresh = { ...ls, metadata: meta, spec: { ...ls.spec, suspend: false }, status: {} };
-  const d = decide({ ...bare(fresh, settings), resource: fresh });
+  const d = decide({
+    ...bare(fresh, settings),
+    resource: fresh,
+    ...(credential !== undefined ? { credential } : {}),
+  });
   if (!("plan" in d) || !d.plan.apply) throw new Error("expected the objects to apply");
   const owned: OwnedObjects = {};
   for (const { kind, object } of d.plan.apply) {
-    owned[kind] = structuredClone(object) as OwnedObjects[typeof kind];
+    // the credential's Secret is not an owned object the operator caches
+    if (kind !== "credential") owned[kind] = structuredClone(object) as OwnedObjects[typeof kind];
   }
   const dep = owned.deployment;
   if (dep) {
@@ -146,6 +156,10 @@ export interface WorldOpts {
   refused?: string;
   settings?: DecideSettings;
   memory?: Observation["memory"];
+  /** The per-session credential the server demands (the operator holds the shared key). */
+  credential?: string;
+  /** The credential the live server was given, when another than `credential` (a rotated key). */
+  serverCredential?: string;
 }
 
 export function world(ls: LivySession, opts: WorldOpts = {}): Observation {
@@ -153,11 +167,13 @@ export function world(ls: LivySession, opts: WorldOpts = {}): Observation {
   return {
     ...bare(ls, settings),
     now: opts.now ?? T0,
-    owned: opts.owned ?? serverOf(ls, opts.server ?? "none", settings),
+    owned:
+      opts.owned ?? serverOf(ls, opts.server ?? "none", settings, opts.serverCredential ?? opts.credential),
     pods: opts.pods ?? [],
     auth: opts.auth ?? { state: "none" },
     ...(opts.refused !== undefined ? { refused: opts.refused } : {}),
     ...(opts.memory ? { memory: opts.memory } : {}),
+    ...(opts.credential !== undefined ? { credential: opts.credential } : {}),
   };
 }
 

@@ -120,6 +120,11 @@ The operator's rules on LivySessions and the objects it owns. One list, used by 
   resources: ["secrets"]
   verbs: ["get"]
 {{- end }}
+{{- if .Values.sessionCredentials.enabled }}
+- apiGroups: [""]
+  resources: ["secrets"]
+  verbs: ["create", "patch"]
+{{- end }}
 {{- if .Values.networkPolicy.enabled }}
 - apiGroups: ["networking.k8s.io"]
   resources: ["networkpolicies"]
@@ -161,4 +166,8 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 - apiGroups: ["livy.dev"]
   resources: ["livysessions"]
   verbs: ["get", "list", "watch", "patch"]
+{{- end }}
+
+{{- define "livy-operator.sessionKeySecret" -}}
+{{- printf "%s-session-key" (include "livy-operator.fullname" .) | trunc 63 | trimSuffix "-" }}
 {{- end }}
