@@ -50,10 +50,18 @@ describe("the per-session credential in decide()", () => {
 
     const dep = o.deployment as Obj;
     expect(dep.metadata.annotations[CREDENTIAL_HASH_ANNOTATION]).toBe(hashOf(CRED));
-    const pod = (dep as { spec: { template: { spec: Record<string, never> } } }).spec.template.spec as {
-      volumes: Array<{ name: string; secret?: { secretName: string } }>;
-      containers: Array<{ volumeMounts: Array<{ name: string; mountPath: string; readOnly?: boolean }> }>;
-    };
+    const pod = (
+      dep as unknown as {
+        spec: {
+          template: {
+            spec: {
+              volumes: Array<{ name: string; secret?: { secretName: string } }>;
+              containers: Array<{ volumeMounts: Array<{ name: string; mountPath: string }> }>;
+            };
+          };
+        };
+      }
+    ).spec.template.spec;
     expect(pod.volumes).toContainEqual(
       expect.objectContaining({
         name: "credential",
