@@ -121,7 +121,15 @@ const OPERATOR_RULES: Rule[] = [
   { apiGroups: [""], resources: ["pods"], verbs: ["get", "list", "watch"] },
   { apiGroups: [""], resources: ["events"], verbs: ["create", "patch"] },
   { apiGroups: [""], resources: ["secrets"], verbs: ["get"] },
+  // sessionCredentials.enabled (default): each LivySession's credential Secret
+  { apiGroups: [""], resources: ["secrets"], verbs: ["create", "patch"] },
 ];
+/** networkPolicy.enabled (default): the Livy servers' NetworkPolicies. */
+const NETWORK_POLICY_RULE: Rule = {
+  apiGroups: ["networking.k8s.io"],
+  resources: ["networkpolicies"],
+  verbs: ["get", "list", "watch", "create", "patch", "delete"],
+};
 /** The gateway's rules on LivySessions (chart README, "Permissions"), besides system:auth-delegator. */
 const GATEWAY_RULES: Rule[] = [
   { apiGroups: ["livy.dev"], resources: ["livysessions"], verbs: ["get", "list", "watch", "patch"] },
@@ -168,6 +176,10 @@ describe("the Helm chart", () => {
         "Deployment",
         "PodDisruptionBudget",
         "Role",
+        "Role",
+        "Role",
+        "RoleBinding",
+        "RoleBinding",
         "RoleBinding",
         "RoleBinding",
         "Service",
@@ -181,7 +193,7 @@ describe("the Helm chart", () => {
     const role = byKind(objs, "ClusterRole").find((r) => r.metadata.name === "lo-livy-operator") as
       | (K8sObject & { rules: Rule[] })
       | undefined;
-    expect(role?.rules).toEqual(OPERATOR_RULES);
+    expect(role?.rules).toEqual([...OPERATOR_RULES, NETWORK_POLICY_RULE]);
     const binding = named(objs, "ClusterRoleBinding", "lo-livy-operator") as K8sObject & {
       subjects: Array<{ kind: string; name: string; namespace: string }>;
     };
@@ -227,8 +239,47 @@ describe("the Helm chart", () => {
         .replaceAll("_", "-");
       expect(config, `${name} (--${flag})`).toContain(`"${flag}"`);
     }
-    expect(env.LIVY_OPERATOR_NETWORK_POLICY).toBeUndefined();
+    expect(env.LIVY_OPERATOR_NETWORK_POLICY).toBe("true");
     expect(env.LIVY_OPERATOR_WATCH_TIMEOUT_SECONDS).toBeUndefined();
+    // the per-session credential: the key's Secret, which the operator makes and both read by name
+    expect(env.LIVY_OPERATOR_SESSION_KEY_SECRET).toBe("livy-operator/lo-livy-operator-session-key");
+    expect(envOf(containerOf(objs, "gateway")).LIVY_GATEWAY_SESSION_KEY_SECRET).toBe(
+      "livy-operator/lo-livy-operator-session-key",
+    );
+    const keyRole = named(objs, "Role", "lo-livy-operator-session-key") as K8sObject & { rules: Rule[] };
+    expect(keyRole.metadata.namespace).toBe("livy-operator");
+    expect(keyRole.rules).toEqual([
+      { apiGroups: [""], resources: ["secrets"], verbs: ["create"] },
+      {
+        apiGroups: [""],
+        resources: ["secrets"],
+        resourceNames: ["lo-livy-operator-session-key"],
+        verbs: ["get"],
+      },
+    ]);
+    const readerRole = named(objs, "Role", "lo-livy-operator-session-key-reader") as K8sObject & {
+      rules: Rule[];
+    };
+    expect(readerRole.rules).toEqual([
+      {
+        apiGroups: [""],
+        resources: ["secrets"],
+        resourceNames: ["lo-livy-operator-session-key"],
+        verbs: ["get"],
+      },
+    ]);
+    const readerBinding = named(objs, "RoleBinding", "lo-livy-operator-session-key-reader") as K8sObject & {
+      subjects: Array<{ name: string }>;
+    };
+    expect(readerBinding.subjects.map((x) => x.name)).toEqual(["lo-livy-operator-gateway"]);
+    // off: no key, no Secret permissions beyond spec.auth's get, no Roles for it
+    const off = await template(["--set", "sessionCredentials.enabled=false"]);
+    expect(envOf(containerOf(off)).LIVY_OPERATOR_SESSION_KEY_SECRET).toBeUndefined();
+    expect(byKind(off, "Role").map((r) => r.metadata.name)).not.toContain("lo-livy-operator-session-key");
+    const offRole = byKind(off, "ClusterRole").find((r) => r.metadata.name === "lo-livy-operator") as
+      | (K8sObject & { rules: Rule[] })
+      | undefined;
+    expect(offRole?.rules).toEqual([...OPERATOR_RULES.slice(0, -1), NETWORK_POLICY_RULE]);
   });
 
   it("renders the gateway: two hardened replicas of the operator image, its own labels, RBAC, PDB and Services", async () => {
@@ -406,13 +457,8 @@ describe("the Helm chart", () => {
     ]);
   });
 
-  it("networkPolicy.enabled: the operator makes NetworkPolicies, with the permission for them", async () => {
-    const objs = await template([
-      "--set",
-      "networkPolicy.enabled=true",
-      "--set",
-      "config.watchTimeoutSeconds=300",
-    ]);
+  it("networkPolicy.enabled (the default): the operator makes NetworkPolicies, with the permission for them", async () => {
+    const objs = await template(["--set", "config.watchTimeoutSeconds=300"]);
     const env = envOf(containerOf(objs));
     expect(env.LIVY_OPERATOR_NETWORK_POLICY).toBe("true");
     expect(env.LIVY_OPERATOR_NETWORK_POLICY_OPERATOR_NAMESPACE).toBe("livy-operator");
@@ -420,14 +466,16 @@ describe("the Helm chart", () => {
     const role = byKind(objs, "ClusterRole").find((r) => r.metadata.name === "lo-livy-operator") as
       | (K8sObject & { rules: Rule[] })
       | undefined;
-    expect(role?.rules).toEqual([
-      ...OPERATOR_RULES,
-      {
-        apiGroups: ["networking.k8s.io"],
-        resources: ["networkpolicies"],
-        verbs: ["get", "list", "watch", "create", "patch", "delete"],
-      },
-    ]);
+    expect(role?.rules).toEqual([...OPERATOR_RULES, NETWORK_POLICY_RULE]);
+    const off = await template(["--set", "networkPolicy.enabled=false"]);
+    expect(envOf(containerOf(off)).LIVY_OPERATOR_NETWORK_POLICY).toBeUndefined();
+    expect(
+      (
+        byKind(off, "ClusterRole").find((r) => r.metadata.name === "lo-livy-operator") as K8sObject & {
+          rules: Rule[];
+        }
+      ).rules,
+    ).toEqual(OPERATOR_RULES);
     // the policies admit the operator by app.kubernetes.io/name=livy-operator
     const pod = deploymentOf(objs).spec.template as unknown as {
       metadata: { labels: Record<string, string> };
@@ -452,7 +500,7 @@ describe("the Helm chart", () => {
     const roles = byKind(objs, "Role") as Array<K8sObject & { rules: Rule[] }>;
     const operatorRoles = roles.filter((r) => r.metadata.name === "lo-livy-operator");
     expect(operatorRoles.map((r) => r.metadata.namespace).sort()).toEqual(["team-a", "team-b"]);
-    for (const r of operatorRoles) expect(r.rules).toEqual(OPERATOR_RULES);
+    for (const r of operatorRoles) expect(r.rules).toEqual([...OPERATOR_RULES, NETWORK_POLICY_RULE]);
     const gatewayRoles = roles.filter((r) => r.metadata.name === "lo-livy-operator-gateway");
     expect(gatewayRoles.map((r) => r.metadata.namespace).sort()).toEqual(["team-a", "team-b"]);
     for (const r of gatewayRoles) expect(r.rules).toEqual(GATEWAY_RULES);
@@ -495,7 +543,11 @@ describe("the Helm chart", () => {
     expect(byKind(single, "PodDisruptionBudget").map((p) => p.metadata.name)).toEqual([
       "lo-livy-operator-gateway",
     ]);
-    expect(byKind(single, "Role").map((r) => r.metadata.name)).toEqual(["lo-livy-operator-gateway-serving"]);
+    expect(byKind(single, "Role").map((r) => r.metadata.name)).toEqual([
+      "lo-livy-operator-gateway-serving",
+      "lo-livy-operator-session-key",
+      "lo-livy-operator-session-key-reader",
+    ]);
   });
 
   it("serviceMonitor.enabled: a ServiceMonitor selecting the metrics Service", async () => {
@@ -914,6 +966,11 @@ describe("the Helm chart", () => {
           ["list", "pods", "-A"],
           ["create", "events", "-n", sessionNs],
           ["get", "secrets", "-n", sessionNs],
+          // sessionCredentials.enabled (default): the LivySession's credential Secret, the shared key's
+          ["create", "secrets", "-n", sessionNs],
+          ["patch", "secrets", "-n", sessionNs],
+          // networkPolicy.enabled (default)
+          ["create", "networkpolicies.networking.k8s.io", "-n", sessionNs],
         ]) {
           expect(await can(yes), yes.join(" ")).toBe("yes");
         }
@@ -930,7 +987,8 @@ describe("the Helm chart", () => {
           ["get", "nodes"],
           ["create", "clusterroles.rbac.authorization.k8s.io"],
           ["create", "leases.coordination.k8s.io", "-n", releaseNs], // one replica: no leader election
-          ["create", "networkpolicies.networking.k8s.io", "-n", sessionNs], // networkPolicy.enabled is off
+          ["delete", "secrets", "-n", sessionNs],
+          ["update", "secrets", "-n", sessionNs],
         ]) {
           expect(await can(no), no.join(" ")).toBe("no");
         }
