@@ -10,10 +10,13 @@ import { API_VERSION, KIND, type LivySession, parseLivySession, phaseOf } from "
 import { LivyClient } from "../livy/client.ts";
 import { LivyTimeoutError } from "../livy/errors.ts";
 import {
+  apiServerRoute,
   CORE,
   connectKube,
-  defaultRoute,
+  directRoute,
+  gatewayThroughApiServer,
   getLivySession,
+  inCluster,
   type KubeConnection,
   kubeCall,
   LIVYSESSION_RESOURCE,
@@ -21,6 +24,7 @@ import {
   livySessionAuth,
   resolveLivySession,
   resourcePath,
+  serviceProxyRoute,
   wakeLivySession,
 } from "../livy/kube.ts";
 import { sleep } from "../livy/wait.ts";
@@ -220,6 +224,8 @@ export async function endpointOf(
     waitMs: number;
     signal: AbortSignal;
     token: string | undefined;
+    /** auto: through the API server to the gateway when it is served there, else direct. */
+    route?: "auto" | "apiserver" | "service-proxy" | "direct";
     clientOptions: { timeoutMs: number };
     say: (line: string) => void;
   },
@@ -253,10 +259,21 @@ export async function endpointOf(
           `waiting up to ${formatMs(opts.waitMs)} for Ready`,
       ),
   });
+  const via = opts.route ?? "auto";
+  // --token is a credential for Livy itself: it goes straight to the server
+  const apiserver =
+    via === "apiserver" || (via === "auto" && !opts.token && (await gatewayThroughApiServer(k.kube)));
+  if (apiserver) {
+    const route = await apiServerRoute(k.kube)(endpoint);
+    const client = new LivyClient({ ...opts.clientOptions, ...route.client, baseUrl: route.baseUrl });
+    return { client, sessionId: route.sessionId ?? endpoint.sessionId, namespace, name };
+  }
   const auth = opts.token ? undefined : await livySessionAuth(k.kube, namespace, name);
-  // in a pod, straight to the Service in status; elsewhere through the API server's service proxy with the
-  // kubeconfig's credentials (docs/client.md#reaching-a-session-from-outside-the-cluster)
-  const route = await defaultRoute(k.kube)(endpoint);
+  // without the gateway: in a pod, straight to the Service in status; elsewhere through the API server's
+  // service proxy with the kubeconfig's credentials (docs/client.md#reaching-a-session-from-outside-the-cluster)
+  const route = await (via === "direct" || (via === "auto" && inCluster(k.kube))
+    ? directRoute
+    : serviceProxyRoute(k.kube))(endpoint);
   const client = new LivyClient({
     ...opts.clientOptions,
     ...(opts.token ? { auth: { type: "bearer" as const, token: opts.token } } : auth ? { auth } : {}),

@@ -41,6 +41,7 @@ interface GlobalOptions {
   namespace?: string;
   url?: string;
   token?: string;
+  route: "auto" | "apiserver" | "service-proxy" | "direct";
   output: OutputFormat;
   requestTimeout: string;
 }
@@ -120,6 +121,17 @@ export function program(name = "livyctl"): Command {
       "bearer token for Livy (default: $LIVY_TOKEN, else the LivySession's spec.auth)",
     )
     .addOption(
+      new Option(
+        "--route <route>",
+        "how --livysession reaches Livy: apiserver (through the API server to the gateway, from anywhere " +
+          "the kubeconfig works), service-proxy (the API server's service proxy to the server), direct " +
+          "(the server's in-cluster URL), auto (apiserver when the cluster serves the gateway's APIService " +
+          "gateway.livy.dev and no --token is given; else direct in a pod, service-proxy elsewhere)",
+      )
+        .choices(["auto", "apiserver", "service-proxy", "direct"])
+        .default("auto"),
+    )
+    .addOption(
       new Option("-o, --output <format>", "output format").choices([...OUTPUT_FORMATS]).default("text"),
     )
     .option("--request-timeout <duration>", "timeout of each HTTP request to Livy", "30s")
@@ -173,7 +185,14 @@ export function program(name = "livyctl"): Command {
     }
     const ref = o.livysession;
     const ep = await withKube((k, m) =>
-      m.endpointOf(k, ref, { waitMs, signal, token: token(), clientOptions: livyClientOptions(), say }),
+      m.endpointOf(k, ref, {
+        waitMs,
+        signal,
+        token: token(),
+        route: g().route,
+        clientOptions: livyClientOptions(),
+        say,
+      }),
     );
     return { client: ep.client, sessionId: sessionId ?? ep.sessionId };
   }

@@ -108,6 +108,14 @@ export class KubeClient {
   readonly kubeConfig: KubeConfigLike;
   readonly server: string;
   private readonly agent: Agent;
+  /** The TLS options of the connection to the API server (CA, client certificate), for other clients. */
+  readonly tls: {
+    ca?: string | Buffer;
+    cert?: string | Buffer;
+    key?: string | Buffer;
+    rejectUnauthorized: boolean;
+    servername?: string;
+  };
   private headers: Record<string, string> = {};
   private headersAt = 0;
   /** Requests sent, by verb: the scale benchmark reads it. */
@@ -125,17 +133,24 @@ export class KubeClient {
     if (!server) throw new Error("kubeconfig has no current cluster");
     this.server = server.replace(/\/$/, "");
     const skipTls = kc.getCurrentCluster()?.skipTLSVerify === true;
-    this.agent = new Agent({
-      connections,
-      keepAliveTimeout: 30_000,
-      connect: {
-        ca: https.ca as string | Buffer | undefined,
-        cert: https.cert as string | Buffer | undefined,
-        key: https.key as string | Buffer | undefined,
-        rejectUnauthorized: !skipTls,
-        ...(https.servername ? { servername: https.servername } : {}),
-      },
-    });
+    this.tls = {
+      ...(https.ca ? { ca: https.ca as string | Buffer } : {}),
+      ...(https.cert ? { cert: https.cert as string | Buffer } : {}),
+      ...(https.key ? { key: https.key as string | Buffer } : {}),
+      rejectUnauthorized: !skipTls,
+      ...(https.servername ? { servername: https.servername } : {}),
+    };
+    this.agent = new Agent({ connections, keepAliveTimeout: 30_000, connect: { ...this.tls } });
+  }
+
+  /**
+   * The Authorization header this client sends to the API server (a bearer token, possibly from an exec
+   * plugin and refreshed, or Basic), or undefined with client certificates only: for a client that goes
+   * through the API server with the same identity (src/livy/kube.ts, apiServerRoute).
+   */
+  async authorization(): Promise<string | undefined> {
+    const h = await this.authHeaders();
+    return h.authorization ?? h.Authorization;
   }
 
   /** Auth headers (bearer tokens rotate in a cluster): refreshed once a minute. */

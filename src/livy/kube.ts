@@ -21,7 +21,14 @@ import {
   readyCondition,
   VERSION,
 } from "../api/index.ts";
-import { CORE, type KubeClient, type KubeObject, type ResourceType, resourcePath } from "../kube/client.ts";
+import {
+  CORE,
+  KubeApiError,
+  type KubeClient,
+  type KubeObject,
+  type ResourceType,
+  resourcePath,
+} from "../kube/client.ts";
 import { backoffDelay } from "../util/backoff.ts";
 import { type LivyAuth, LivyClient, type LivyClientOptions } from "./client.ts";
 import { LivyUnreachableError, SessionGoneError, SessionNotUsableError } from "./errors.ts";
@@ -226,10 +233,15 @@ async function watchUntilDecided(
 export interface LivyRoute {
   baseUrl: string;
   client?: Partial<Omit<LivyClientOptions, "baseUrl">>;
+  /** The session's id on this path, when not Livy's own (`endpoint.sessionId`): 0 through the gateway. */
+  sessionId?: number;
 }
 export type RouteResolver = (endpoint: LivySessionEndpoint) => LivyRoute | Promise<LivyRoute>;
 
-/** Straight to `status.serverURL` (from inside the cluster, or where its Services resolve). */
+/**
+ * Straight to `status.serverURL`: from inside the cluster, where its Services resolve, and only to servers
+ * that do not demand the per-session credential (which only the operator and the gateway hold).
+ */
 export const directRoute: RouteResolver = (endpoint) => ({ baseUrl: endpoint.serverURL });
 
 /**
@@ -294,23 +306,99 @@ export function serviceProxyRoute(kube: KubeClient): RouteResolver {
   };
 }
 
+/** The gateway as an aggregated API version of livy.dev (the chart's APIService gateway.livy.dev). */
+export const GATEWAY_API_PATH = `/apis/${GROUP}/gateway`;
+
+/**
+ * Through the API server to the gateway (docs/gateway.md, "Two doors"): the API server authenticates the
+ * caller with whatever the kubeconfig holds (client certificate, token, exec plugin), RBAC decides
+ * (`livysessions/proxy`), and the gateway wakes the session if need be. Works from anywhere the API server
+ * is reachable. The session is id 0 there. `pipelining: 1`: the API server's proxy may spread one
+ * connection's requests over several upstream connections, and a statement burst must keep its order.
+ */
+export function apiServerRoute(kube: KubeClient): RouteResolver {
+  return async (endpoint) => {
+    const { namespace, name } = endpoint;
+    // a kubeconfig with a token (refreshed by its exec plugin, per request); with client certificates only,
+    // the TLS handshake is the identity and no header is sent
+    const bearer = (await kube.authorization())?.match(/^Bearer\s+(.+)$/i);
+    return {
+      baseUrl: `${kube.server}${GATEWAY_API_PATH}/namespaces/${encodeURIComponent(namespace)}/livysessions/${encodeURIComponent(name)}/proxy`,
+      sessionId: 0,
+      client: {
+        pipelining: 1,
+        ...(kube.server.startsWith("https:") ? { tls: { ...kube.tls } } : {}),
+        ...(bearer
+          ? {
+              auth: {
+                type: "bearer" as const,
+                token: async () =>
+                  (await kube.authorization())?.replace(/^Bearer\s+/i, "") ?? (bearer[1] as string),
+              },
+            }
+          : {}),
+      },
+    };
+  };
+}
+
+const gatewayServed = new WeakMap<KubeClient, Promise<boolean>>();
+
+/**
+ * Whether the API server serves the gateway's API version (its APIService is registered and available):
+ * asked once per client. 404: not installed. Registered but not answering (503): an error that says so,
+ * rather than a silent fallback to a path that servers with credentials refuse.
+ */
+export function gatewayThroughApiServer(kube: KubeClient): Promise<boolean> {
+  let served = gatewayServed.get(kube);
+  if (!served) {
+    served = kubeCall(kube, `discover ${GATEWAY_API_PATH}`, async () => {
+      try {
+        await kube.request("GET", GATEWAY_API_PATH, { timeoutMs: 10_000 });
+        return true;
+      } catch (err) {
+        if (err instanceof KubeApiError && err.status === 404) return false;
+        if (err instanceof KubeApiError && err.status === 503)
+          throw new KubeApiError(
+            503,
+            err.reason,
+            `the APIService gateway.livy.dev is registered but not available (is the gateway running? ` +
+              `kubectl get apiservice gateway.livy.dev): ${err.message}`,
+          );
+        throw err;
+      }
+    });
+    gatewayServed.set(kube, served);
+    served.catch(() => gatewayServed.delete(kube));
+  }
+  return served;
+}
+
 /** True when the client uses a pod's service account (client-node's in-cluster configuration). */
 export function inCluster(kube: KubeClient): boolean {
   return kube.kubeConfig.getCurrentContext() === "inClusterContext";
 }
 
 /**
- * The default route: direct inside the cluster, where `status.serverURL` resolves; outside it, through the
- * API server's service proxy (serviceProxyRoute), which needs only the kubeconfig.
+ * The default route: through the API server to the gateway when the cluster serves it (apiServerRoute:
+ * the one way into servers that demand the per-session credential, and RBAC per LivySession); otherwise
+ * direct inside the cluster, where `status.serverURL` resolves, and outside it through the API server's
+ * service proxy (serviceProxyRoute), which needs only the kubeconfig.
  */
 export function defaultRoute(kube: KubeClient): RouteResolver {
-  return inCluster(kube) ? directRoute : serviceProxyRoute(kube);
+  return async (endpoint) => {
+    if (await gatewayThroughApiServer(kube)) return apiServerRoute(kube)(endpoint);
+    return (inCluster(kube) ? directRoute : serviceProxyRoute(kube))(endpoint);
+  };
 }
 
 export interface ConnectOptions extends ResolveOptions {
   client?: Omit<LivyClientOptions, "baseUrl">;
   session?: SessionOptions;
-  /** How to reach the endpoint; default defaultRoute(kube): direct in the cluster, else the API server's service proxy. */
+  /**
+   * How to reach the endpoint; default defaultRoute(kube): the gateway through the API server when served,
+   * else direct in the cluster and the API server's service proxy outside it.
+   */
   route?: RouteResolver;
 }
 
@@ -342,15 +430,16 @@ export async function connectLivySession(
   opts: ConnectOptions = {},
 ): Promise<{ endpoint: LivySessionEndpoint; client: LivyClient; session: InteractiveSession }> {
   const endpoint = await resolveLivySession(kube, namespace, name, opts);
-  const auth = opts.client?.auth ?? (await livySessionAuth(kube, namespace, name));
   const route = await (opts.route ?? defaultRoute(kube))(endpoint);
+  // a route with credentials of its own (the API server's) needs no spec.auth Secret
+  const auth = route.client?.auth ?? opts.client?.auth ?? (await livySessionAuth(kube, namespace, name));
   const client = new LivyClient({
     ...opts.client,
     ...(auth ? { auth } : {}),
     ...route.client,
     baseUrl: route.baseUrl,
   });
-  return { endpoint, client, session: client.session(endpoint.sessionId, opts.session) };
+  return { endpoint, client, session: client.session(route.sessionId ?? endpoint.sessionId, opts.session) };
 }
 
 export interface StartLivySessionOptions extends ConnectOptions {

@@ -4,7 +4,9 @@ import { request as httpsRequest } from "node:https";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parse } from "yaml";
+import { connectLivySession, gatewayThroughApiServer } from "../../src/livy/kube.ts";
 import { testbed } from "../testbed/context.ts";
+import { REPO_ROOT } from "../testbed/paths.ts";
 import { freePort } from "../testbed/process.ts";
 import { type GatewayProcess, serviceAccountToken, startGateway } from "./gateway-harness.ts";
 import {
@@ -252,5 +254,73 @@ describe("gateway through the API server (aggregation layer)", () => {
       { env: kubectlEnv() },
     ).catch((e: { stdout?: string }) => ({ stdout: e.stdout ?? "" }));
     expect(forged.stdout).toContain("Unauthorized");
+  });
+
+  /** Requests the gateway took from the front proxy (the API server), by its metrics. */
+  const throughApiServer = async () => {
+    const m = /livy_gateway_reviews_total\{kind="front-proxy",result="ok"\} (\d+)/.exec(await gate.metrics());
+    return Number(m?.[1] ?? 0);
+  };
+
+  it("livyctl run --livysession, given only a kubeconfig, goes through the API server to the gateway", async () => {
+    const before = await throughApiServer();
+    const res = await run(
+      process.execPath,
+      [
+        `${REPO_ROOT}/src/cli/main.ts`,
+        "--kubeconfig",
+        testbed().kubeconfig,
+        "run",
+        "--livysession",
+        `${ns}/nb`,
+        "--wait",
+        "2m",
+        "2 ** 10",
+      ],
+      { env: { ...process.env, LIVY_URL: "", LIVY_TOKEN: "" }, timeout: 150_000 },
+    );
+    expect(res.stdout.trim()).toBe("1024");
+    expect(await throughApiServer()).toBeGreaterThan(before);
+  });
+
+  it("the TypeScript client's connectLivySession takes the same path by default (session 0)", async () => {
+    const k = await kube();
+    expect(await gatewayThroughApiServer(k)).toBe(true);
+    const before = await throughApiServer();
+    const { endpoint, client, session } = await connectLivySession(k, ns, "nb", { timeoutMs: 60_000 });
+    try {
+      expect(session.id).toBe(0);
+      expect(endpoint.name).toBe("nb");
+      const result = await session.run("2 ** 10", { timeoutMs: 60_000 });
+      expect(result.text).toBe("1024");
+    } finally {
+      await client.close();
+    }
+    expect(await throughApiServer()).toBeGreaterThan(before);
+  });
+
+  it("serves the PyPI livy client through the API server with a Bearer token and the cluster's CA", async () => {
+    const python = testbed().python;
+    if (!python) throw new Error("the test bed has no python venv with the PyPI livy client");
+    const script = [
+      "import sys",
+      "from livy import LivySession",
+      "url, token, ca = sys.argv[1], sys.argv[2], sys.argv[3]",
+      "def bearer(r):",
+      "    r.headers['Authorization'] = 'Bearer ' + token",
+      "    return r",
+      "with LivySession.create(url, auth=bearer, verify=ca, echo=False) as s:",
+      "    print('RESULT', s.run('2 ** 10').text)",
+      "    print('SESSION', s.session_id)",
+    ].join("\n");
+    const before = await throughApiServer();
+    const { stdout } = await run(
+      python,
+      ["-c", script, `${server()}${base()}/nb/proxy`, runner, `${testbed().stateDir}/pki/ca.crt`],
+      { timeout: 150_000 },
+    );
+    expect(stdout).toContain("RESULT 1024");
+    expect(stdout).toContain("SESSION 0");
+    expect(await throughApiServer()).toBeGreaterThan(before);
   });
 });
