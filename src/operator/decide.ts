@@ -918,10 +918,17 @@ class Step {
 
   /** The owned objects that exist and are not already being deleted. */
   private removeServer(): void {
-    const kinds: OwnedKind[] = OWNED_KINDS.filter((k) => {
+    const kinds: Array<OwnedKind | "credential"> = OWNED_KINDS.filter((k) => {
       const live = this.o.owned[k];
       return live && !live.metadata?.deletionTimestamp;
     });
+    // the credential's Secret goes with its server (the Deployment says it was given one): it is written
+    // again with the next server, and nothing of a parked session is left but the LivySession
+    if (
+      kinds.includes("deployment") &&
+      this.o.owned.deployment?.metadata?.annotations?.[CREDENTIAL_HASH_ANNOTATION]
+    )
+      kinds.push("credential");
     if (kinds.length) this.plan.deleteOwned = kinds;
   }
 }

@@ -4,7 +4,15 @@
  * was made by decide().
  */
 import type { Logger } from "pino";
-import { FINALIZER, GROUP, KIND, type LivySession, PLURAL, VERSION } from "../api/index.ts";
+import {
+  credentialSecretName,
+  FINALIZER,
+  GROUP,
+  KIND,
+  type LivySession,
+  PLURAL,
+  VERSION,
+} from "../api/index.ts";
 import {
   CORE,
   KubeApiError,
@@ -112,10 +120,11 @@ export class Executor {
     }
     for (const kind of plan.deleteOwned ?? []) {
       act();
+      const name = current.metadata.name;
       const path = resourcePath(
         RESOURCE[kind],
         current.metadata.namespace,
-        serverName(current.metadata.name),
+        kind === "credential" ? credentialSecretName(name) : serverName(name),
       );
       await this.d.kube.delete(path, { signal });
     }

@@ -163,7 +163,7 @@ export interface Plan {
   deleteLivySession?: { url: string; auth?: LivyAuth | undefined; id?: number; name?: string };
   /** The whole next status; written (status subresource) only when it differs from the stored one. */
   status?: LivySessionStatus;
-  deleteOwned?: OwnedKind[];
+  deleteOwned?: Array<OwnedKind | "credential">;
   apply?: DesiredObject[];
   createLivySession?: { url: string; auth?: LivyAuth | undefined; body: CreateSessionRequest };
   /** The warm-up statement, submitted after the status that says WarmingUp was written. */

@@ -13,7 +13,16 @@ import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { promisify } from "node:util";
-import { CRD_NAME, GROUP, type LivySession, phaseOf, readyCondition, VERSION } from "../../src/api/index.ts";
+import {
+  CRD_NAME,
+  CREDENTIAL_MOUNT_DIR,
+  CREDENTIAL_SECRET_KEY,
+  GROUP,
+  type LivySession,
+  phaseOf,
+  readyCondition,
+  VERSION,
+} from "../../src/api/index.ts";
 import { CORE, KubeApiError, KubeClient, loadKubeConfig, resourcePath } from "../../src/kube/client.ts";
 import { REPO_ROOT } from "../testbed/paths.ts";
 
@@ -339,12 +348,16 @@ export class Product {
 
   /**
    * The Livy sessions on a LivySession's server, as Livy lists them, read inside the Livy pod (an
-   * inspection, not a client's path): to count duplicates.
+   * inspection, not a client's path): to count duplicates. With the per-session credential the server
+   * demands it: read from the Secret the pod mounts, never printed.
    */
   async livySessionsOnServer(namespace: string, name: string): Promise<ServerSession[]> {
     const code = [
-      "import json, urllib.request",
-      "r = json.load(urllib.request.urlopen('http://127.0.0.1:8998/sessions?size=1000', timeout=20))",
+      "import json, os, urllib.request",
+      `f = '${CREDENTIAL_MOUNT_DIR}/${CREDENTIAL_SECRET_KEY}'`,
+      "h = {'Authorization': 'Bearer ' + open(f).read().strip()} if os.path.exists(f) else {}",
+      "q = urllib.request.Request('http://127.0.0.1:8998/sessions?size=1000', headers=h)",
+      "r = json.load(urllib.request.urlopen(q, timeout=20))",
       "print(json.dumps([{'id': s['id'], 'name': s.get('name'), 'state': s['state']} for s in r['sessions']]))",
     ].join("\n");
     const out = await this.kubectl([
@@ -363,8 +376,8 @@ export class Product {
   /**
    * livyctl in the cluster, as a notebook pod runs it: a pod of the operator image (which carries livyctl)
    * in `clientNs`, under a ServiceAccount bound to the `edit` role in the session's namespace, running
-   * `livyctl <args>` with its in-cluster configuration; it reaches the Livy server at the Service in
-   * status. Resolves with the pod's output and exit code.
+   * `livyctl <args>` with its in-cluster configuration; it reaches the Livy server through the API server
+   * and the gateway (the chart's default), or at the Service in status without them. Resolves with the pod's output and exit code.
    */
   async livyctlInCluster(
     clientNs: string,

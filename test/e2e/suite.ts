@@ -191,14 +191,14 @@ export function e2eSuite(title: string, provision: () => Promise<Cluster>): void
       "from the host, outside the cluster: livyctl run --livysession default/pyspark-minimal 'spark.range(1000).count()' prints 1000 (the README's headline command)",
       async () => {
         need(state.ready, "a Ready LivySession");
-        // through the API server's service proxy with the kubeconfig (docs/client.md: outside the cluster)
+        // through the API server to the gateway with the kubeconfig (docs/client.md: outside the cluster)
         expect(await runFromHost("spark.range(1000).count()")).toBe("1000");
       },
       10 * MIN,
     );
 
     it(
-      "from the host: the TypeScript client (connectLivySession through the service proxy) runs spark.range(1000).count()",
+      "from the host: the TypeScript client (connectLivySession through the API server to the gateway) runs spark.range(1000).count()",
       async () => {
         const ready = need(state.ready, "a Ready LivySession");
         const conn = await connectKube({ kubeconfig: cluster?.kubeconfig });
@@ -208,9 +208,11 @@ export function e2eSuite(title: string, provision: () => Promise<Cluster>): void
           });
           try {
             expect(endpoint.sessionId).toBe(ready.status?.livySessionId);
+            // the chart's gateway, served by the API server: the Livy server itself admits only the gateway
             expect(client.baseUrl.pathname).toBe(
-              `/api/v1/namespaces/${NS}/services/http:livy-${MINIMAL.name}:8998/proxy`,
+              `/apis/livy.dev/gateway/namespaces/${NS}/livysessions/${MINIMAL.name}/proxy`,
             );
+            expect(session.id).toBe(0);
             const result = await session.run("spark.range(1000).count()", { timeoutMs: 5 * MIN });
             expect(result.text).toBe("1000");
           } finally {
@@ -224,7 +226,7 @@ export function e2eSuite(title: string, provision: () => Promise<Cluster>): void
     );
 
     it(
-      "in the cluster, as a notebook pod: livyctl (in-cluster configuration, straight to the Service in status) prints 1000",
+      "in the cluster, as a notebook pod: livyctl (in-cluster configuration, through the API server to the gateway) prints 1000",
       async () => {
         need(state.ready, "a Ready LivySession");
         await p.namespace(CLIENT_NS);

@@ -14,7 +14,7 @@ import {
   usesCredential,
 } from "../../src/operator/objects.ts";
 import type { DesiredObject } from "../../src/operator/plan.ts";
-import { readyStatus, resource, SETTINGS, step, world } from "./operator-world.ts";
+import { livySession, ok, readyStatus, resource, SETTINGS, step, T0, world } from "./operator-world.ts";
 
 /**
  * The per-session credential on the operator's side: decide() gives a server that demands it its Secret,
@@ -113,6 +113,21 @@ describe("the per-session credential in decide()", () => {
     expect(plan.credentialHash).toBe(hashOf(ROTATED));
     expect(plan.requeueAfterMs).toBe(0);
     expect(plan.status, "the Ready session stays as it is").toBeUndefined();
+  });
+});
+
+describe("the credential's Secret goes with its server", () => {
+  it("is deleted with the server at the idle teardown, after the Deployment, Service and ConfigMap", () => {
+    const spec = { idleTimeout: "10m" };
+    const { plan } = step(
+      world(resource(spec, { status: readyStatus(spec) }), {
+        credential: CRED,
+        server: "available",
+        now: T0 + 10 * 60_000,
+      }),
+      { session: ok(livySession(7, "idle")), activity: ok({ busy: false, latestMs: 0 }) },
+    );
+    expect(plan.deleteOwned).toEqual(["deployment", "service", "configMap", "credential"]);
   });
 });
 
