@@ -210,6 +210,10 @@ export async function startControlPlane(
           "--requestheader-extra-headers-prefix=X-Remote-Extra-",
           `--proxy-client-cert-file=${pki.frontProxyClientCert}`,
           `--proxy-client-key-file=${pki.frontProxyClientKey}`,
+          // to an APIService's pods by their IPs, not its Service's ClusterIP: this API server runs on the
+          // host, outside the real node's network namespace where kube-proxy's Service rules live (pod IPs
+          // are routed to it; ClusterIPs are not). A kubeadm or kind API server runs on a node and needs none
+          "--enable-aggregator-routing=true",
           "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
           `--service-account-key-file=${pki.saPub}`,
           `--service-account-signing-key-file=${pki.saKey}`,
