@@ -260,7 +260,8 @@ async function startStandin(stateDir: string, record: (p: RunningProcess) => voi
       await res.body?.cancel();
       return res.ok;
     },
-    { timeoutMs: 20_000, proc },
+    // Node's start with type stripping alone took over 20 s at load average 44 (the whole up failed)
+    { timeoutMs: 120_000, proc },
   );
   return url;
 }
