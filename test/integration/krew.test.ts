@@ -75,5 +75,7 @@ describe("kubectl livy through krew", () => {
         },
       ),
     ).rejects.toThrow(/sha256|checksum/i);
-  });
+    // packing the plugin (npm pack, a Node start per step) and, the first time, building krew take minutes
+    // on a loaded machine; each command has its own bound
+  }, 1_200_000);
 });

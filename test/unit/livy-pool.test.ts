@@ -29,7 +29,7 @@ describe("SessionPool", () => {
   it("runs statements in parallel across sessions, spread evenly", async () => {
     const pool = new SessionPool(await sessions(4));
     const started = Date.now();
-    const pooled = await Promise.all(Array.from({ length: 8 }, (_, i) => pool.submit(`sleep 0.2; ${i}`)));
+    const pooled = await Promise.all(Array.from({ length: 8 }, (_, i) => pool.submit(`sleep 1; ${i}`)));
     const results = await Promise.all(pooled.map((p) => p.result));
     const wall = Date.now() - started;
     expect(results.map((r) => r.text)).toEqual(["0", "1", "2", "3", "4", "5", "6", "7"]);
@@ -46,8 +46,9 @@ describe("SessionPool", () => {
       most = Math.max(most, running);
     }
     expect(most).toBe(4);
-    // Serially it would take 1.6 s.
-    expect(wall).toBeLessThan(1_600);
+    // Serially it would take 8 s; in parallel 2 s, plus what a loaded machine adds (a loose bound: the
+    // parallelism itself is asserted above from Livy's own times, which load cannot blur).
+    expect(wall).toBeLessThan(7_000);
     const perSession = new Map<number, number>();
     for (const r of results) perSession.set(r.sessionId, (perSession.get(r.sessionId) ?? 0) + 1);
     expect([...perSession.values()]).toEqual([2, 2, 2, 2]);

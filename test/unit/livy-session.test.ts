@@ -144,12 +144,19 @@ describe("InteractiveSession.submit", () => {
   it("times out a statement and cancels it in Livy, freeing the session", async () => {
     const client = fx.client();
     const session = client.session(await fx.idleSession(client));
-    const handle = await session.submit("sleep 30", { timeoutMs: 100 });
+    // the timeout also bounds the submission: long enough that a loaded machine still submits within it
+    const handle = await session.submit("sleep 30", { timeoutMs: 1_000 });
     const err = await rejection(handle.result);
     expect(err).toBeInstanceOf(LivyTimeoutError);
-    await ms(60);
-    expect((await client.getStatement(session.id, handle.id)).state).toBe("cancelled");
-    await expect(session.run("3 * 3", { timeoutMs: 2_000 })).resolves.toMatchObject({ text: "9" });
+    // the cancel is sent as the timeout fires; Livy (the stand-in) records it on its next turn
+    const deadline = Date.now() + 10_000;
+    let state = (await client.getStatement(session.id, handle.id)).state;
+    while (state !== "cancelled" && Date.now() < deadline) {
+      await ms(20);
+      state = (await client.getStatement(session.id, handle.id)).state;
+    }
+    expect(state).toBe("cancelled");
+    await expect(session.run("3 * 3", { timeoutMs: 10_000 })).resolves.toMatchObject({ text: "9" });
   });
 
   it("aborts a statement on the caller's signal", async () => {
@@ -348,15 +355,17 @@ describe("monitoring", () => {
     const client = fx.client();
     const session = client.session(await fx.idleSession(client));
     await session.run("0");
-    const times: number[] = [];
+    // Counted in polls, not milliseconds: a unit test cannot time a loaded machine (the latency itself is
+    // measured by `npm run bench -- client`). A trivial statement is answered at once by the stand-in, so
+    // the first polls of the fast interval see it; a slow first interval or a missed answer makes many more.
+    const polls: number[] = [];
     for (let i = 0; i < 7; i++) {
-      const started = performance.now();
+      const before = fx.standin.control.counters().routes["GET /sessions/:id/statements"] ?? 0;
       await session.run("1 + 1");
-      times.push(performance.now() - started);
+      polls.push((fx.standin.control.counters().routes["GET /sessions/:id/statements"] ?? 0) - before);
     }
-    // The median, so that one scheduling hiccup of a loaded machine does not decide.
-    const median = times.sort((a, b) => a - b)[3] ?? Number.POSITIVE_INFINITY;
-    expect(median).toBeLessThan(50);
+    const median = polls.sort((a, b) => a - b)[3] ?? Number.POSITIVE_INFINITY;
+    expect(median).toBeLessThanOrEqual(3);
   });
 
   it("falls back to reading a statement by id when it is older than the list window", async () => {

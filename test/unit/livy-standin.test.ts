@@ -242,7 +242,8 @@ describe("stand-in server", () => {
     fx.standin.control.configure({ blockingSleep: true });
     await post("/sessions", { kind: "pyspark" });
     fx.standin.control.setSessionState(0, "idle");
-    await post("/sessions/0/statements", { code: "import time; time.sleep(0.3)" });
+    // a sleep long enough to still be running after the 50 ms waits below on a loaded machine
+    await post("/sessions/0/statements", { code: "import time; time.sleep(3)" });
     await post("/sessions/0/statements", { code: "2 + 2" });
     await new Promise((r) => setTimeout(r, 50));
     expect(await post("/sessions/0/statements/0/cancel", {})).toEqual({
@@ -252,7 +253,11 @@ describe("stand-in server", () => {
     await new Promise((r) => setTimeout(r, 50));
     expect((await get("/sessions/0/statements/0")).body).toMatchObject({ state: "cancelling", output: null });
     expect((await get("/sessions/0/statements/1")).body).toMatchObject({ state: "waiting" });
-    await new Promise((r) => setTimeout(r, 300));
+    const deadline = Date.now() + 15_000;
+    while (((await get("/sessions/0/statements/0")).body as { state: string }).state === "cancelling") {
+      if (Date.now() > deadline) break;
+      await new Promise((r) => setTimeout(r, 50));
+    }
     expect((await get("/sessions/0/statements/0")).body).toMatchObject({
       state: "cancelled",
       output: { status: "ok", data: { "text/plain": "" } },
