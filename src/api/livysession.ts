@@ -710,6 +710,184 @@ export const sessionSchema = describe(
   "The body of Livy's POST /sessions (besides kind, which is spec.kind).",
 );
 
+// ---------------------------------------------------------------- spark (where Spark runs)
+
+export const SPARK_MODES = ["local", "kubernetes"] as const;
+
+/** The Spark conf key that marks a Livy session for Kubernetes mode (deploy/livy-image/bin/spark-submit). */
+export const SPARK_MODE_CONF_KEY = "spark.livy-operator.mode";
+
+/**
+ * Spark conf keys the operator sets in Kubernetes mode, from spec.spark or for its guarantees (executors
+ * owned by the driver's pod and deleted with it, in the session's namespace, reaching the driver on fixed
+ * ports): spec.session.conf may not set them then. The first group has a field in spec.spark.executors.
+ */
+export const SPARK_CONF_FROM_SPEC = [
+  "spark.executor.instances",
+  "spark.executor.cores",
+  "spark.executor.memory",
+  "spark.executor.memoryOverhead",
+  "spark.dynamicAllocation.enabled",
+  "spark.dynamicAllocation.minExecutors",
+  "spark.dynamicAllocation.maxExecutors",
+  "spark.dynamicAllocation.initialExecutors",
+  "spark.dynamicAllocation.executorIdleTimeout",
+  "spark.dynamicAllocation.shuffleTracking.enabled",
+  "spark.kubernetes.container.image",
+  "spark.kubernetes.executor.container.image",
+  "spark.kubernetes.container.image.pullPolicy",
+  "spark.kubernetes.executor.request.cores",
+  "spark.kubernetes.executor.limit.cores",
+] as const;
+export const SPARK_CONF_RESERVED = [
+  "spark.master",
+  "spark.submit.deployMode",
+  "spark.kubernetes.driver.pod.name",
+  "spark.kubernetes.namespace",
+  "spark.kubernetes.executor.podTemplateFile",
+  "spark.kubernetes.executor.deleteOnTermination",
+  "spark.driver.host",
+  "spark.driver.port",
+  "spark.blockManager.port",
+  "spark.driver.blockManager.port",
+] as const;
+const KUBERNETES_CONF_KEYS: readonly string[] = [...SPARK_CONF_FROM_SPEC, ...SPARK_CONF_RESERVED];
+
+/** Executor pods per LivySession: at most this many (static or the dynamic maximum). */
+export const MAX_EXECUTORS = 1000;
+
+const cpuQuantity = (what: string) =>
+  annotate(quantity(), {
+    description: `${what} of each executor pod's container, as a Kubernetes quantity (500m, 1, 2).`,
+  });
+
+const dynamicAllocationSchema = withRules(
+  describe(
+    z.object({
+      minExecutors: int({
+        min: 0,
+        max: MAX_EXECUTORS,
+        description: "Executors kept while the session idles (spark.dynamicAllocation.minExecutors).",
+      }).default(0),
+      maxExecutors: int({
+        min: 1,
+        max: MAX_EXECUTORS,
+        description: "Most executors at once (spark.dynamicAllocation.maxExecutors).",
+      }),
+      initialExecutors: int({
+        min: 0,
+        max: MAX_EXECUTORS,
+        description:
+          "Executors requested when the Spark session starts; defaults to minExecutors (spark.dynamicAllocation.initialExecutors).",
+      }).optional(),
+      executorIdleTimeout: durationField({
+        allowZero: false,
+        example: "60s",
+        max: "24h",
+        description:
+          "An executor without tasks (and without shuffle data still needed) this long is removed; Spark's default is 60s.",
+      }).optional(),
+    }),
+    "Executors added while tasks wait and removed when idle, between minExecutors and maxExecutors, with shuffle tracking (no external shuffle service needed).",
+  ),
+  [
+    {
+      rule: "self.minExecutors <= self.maxExecutors",
+      message: "minExecutors must not exceed maxExecutors",
+      fieldPath: ".minExecutors",
+      check: (d) => d.minExecutors <= d.maxExecutors,
+    },
+    {
+      rule: "!has(self.initialExecutors) || (self.initialExecutors >= self.minExecutors && self.initialExecutors <= self.maxExecutors)",
+      message: "initialExecutors must be between minExecutors and maxExecutors",
+      fieldPath: ".initialExecutors",
+      check: (d) =>
+        d.initialExecutors === undefined ||
+        (d.initialExecutors >= d.minExecutors && d.initialExecutors <= d.maxExecutors),
+    },
+  ],
+);
+
+export const executorsSchema = withRules(
+  describe(
+    z.object({
+      instances: int({
+        min: 1,
+        max: MAX_EXECUTORS,
+        description:
+          "A fixed number of executors (spark.executor.instances); 2 when neither this nor dynamicAllocation is set.",
+      }).optional(),
+      dynamicAllocation: dynamicAllocationSchema.optional(),
+      cores: int({
+        min: 1,
+        max: 64,
+        description: "Task slots (cores) of each executor (spark.executor.cores); 1 when unset.",
+      }).optional(),
+      cpuRequest: cpuQuantity("CPU request").optional(),
+      cpuLimit: cpuQuantity("CPU limit").optional(),
+      memory: str({
+        max: 16,
+        pattern: MEMORY,
+        description: "Heap of each executor, e.g. 512m or 2g (spark.executor.memory); Spark's 1g when unset.",
+      }).optional(),
+      memoryOverhead: str({
+        max: 16,
+        pattern: MEMORY,
+        description:
+          "Memory of each executor pod beyond the heap (spark.executor.memoryOverhead); Spark's max(384m, 10% of memory) when unset. The pod's memory request and limit are memory + memoryOverhead.",
+      }).optional(),
+      image: str({
+        max: 1024,
+        pattern: NO_WHITESPACE,
+        description:
+          "Executor image: Spark 3.5 with the entrypoint contract of Spark's own images (`executor`); defaults to the Livy server's image, whose Spark and Python match the driver's.",
+      }).optional(),
+      imagePullPolicy: z
+        .enum(["Always", "IfNotPresent", "Never"])
+        .optional()
+        .meta({ description: "Pull policy of the executor image; defaults to the Livy server's." }),
+      nodeSelector: map(labelValue, {
+        maxProperties: 32,
+        keys: [qualifiedNameKey("nodeSelector keys")],
+        description: "Node labels the executor pods must be scheduled on.",
+      }).optional(),
+      tolerations: describe(z.array(toleration).max(32), "Tolerations of the executor pods.").optional(),
+    }),
+    "The Spark executors, each a pod in the LivySession's namespace owned by the driver's pod.",
+  ),
+  [
+    {
+      rule: "!has(self.instances) || !has(self.dynamicAllocation)",
+      message: "set instances (a fixed number of executors) or dynamicAllocation, not both",
+      fieldPath: ".dynamicAllocation",
+      reason: "FieldValueForbidden",
+      check: (e) => e.instances === undefined || e.dynamicAllocation === undefined,
+    },
+  ],
+);
+
+export const sparkSchema = withRules(
+  describe(
+    z.object({
+      mode: z.enum(SPARK_MODES).default("local").meta({
+        description:
+          "local: Spark runs inside the Livy server's pod (local[*]). kubernetes: the driver runs in the Livy server's pod and the executors as pods of their own in the LivySession's namespace.",
+      }),
+      executors: executorsSchema.optional(),
+    }),
+    "Where Spark runs. Unset: local mode.",
+  ),
+  [
+    {
+      rule: "self.mode == 'kubernetes' || !has(self.executors)",
+      message: "executors apply only with mode kubernetes",
+      fieldPath: ".executors",
+      reason: "FieldValueForbidden",
+      check: (s) => s.mode === "kubernetes" || s.executors === undefined,
+    },
+  ],
+);
+
 export const authSchema = describe(
   z.object({
     type: z.enum(["Basic", "Bearer"]).meta({ description: "Basic or Bearer authentication to Livy." }),
@@ -809,6 +987,7 @@ export const specSchema = withRules(
     }).optional(),
     server: serverSchema.optional(),
     session: sessionSchema.optional(),
+    spark: sparkSchema.optional(),
     auth: authSchema.optional(),
     warmup: warmupSchema.optional(),
   }),
@@ -819,6 +998,34 @@ export const specSchema = withRules(
       fieldPath: ".maxRestarts",
       reason: "FieldValueForbidden",
       check: (s) => s.maxRestarts === undefined || s.failurePolicy === "Recover",
+    },
+    {
+      rule: "!has(self.spark) || self.spark.mode != 'kubernetes' || !has(self.session) || (!has(self.session.numExecutors) && !has(self.session.executorCores) && !has(self.session.executorMemory))",
+      message:
+        "with spark.mode kubernetes, executors are set in spec.spark.executors (instances, cores, memory), not in spec.session",
+      fieldPath: ".session",
+      reason: "FieldValueForbidden",
+      check: (s) =>
+        s.spark?.mode !== "kubernetes" ||
+        (s.session?.numExecutors === undefined &&
+          s.session?.executorCores === undefined &&
+          s.session?.executorMemory === undefined),
+    },
+    {
+      rule: `!has(self.session) || !has(self.session.conf) || !('${SPARK_MODE_CONF_KEY}' in self.session.conf)`,
+      message: `${SPARK_MODE_CONF_KEY} is set by the operator from spec.spark.mode`,
+      fieldPath: ".session.conf",
+      reason: "FieldValueForbidden",
+      check: (s) => s.session?.conf?.[SPARK_MODE_CONF_KEY] === undefined,
+    },
+    {
+      rule: `!has(self.spark) || self.spark.mode != 'kubernetes' || !has(self.session) || !has(self.session.conf) || self.session.conf.all(k, !(k in [${KUBERNETES_CONF_KEYS.map((k) => `'${k}'`).join(", ")}]))`,
+      message: `with spark.mode kubernetes the operator sets ${KUBERNETES_CONF_KEYS.join(", ")} (the executor settings from spec.spark.executors)`,
+      fieldPath: ".session.conf",
+      reason: "FieldValueForbidden",
+      check: (s) =>
+        s.spark?.mode !== "kubernetes" ||
+        Object.keys(s.session?.conf ?? {}).every((k) => !KUBERNETES_CONF_KEYS.includes(k)),
     },
   ],
 );
@@ -868,6 +1075,11 @@ export const statusSchema = z.object({
   sessionURL: str({
     max: STATUS_LIMITS.url,
     description: "URL of the Livy session: POST statements to <sessionURL>/statements.",
+  }).optional(),
+  sparkUiURL: str({
+    max: STATUS_LIMITS.url,
+    description:
+      "URL of the Spark UI of the current session (the driver's port 4040 behind the Livy server's Service).",
   }).optional(),
   livySessionId: int({
     min: 0,
@@ -944,6 +1156,9 @@ export type ServerSpec = z.output<typeof serverSchema>;
 export type SessionSpec = z.output<typeof sessionSchema>;
 export type AuthSpec = z.output<typeof authSchema>;
 export type WarmupSpec = z.output<typeof warmupSchema>;
+export type SparkSpec = z.output<typeof sparkSchema>;
+export type ExecutorsSpec = z.output<typeof executorsSchema>;
+export type SparkMode = (typeof SPARK_MODES)[number];
 export type SessionKind = (typeof SESSION_KINDS)[number];
 export type FailurePolicy = (typeof FAILURE_POLICIES)[number];
 

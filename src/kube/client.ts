@@ -428,4 +428,11 @@ export const CORE = {
   deployments: { group: "apps", version: "v1", plural: "deployments", namespaced: true },
   leases: { group: "coordination.k8s.io", version: "v1", plural: "leases", namespaced: true },
   networkPolicies: { group: "networking.k8s.io", version: "v1", plural: "networkpolicies", namespaced: true },
+  serviceAccounts: { group: "", version: "v1", plural: "serviceaccounts", namespaced: true },
+  roleBindings: {
+    group: "rbac.authorization.k8s.io",
+    version: "v1",
+    plural: "rolebindings",
+    namespaced: true,
+  },
 } as const satisfies Record<string, ResourceType>;

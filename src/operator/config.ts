@@ -67,6 +67,11 @@ export const OperatorConfigSchema = z
       .string()
       .regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/, "not a namespace name")
       .default("livy-operator"),
+    sparkDriverClusterRole: z
+      .string()
+      .regex(/^[a-z0-9]([-a-z0-9.:]*[a-z0-9])?$/, "not a ClusterRole name")
+      .max(253)
+      .default("livy-operator-spark-driver"),
     httpPort: z.number().int().min(0).max(65535).default(8080),
     httpHost: z.string().default("0.0.0.0"),
   })
@@ -177,6 +182,12 @@ export const FIELDS: Array<[string, keyof OperatorConfig, Parser, string]> = [
     "sessionKeySecret",
     String,
     "namespace/name of the Secret with the key shared with the gateway (made when missing): each Livy server then demands its LivySession's credential",
+  ],
+  [
+    "spark-driver-cluster-role",
+    "sparkDriverClusterRole",
+    String,
+    "ClusterRole bound (by a RoleBinding in its namespace) to the driver of each LivySession in Spark's kubernetes mode; the operator needs `bind` on it",
   ],
   ["http-port", "httpPort", num, "port of /healthz, /readyz and /metrics"],
   ["http-host", "httpHost", String, "address of /healthz, /readyz and /metrics"],

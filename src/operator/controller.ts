@@ -142,7 +142,18 @@ export function createController(opts: {
   const networkPolicies = config.networkPolicy
     ? cacheOf<KubeObject>(CORE.networkPolicies, "networkpolicies", MANAGED_SELECTOR, metadataOnly)
     : undefined;
-  const caches = { sessions, deployments, services, configMaps, pods, networkPolicies } as unknown as Caches;
+  const serviceAccounts = cacheOf<KubeObject>(CORE.serviceAccounts, "serviceaccounts", MANAGED_SELECTOR);
+  const roleBindings = cacheOf<KubeObject>(CORE.roleBindings, "rolebindings", MANAGED_SELECTOR);
+  const caches = {
+    sessions,
+    deployments,
+    services,
+    configMaps,
+    pods,
+    networkPolicies,
+    serviceAccounts,
+    roleBindings,
+  } as unknown as Caches;
 
   const keyOf = (o: KubeObject) => `${o.metadata?.namespace}/${o.metadata?.name}`;
   for (const inf of sessions.parts) {
@@ -180,6 +191,8 @@ export function createController(opts: {
     services,
     configMaps,
     pods,
+    serviceAccounts,
+    roleBindings,
     ...(networkPolicies ? [networkPolicies] : []),
   ] as MultiCache<KubeObject>[]) {
     for (const inf of c.parts)

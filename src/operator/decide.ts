@@ -44,10 +44,13 @@ import {
   desiredCredentialSecret,
   desiredDeployment,
   desiredNetworkPolicy,
+  desiredRoleBinding,
   desiredService,
+  desiredServiceAccount,
   hashOf,
   LIVY_PORT,
   type OwnerRef,
+  ownsDriverIdentity,
   serverName,
   upToDate,
 } from "./objects.ts";
@@ -62,6 +65,7 @@ import {
   type Plan,
   type PlannedEvent,
 } from "./plan.ts";
+import { SPARK_UI_PORT, sparkConf } from "./spark.ts";
 
 /** The largest session id status.livySessionId holds (int32, as Livy's own ids). */
 const MAX_SESSION_ID = 2_147_483_647;
@@ -332,6 +336,7 @@ class Step {
   private clearEndpoints(): void {
     this.st.serverURL = undefined;
     this.st.sessionURL = undefined;
+    this.st.sparkUiURL = undefined;
     this.st.livySessionId = undefined;
     this.st.livySessionState = undefined;
   }
@@ -343,8 +348,9 @@ class Step {
   private desired(): DesiredObject[] {
     const s = this.o.settings;
     const server = withServerDefaults(s.defaultServer, this.spec.server);
+    const spark = this.spec.spark;
     const credential = this.o.credential !== undefined;
-    const cm = desiredConfigMap(this.owner, server, credential);
+    const cm = desiredConfigMap(this.owner, server, credential, spark);
     const configHash = cm.metadata.annotations["livy.dev/spec-hash"] ?? "";
     const deployment = desiredDeployment(
       this.owner,
@@ -356,21 +362,55 @@ class Step {
       },
       configHash,
       credential,
+      spark,
     );
     // after the spec hash: a new credential rewrites the Secret, it does not roll the server
     if (this.o.credential)
       deployment.metadata.annotations[CREDENTIAL_HASH_ANNOTATION] = hashOf(this.o.credential);
-    const objects: DesiredObject[] = [
+    const objects: DesiredObject[] = [];
+    // the driver's identity (Kubernetes mode): applied before the others (plan.ts's APPLIED_FIRST)
+    if (ownsDriverIdentity(server, spark))
+      objects.push(
+        { kind: "serviceAccount", object: desiredServiceAccount(this.owner) },
+        { kind: "roleBinding", object: desiredRoleBinding(this.owner, s.sparkDriverClusterRole) },
+      );
+    objects.push(
       { kind: "deployment", object: deployment },
       { kind: "configMap", object: cm },
       { kind: "service", object: desiredService(this.owner) },
-    ];
+    );
     if (s.networkPolicy)
       objects.push({
         kind: "networkPolicy",
-        object: desiredNetworkPolicy(this.owner, s.networkPolicyOperatorNamespace),
+        object: desiredNetworkPolicy(this.owner, s.networkPolicyOperatorNamespace, spark),
       });
     return objects;
+  }
+
+  /**
+   * The owned objects to apply (missing or changed) and to delete first: the driver's ServiceAccount and
+   * RoleBinding when the spec no longer asks for them (local mode, or a ServiceAccount of the user's), and a
+   * RoleBinding whose ClusterRole changed (roleRef is immutable: it is deleted and created again).
+   */
+  private changes(): { apply: DesiredObject[]; deleteOwned: OwnedKind[] } {
+    const desired = this.desired();
+    const apply = desired.filter((d) => {
+      const live = d.kind === "credential" ? undefined : this.o.owned[d.kind];
+      return !live || (!live.metadata?.deletionTimestamp && !upToDate(live, d.object));
+    });
+    const deleteOwned: OwnedKind[] = [];
+    for (const kind of ["serviceAccount", "roleBinding"] as const) {
+      const live = this.o.owned[kind];
+      if (live && !live.metadata?.deletionTimestamp && !desired.some((d) => d.kind === kind))
+        deleteOwned.push(kind);
+    }
+    const rb = this.o.owned.roleBinding;
+    const want = apply.find((d) => d.kind === "roleBinding")?.object as
+      | { roleRef?: { name?: string } }
+      | undefined;
+    if (rb && !rb.metadata?.deletionTimestamp && want && rb.roleRef?.name !== want.roleRef?.name)
+      deleteOwned.push("roleBinding");
+    return { apply, deleteOwned };
   }
 
   private runDemanded(): Decision {
@@ -405,10 +445,7 @@ class Step {
         `${lost}: Livy session ${this.st.livySessionId} went with it`,
         "session",
       );
-    const apply = this.desired().filter((d) => {
-      const live = d.kind === "credential" ? undefined : this.o.owned[d.kind];
-      return !live || (!live.metadata?.deletionTimestamp && !upToDate(live, d.object));
-    });
+    const { apply, deleteOwned } = this.changes();
     // The credential's Secret goes with the Deployment, and again when the key changed under a running server
     // (the server's filter reads the new Secret, nothing restarts).
     if (this.o.credential) {
@@ -423,11 +460,20 @@ class Step {
     }
     // A new template for the server of a live Livy session: the pod is replaced and the Livy session with
     // it, so say so and start a new attempt, rather than read the rollout as a lost server.
-    if (this.hasSession() && apply.some((d) => d.kind === "deployment"))
+    if (this.hasSession() && apply.some((d) => d.kind === "deployment")) {
+      if (deleteOwned.length) this.plan.deleteOwned = deleteOwned;
       return this.restart("spec.server", apply);
+    }
     // The next step observes what was applied; the status waits for it (a crash in between decides the
     // same again: the demand is still unrecorded).
-    if (apply.length) return { plan: { apply, requeueAfterMs: 0 } };
+    if (apply.length || deleteOwned.length)
+      return {
+        plan: {
+          ...(apply.length ? { apply } : {}),
+          ...(deleteOwned.length ? { deleteOwned } : {}),
+          requeueAfterMs: 0,
+        },
+      };
 
     // 2. The server.
     const server = quoted(observeServer(liveDeployment, this.o.pods));
@@ -553,6 +599,7 @@ class Step {
     }
     this.st.livySessionState = session.state;
     this.st.sessionURL = `${url}/sessions/${session.id}`;
+    this.st.sparkUiURL = this.sparkUiUrl();
     const state = quote(session.state, STATUS_LIMITS.livySessionState);
     if (isEnded(session)) return this.sessionDead(session);
     if (!isSessionUsable(session.state)) {
@@ -711,12 +758,38 @@ class Step {
     return `${m.namespace}.${m.name}.${attempt}.${this.st.restarts ?? 0}.${this.sessionSpecHash()}`;
   }
 
-  /** Livy's POST /sessions body: spec.session over the operator's default Spark conf, and the kind. */
+  /**
+   * Livy's POST /sessions body: spec.session over the operator's default Spark conf, and the kind; in
+   * Kubernetes mode with the Spark conf that spec.spark derives (last: admission keeps spec.session.conf
+   * from setting those keys, and an operator default must not either). A local session's body is what it
+   * was, so its name's digest, and the session, stay.
+   */
   private sessionBody() {
-    return {
-      ...withSessionDefaults(this.o.settings.defaultSessionConf, this.spec.session),
-      kind: this.spec.kind,
-    };
+    const s = this.o.settings;
+    const session = withSessionDefaults(s.defaultSessionConf, this.spec.session);
+    const derived = sparkConf({
+      name: this.owner.name,
+      spark: this.spec.spark,
+      serverImage: this.spec.server?.image ?? s.defaultImage,
+      serverImagePullPolicy: this.spec.server?.imagePullPolicy ?? s.defaultImagePullPolicy,
+    });
+    if (Object.keys(derived).length === 0) return { ...session, kind: this.spec.kind };
+    return { ...session, conf: { ...session?.conf, ...derived }, kind: this.spec.kind };
+  }
+
+  /**
+   * The Spark UI (the driver's port behind the server's Service): the server URL template with the UI's
+   * port. A template without {port} addresses one fixed port (the Livy server's), so there is no UI URL.
+   */
+  private sparkUiUrl(): string | undefined {
+    const template = this.o.settings.serverUrlTemplate;
+    if (!template.includes("{port}")) return undefined;
+    return serverUrl(template, {
+      name: this.o.resource.metadata.name,
+      namespace: this.owner.namespace,
+      service: serverName(this.o.resource.metadata.name),
+      port: SPARK_UI_PORT,
+    });
   }
 
   private sessionSpecHash(): string {
@@ -740,7 +813,7 @@ class Step {
     const msg =
       what === "spec.server"
         ? `spec.server changed (generation ${this.generation}): the Livy server restarts with it; Livy session ${old} is replaced by a new one`
-        : `spec.session changed (generation ${this.generation}): Livy session ${old} is replaced by a new one on the same server`;
+        : `spec.session or spec.spark changed (generation ${this.generation}): Livy session ${old} is replaced by a new one on the same server`;
     this.log("info", msg, { livySessionId: old });
     this.event("Normal", Reason.Restarting, msg);
     this.deleteSession();
@@ -856,6 +929,7 @@ class Step {
       this.st.livySessionId = undefined;
       this.st.livySessionState = undefined;
       this.st.sessionURL = undefined;
+      this.st.sparkUiURL = undefined;
       return this.done(backoffMs);
     }
     const gaveUp = this.spec.failurePolicy === "Recover" && recoverable;

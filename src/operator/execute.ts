@@ -28,7 +28,7 @@ import type { EventRecorder } from "./events.ts";
 import type { Caches } from "./gather.ts";
 import type { Metrics } from "./metrics.ts";
 import { CREDENTIAL_HASH_ANNOTATION, FIELD_MANAGER, serverName } from "./objects.ts";
-import type { OwnedKind, Plan } from "./plan.ts";
+import { APPLIED_FIRST, type DesiredObject, type OwnedKind, type Plan } from "./plan.ts";
 
 export const LIVYSESSIONS: ResourceType = {
   group: GROUP,
@@ -67,6 +67,8 @@ const RESOURCE: Record<OwnedKind | "credential", ResourceType> = {
   configMap: CORE.configMaps,
   networkPolicy: CORE.networkPolicies,
   credential: CORE.secrets,
+  serviceAccount: CORE.serviceAccounts,
+  roleBinding: CORE.roleBindings,
 };
 
 export class Executor {
@@ -84,6 +86,8 @@ export class Executor {
       service: c.services,
       configMap: c.configMaps,
       networkPolicy: c.networkPolicies,
+      serviceAccount: c.serviceAccounts,
+      roleBinding: c.roleBindings,
     }[kind] as Informer<KubeObject> | undefined;
   }
 
@@ -130,30 +134,16 @@ export class Executor {
     }
     if (plan.apply?.length) {
       act();
-      // independent objects: applied together, so a cold start waits for one round trip, not four
-      await Promise.all([
-        finalizer,
-        ...plan.apply.map(async ({ kind, object }) => {
-          let applied: KubeObject;
-          try {
-            applied = await this.d.kube.apply<KubeObject>(
-              resourcePath(RESOURCE[kind], object.metadata.namespace, object.metadata.name),
-              object,
-              FIELD_MANAGER,
-              { signal },
-            );
-          } catch (err) {
-            // 422: the object built from the spec is invalid (a spec the CRD admits, e.g. pod annotations
-            // over the 256 KiB total, or a request above its limit)
-            if (err instanceof KubeApiError && err.status === 422)
-              throw new DerivedObjectRefused(
-                `the API server refused the ${RESOURCE[kind].plural} object built from this spec: ${err.message}`,
-              );
-            throw err;
-          }
-          this.cache(kind)?.setIfNewer(applied);
-        }),
-      ]);
+      // The driver's identity first (its pod cannot be created without its ServiceAccount), then the
+      // independent objects together, all while the finalizer is added: a cold start waits for one round
+      // trip (two in Kubernetes mode), not four.
+      const first = plan.apply.filter((d) => APPLIED_FIRST.includes(d.kind));
+      const rest = plan.apply.filter((d) => !APPLIED_FIRST.includes(d.kind));
+      for (const wave of [first, rest]) {
+        if (!wave.length) continue;
+        act();
+        await Promise.all(wave.map((d) => this.applyOne(d, signal)));
+      }
       if (finalizer) current = await finalizer;
     }
     if (plan.credentialHash) {
@@ -196,6 +186,27 @@ export class Executor {
     // a phase-change event is planned only with a status that changes the phase: it was written by now
     for (const e of plan.events ?? [])
       void this.d.events.record(target(current), e.type, e.reason, e.message);
+  }
+
+  private async applyOne({ kind, object }: DesiredObject, signal?: AbortSignal): Promise<void> {
+    let applied: KubeObject;
+    try {
+      applied = await this.d.kube.apply<KubeObject>(
+        resourcePath(RESOURCE[kind], object.metadata.namespace, object.metadata.name),
+        object,
+        FIELD_MANAGER,
+        { signal },
+      );
+    } catch (err) {
+      // 422: the object built from the spec is invalid (a spec the CRD admits, e.g. pod annotations
+      // over the 256 KiB total, or a request above its limit)
+      if (err instanceof KubeApiError && err.status === 422)
+        throw new DerivedObjectRefused(
+          `the API server refused the ${RESOURCE[kind].plural} object built from this spec: ${err.message}`,
+        );
+      throw err;
+    }
+    this.cache(kind)?.setIfNewer(applied);
   }
 
   /**

@@ -39,6 +39,9 @@ export interface Caches {
   services: Informer<KubeObject>;
   configMaps: Informer<KubeObject>;
   pods: Informer<KubeObject & PodLike>;
+  /** The drivers' ServiceAccounts and RoleBindings (Spark's kubernetes mode). */
+  serviceAccounts: Informer<KubeObject>;
+  roleBindings: Informer<KubeObject & { roleRef?: { name?: string } }>;
 }
 
 export interface GatherDeps {
@@ -82,6 +85,8 @@ export class Gatherer {
       service: c.services.get(key),
       configMap: c.configMaps.get(key),
       networkPolicy: c.networkPolicies?.get(key),
+      serviceAccount: c.serviceAccounts.get(key),
+      roleBinding: c.roleBindings.get(key),
     };
     // by the owner index: filtering a copy of the whole pod cache made every pass O(N)
     const pods = c.pods.byIndex(`${ns}/${obj.metadata.name}`);

@@ -8,9 +8,22 @@ import {
   LABEL_SESSION,
   labelsFor,
   MANAGED_BY,
+  type SparkSpec,
   STARTUP_TIMEOUT_MAX,
   serverName,
 } from "../api/index.ts";
+import {
+  BLOCK_MANAGER_PORT,
+  DRIVER_COMPONENT,
+  DRIVER_POD_ENV,
+  DRIVER_PORT,
+  EXECUTOR_LABEL,
+  EXECUTOR_POD_TEMPLATE_KEY,
+  isKubernetesMode,
+  LABEL_COMPONENT,
+  renderExecutorPodTemplate,
+  SPARK_UI_PORT,
+} from "./spark.ts";
 
 /**
  * The objects the operator owns for one LivySession, built from its spec and the operator's defaults.
@@ -55,6 +68,13 @@ export interface ServerInput {
   tolerations?: Array<Record<string, unknown>>;
   podLabels?: Record<string, string>;
   podAnnotations?: Record<string, string>;
+}
+
+/** A container's environment variable: a value, or one from the downward API. */
+export interface EnvVar {
+  name: string;
+  value?: string | undefined;
+  valueFrom?: Record<string, unknown> | undefined;
 }
 
 export interface ObjectDefaults {
@@ -149,12 +169,19 @@ export const LIVY_CLIENT_CONF: Record<string, string> = {
   "livy.rsc.server.connect.timeout": STARTUP_TIMEOUT_MAX,
 };
 
-export function desiredConfigMap(owner: OwnerRef, server: ServerInput | undefined, credential = false) {
-  const data = {
+export function desiredConfigMap(
+  owner: OwnerRef,
+  server: ServerInput | undefined,
+  credential = false,
+  spark?: SparkSpec | undefined,
+) {
+  const data: Record<string, string> = {
     "livy.conf": renderConf(livyConf(server?.livyConf, credential)),
     "livy-client.conf": renderConf(LIVY_CLIENT_CONF),
     "log4j.properties": LOG4J,
   };
+  // only in Kubernetes mode: a local session's ConfigMap (and so its Deployment) stays as it was
+  if (isKubernetesMode(spark)) data[EXECUTOR_POD_TEMPLATE_KEY] = renderExecutorPodTemplate(spark);
   return withHash({
     apiVersion: "v1",
     kind: "ConfigMap",
@@ -183,9 +210,26 @@ export function desiredService(owner: OwnerRef) {
     spec: {
       type: "ClusterIP",
       selector: { [SESSION_LABEL]: owner.name },
-      ports: [{ name: "http", port: LIVY_PORT, targetPort: "http", protocol: "TCP" }],
+      ports: [
+        { name: "http", port: LIVY_PORT, targetPort: "http", protocol: "TCP" },
+        // the driver runs in the Livy pod in both modes; the port is numeric, so the pod needs no change
+        { name: "spark-ui", port: SPARK_UI_PORT, targetPort: SPARK_UI_PORT, protocol: "TCP" },
+      ],
     },
   });
+}
+
+/**
+ * The driver's ServiceAccount in Kubernetes mode: spec.server.serviceAccountName when set (its RBAC is the
+ * user's), else livy-<name>, which the operator creates and binds to the drivers' ClusterRole.
+ */
+export function driverServiceAccountName(owner: { name: string }, server: ServerInput | undefined): string {
+  return server?.serviceAccountName ?? serverName(owner.name);
+}
+
+/** Whether the operator creates the driver's ServiceAccount and RoleBinding for this spec. */
+export function ownsDriverIdentity(server: ServerInput | undefined, spark: SparkSpec | undefined): boolean {
+  return isKubernetesMode(spark) && !server?.serviceAccountName;
 }
 
 export function desiredDeployment(
@@ -194,9 +238,14 @@ export function desiredDeployment(
   defaults: ObjectDefaults,
   configHash: string,
   credential = false,
+  spark?: SparkSpec | undefined,
 ) {
   const labels = labelsFor(owner.name);
-  const usesServiceAccount = Boolean(server?.serviceAccountName);
+  const kubernetes = isKubernetesMode(spark);
+  const serviceAccountName = kubernetes
+    ? driverServiceAccountName(owner, server)
+    : server?.serviceAccountName;
+  const usesServiceAccount = Boolean(serviceAccountName);
   return withHash({
     apiVersion: "apps/v1",
     kind: "Deployment",
@@ -219,9 +268,8 @@ export function desiredDeployment(
           annotations: { ...server?.podAnnotations, "livy.dev/config-hash": configHash },
         },
         spec: {
-          ...(usesServiceAccount
-            ? { serviceAccountName: server?.serviceAccountName }
-            : { automountServiceAccountToken: false }),
+          // Kubernetes mode: the driver creates its executors through the API server with this token
+          ...(usesServiceAccount ? { serviceAccountName } : { automountServiceAccountToken: false }),
           enableServiceLinks: false,
           ...(server?.imagePullSecrets?.length ? { imagePullSecrets: server.imagePullSecrets } : {}),
           ...(server?.priorityClassName ? { priorityClassName: server.priorityClassName } : {}),
@@ -242,8 +290,9 @@ export function desiredDeployment(
                 { name: "LIVY_CONF_DIR", value: `${LIVY_HOME}/conf` },
                 { name: "LIVY_LOG_DIR", value: `${LIVY_HOME}/logs` },
                 { name: "SPARK_LOCAL_DIRS", value: "/tmp/spark" },
+                ...(kubernetes ? DRIVER_POD_ENV : []),
                 ...(server?.env ?? []),
-              ],
+              ] as EnvVar[],
               ...(server?.envFrom?.length ? { envFrom: server.envFrom } : {}),
               resources: server?.resources ?? defaults.resources,
               readinessProbe: {
@@ -348,12 +397,59 @@ export function desiredCredentialSecret(owner: OwnerRef, token: string) {
 }
 
 /**
- * With `--network-policy` (the default): only the gateway's pods (app.kubernetes.io/name=livy-gateway) and
- * the operator's, both in the operator's namespace, may reach the Livy server's port. Everything else is
- * refused by the cluster's network plugin; where none enforces NetworkPolicies, the per-session credential
- * still refuses it.
+ * The driver's ServiceAccount (Kubernetes mode, unless spec.server.serviceAccountName names one): owned by the
+ * LivySession like the server's other objects, and removed with them.
  */
-export function desiredNetworkPolicy(owner: OwnerRef, operatorNamespace: string) {
+export function desiredServiceAccount(owner: OwnerRef) {
+  return withHash({
+    apiVersion: "v1",
+    kind: "ServiceAccount",
+    metadata: {
+      name: serverName(owner.name),
+      namespace: owner.namespace,
+      labels: { ...labelsFor(owner.name), [LABEL_COMPONENT]: DRIVER_COMPONENT },
+      annotations: {} as Record<string, string>,
+      ownerReferences: [ownerReference(owner)],
+    },
+  });
+}
+
+/**
+ * Binds the driver's ServiceAccount to the drivers' ClusterRole in the LivySession's namespace only (a
+ * RoleBinding grants a ClusterRole's rules in its own namespace). The operator may create it because it
+ * holds `bind` on that one ClusterRole, not the rights the ClusterRole grants (charts/livy-operator/README.md).
+ */
+export function desiredRoleBinding(owner: OwnerRef, clusterRole: string) {
+  return withHash({
+    apiVersion: "rbac.authorization.k8s.io/v1",
+    kind: "RoleBinding",
+    metadata: {
+      name: serverName(owner.name),
+      namespace: owner.namespace,
+      labels: { ...labelsFor(owner.name), [LABEL_COMPONENT]: DRIVER_COMPONENT },
+      annotations: {} as Record<string, string>,
+      ownerReferences: [ownerReference(owner)],
+    },
+    roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "ClusterRole", name: clusterRole },
+    subjects: [{ kind: "ServiceAccount", name: serverName(owner.name), namespace: owner.namespace }],
+  });
+}
+
+/**
+ * With `--network-policy` (the default): only the gateway's pods (app.kubernetes.io/name=livy-gateway) and
+ * the operator's, both in the operator's namespace, may reach the Livy server's port (and the Spark UI's).
+ * Everything else is refused by the cluster's network plugin; where none enforces NetworkPolicies, the
+ * per-session credential still refuses it. In Kubernetes mode the session's own executors (EXECUTOR_LABEL)
+ * may also reach the driver's RPC and block manager ports, which Spark's client mode needs (executors
+ * connect to the driver). The policy selects the Livy pod only and restricts ingress only: the driver's
+ * connections to executors (their block managers, for indirect task results) and executor-to-executor
+ * shuffle and broadcast fetches are not restricted by it; executors carry no livy.dev/session label.
+ */
+export function desiredNetworkPolicy(
+  owner: OwnerRef,
+  operatorNamespace: string,
+  spark?: SparkSpec | undefined,
+) {
   return withHash({
     apiVersion: "networking.k8s.io/v1",
     kind: "NetworkPolicy",
@@ -373,8 +469,24 @@ export function desiredNetworkPolicy(owner: OwnerRef, operatorNamespace: string)
             namespaceSelector: { matchLabels: { "kubernetes.io/metadata.name": operatorNamespace } },
             podSelector: { matchLabels: { "app.kubernetes.io/name": app } },
           })),
-          ports: [{ protocol: "TCP", port: LIVY_PORT }],
+          // the Spark UI (status.sparkUiURL) too, for the same two; kubectl port-forward is not subject to it
+          ports: [
+            { protocol: "TCP", port: LIVY_PORT },
+            { protocol: "TCP", port: SPARK_UI_PORT },
+          ],
         },
+        // Kubernetes mode: the session's executors connect to the driver (RPC and block manager)
+        ...(isKubernetesMode(spark)
+          ? [
+              {
+                from: [{ podSelector: { matchLabels: { [EXECUTOR_LABEL]: owner.name } } }],
+                ports: [
+                  { protocol: "TCP", port: DRIVER_PORT },
+                  { protocol: "TCP", port: BLOCK_MANAGER_PORT },
+                ],
+              },
+            ]
+          : []),
       ],
     },
   });

@@ -11,14 +11,28 @@ import type { OperatorConfig } from "./config.ts";
 import type { DeploymentLike, PodLike } from "./observe.ts";
 
 /** The owned objects, by kind. */
-export const OWNED_KINDS = ["deployment", "service", "configMap", "networkPolicy"] as const;
+export const OWNED_KINDS = [
+  "deployment",
+  "service",
+  "configMap",
+  "networkPolicy",
+  "serviceAccount",
+  "roleBinding",
+] as const;
 export type OwnedKind = (typeof OWNED_KINDS)[number];
+/**
+ * Kinds applied before the others (execute.ts): the driver's ServiceAccount must exist when the
+ * Deployment's ReplicaSet creates the pod that runs as it, or the pod is refused (ReplicaFailure).
+ */
+export const APPLIED_FIRST: readonly DesiredObject["kind"][] = ["serviceAccount", "roleBinding"];
 
 export interface OwnedObjects {
   deployment?: (KubeObject & DeploymentLike) | undefined;
   service?: KubeObject | undefined;
   configMap?: KubeObject | undefined;
   networkPolicy?: KubeObject | undefined;
+  serviceAccount?: KubeObject | undefined;
+  roleBinding?: (KubeObject & { roleRef?: { name?: string } }) | undefined;
 }
 
 /** The operator settings that shape decisions. */
@@ -32,6 +46,7 @@ export type DecideSettings = Pick<
   | "serverUrlTemplate"
   | "networkPolicy"
   | "networkPolicyOperatorNamespace"
+  | "sparkDriverClusterRole"
   | "sessionPollIntervalMs"
   | "livyFailureThreshold"
   | "livyFailureWindowMs"

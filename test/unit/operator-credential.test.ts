@@ -149,7 +149,7 @@ describe("usesCredential and livyConf", () => {
 });
 
 describe("the default NetworkPolicy", () => {
-  it("admits only the gateway's and the operator's pods, in the operator's namespace, to Livy's port", () => {
+  it("admits only the gateway's and the operator's pods, in the operator's namespace, to Livy's and the Spark UI's ports", () => {
     const np = desiredNetworkPolicy(
       { apiVersion: "livy.dev/v1alpha1", kind: "LivySession", name: "ws", namespace: "data", uid: "uid-1" },
       "livy-system",
@@ -169,7 +169,11 @@ describe("the default NetworkPolicy", () => {
             podSelector: { matchLabels: { "app.kubernetes.io/name": "livy-gateway" } },
           },
         ],
-        ports: [{ protocol: "TCP", port: 8998 }],
+        // Livy's port and the Spark UI's
+        ports: [
+          { protocol: "TCP", port: 8998 },
+          { protocol: "TCP", port: 4040 },
+        ],
       },
     ]);
   });

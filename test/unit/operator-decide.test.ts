@@ -742,7 +742,7 @@ describe("decide: spec changes on a Ready session", () => {
     );
     const st = statusOf(plan);
     expect(cond(st, "Ready")).toMatchObject({ status: "False", reason: "Restarting" });
-    expect(cond(st, "Ready")?.message).toMatch(/spec\.session changed/);
+    expect(cond(st, "Ready")?.message).toMatch(/spec\.session or spec\.spark changed/);
     expect(cond(st, "ServerReady")?.status).toBe("True");
     expect(plan.deleteLivySession?.id).toBe(7);
     expect(plan.apply).toBeUndefined();

@@ -100,12 +100,15 @@ describe("desired objects", () => {
     expect(custom.spec.template.metadata.labels.team).toBe("x");
   });
 
-  it("exposes port 8998 through a ClusterIP Service selecting the session's pod", () => {
+  it("exposes port 8998 and the Spark UI's 4040 through a ClusterIP Service selecting the session's pod", () => {
     const s = desiredService(owner);
     expect(s.spec).toEqual({
       type: "ClusterIP",
       selector: { "livy.dev/session": "ws" },
-      ports: [{ name: "http", port: 8998, targetPort: "http", protocol: "TCP" }],
+      ports: [
+        { name: "http", port: 8998, targetPort: "http", protocol: "TCP" },
+        { name: "spark-ui", port: 4040, targetPort: 4040, protocol: "TCP" },
+      ],
     });
   });
 

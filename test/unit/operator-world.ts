@@ -40,6 +40,7 @@ export const SETTINGS: DecideSettings = {
   sessionPollIntervalMs: 5_000,
   livyFailureThreshold: 3,
   livyFailureWindowMs: 15_000,
+  sparkDriverClusterRole: "livy-operator-spark-driver",
 };
 
 export interface ResourceOpts {
