@@ -350,7 +350,7 @@ class Step {
     const server = withServerDefaults(s.defaultServer, this.spec.server);
     const spark = this.spec.spark;
     const credential = this.o.credential !== undefined;
-    const cm = desiredConfigMap(this.owner, server, credential, spark);
+    const cm = desiredConfigMap(this.owner, server, credential);
     const configHash = cm.metadata.annotations["livy.dev/spec-hash"] ?? "";
     const deployment = desiredDeployment(
       this.owner,

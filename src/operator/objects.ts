@@ -18,10 +18,8 @@ import {
   DRIVER_POD_ENV,
   DRIVER_PORT,
   EXECUTOR_LABEL,
-  EXECUTOR_POD_TEMPLATE_KEY,
   isKubernetesMode,
   LABEL_COMPONENT,
-  renderExecutorPodTemplate,
   SPARK_UI_PORT,
 } from "./spark.ts";
 
@@ -169,19 +167,12 @@ export const LIVY_CLIENT_CONF: Record<string, string> = {
   "livy.rsc.server.connect.timeout": STARTUP_TIMEOUT_MAX,
 };
 
-export function desiredConfigMap(
-  owner: OwnerRef,
-  server: ServerInput | undefined,
-  credential = false,
-  spark?: SparkSpec | undefined,
-) {
-  const data: Record<string, string> = {
+export function desiredConfigMap(owner: OwnerRef, server: ServerInput | undefined, credential = false) {
+  const data = {
     "livy.conf": renderConf(livyConf(server?.livyConf, credential)),
     "livy-client.conf": renderConf(LIVY_CLIENT_CONF),
     "log4j.properties": LOG4J,
   };
-  // only in Kubernetes mode: a local session's ConfigMap (and so its Deployment) stays as it was
-  if (isKubernetesMode(spark)) data[EXECUTOR_POD_TEMPLATE_KEY] = renderExecutorPodTemplate(spark);
   return withHash({
     apiVersion: "v1",
     kind: "ConfigMap",

@@ -9,7 +9,6 @@
  * (spark.kubernetes.driver.pod.name), so the garbage collector removes them with the server, whatever
  * happens to the operator.
  */
-import { stringify } from "yaml";
 import {
   type ExecutorsSpec,
   LABEL_INSTANCE,
@@ -32,9 +31,14 @@ export const LABEL_COMPONENT = "app.kubernetes.io/component";
 export const EXECUTOR_COMPONENT = "spark-executor";
 export const DRIVER_COMPONENT = "spark-driver";
 
-/** The executor pod template: a key of the server's ConfigMap, mounted with it at /opt/livy/conf. */
-export const EXECUTOR_POD_TEMPLATE_KEY = "executor-pod-template.yaml";
-export const EXECUTOR_POD_TEMPLATE_PATH = `/opt/livy/conf/${EXECUTOR_POD_TEMPLATE_KEY}`;
+/**
+ * The executor pod template travels in the Livy session's conf, as one line of JSON, and the image's
+ * spark-submit wrapper writes it to a file for spark.kubernetes.executor.podTemplateFile: so that everything
+ * a session's executors are made of comes with the session (nothing in the server's ConfigMap, which a
+ * server started before it, from a pool, would not have), and an executors edit replaces only the Livy
+ * session, never the server.
+ */
+export const EXECUTOR_POD_TEMPLATE_CONF_KEY = "spark.livy-operator.executorPodTemplate";
 
 /** Executors when spec.spark.executors sets neither instances nor dynamicAllocation. */
 export const DEFAULT_EXECUTOR_INSTANCES = 2;
@@ -89,7 +93,9 @@ export function sparkConf(input: SparkConfInput): Record<string, string> {
     [SPARK_MODE_CONF_KEY]: "kubernetes",
     "spark.kubernetes.container.image": ex.image ?? input.serverImage,
     "spark.kubernetes.container.image.pullPolicy": ex.imagePullPolicy ?? input.serverImagePullPolicy,
-    "spark.kubernetes.executor.podTemplateFile": EXECUTOR_POD_TEMPLATE_PATH,
+    // JSON (a YAML document to Spark) of ASCII only: the properties file Livy writes escapes nothing the
+    // wrapper's unescaping does not undo (spec fields that reach it are label values, keys and enums)
+    [EXECUTOR_POD_TEMPLATE_CONF_KEY]: JSON.stringify(executorPodTemplate(input.spark)),
     // never leave a finished executor's pod behind (Spark's default, stated: the guarantee relies on it)
     "spark.kubernetes.executor.deleteOnTermination": "true",
     "spark.driver.port": String(DRIVER_PORT),
@@ -167,8 +173,4 @@ export function executorPodTemplate(spark: SparkSpec | undefined): Record<string
       ],
     },
   };
-}
-
-export function renderExecutorPodTemplate(spark: SparkSpec | undefined): string {
-  return stringify(executorPodTemplate(spark));
 }

@@ -1,5 +1,4 @@
 import { describe, expect, it } from "vitest";
-import { parse } from "yaml";
 import { parseLivySession, type SparkSpec } from "../../src/api/livysession.ts";
 import {
   desiredConfigMap,
@@ -11,13 +10,7 @@ import {
   type OwnerRef,
   ownsDriverIdentity,
 } from "../../src/operator/objects.ts";
-import {
-  EXECUTOR_POD_TEMPLATE_KEY,
-  EXECUTOR_POD_TEMPLATE_PATH,
-  executorLabels,
-  executorPodTemplate,
-  sparkConf,
-} from "../../src/operator/spark.ts";
+import { executorLabels, executorPodTemplate, sparkConf } from "../../src/operator/spark.ts";
 import {
   cond,
   livySession,
@@ -74,7 +67,9 @@ describe("the Spark conf derived from spec.spark", () => {
       "spark.livy-operator.mode": "kubernetes",
       "spark.kubernetes.container.image": "livy:server",
       "spark.kubernetes.container.image.pullPolicy": "IfNotPresent",
-      "spark.kubernetes.executor.podTemplateFile": EXECUTOR_POD_TEMPLATE_PATH,
+      "spark.livy-operator.executorPodTemplate": JSON.stringify(
+        executorPodTemplate(spark({ mode: "kubernetes" })),
+      ),
       "spark.kubernetes.executor.deleteOnTermination": "true",
       "spark.driver.port": "7078",
       "spark.blockManager.port": "7079",
@@ -169,14 +164,21 @@ describe("the executor pod template", () => {
     expect(executorPodTemplate(spark({ mode: "kubernetes" })).spec).not.toHaveProperty("tolerations");
   });
 
-  it("is in the ConfigMap in kubernetes mode only (a local server's objects stay as they were)", () => {
-    const local = desiredConfigMap(owner, undefined);
-    expect(desiredConfigMap(owner, undefined, false, spark({ mode: "local" }))).toEqual(local);
-    expect(Object.keys(local.data)).toEqual(["livy.conf", "livy-client.conf", "log4j.properties"]);
-    const k8s = desiredConfigMap(owner, undefined, false, spark({ mode: "kubernetes" }));
-    expect(parse(k8s.data[EXECUTOR_POD_TEMPLATE_KEY] ?? "")).toEqual(
-      executorPodTemplate(spark({ mode: "kubernetes" })),
-    );
+  it("travels in the session's conf as one line of ASCII JSON, not in the server's ConfigMap", () => {
+    const s = spark({
+      mode: "kubernetes",
+      executors: { tolerations: [{ key: "example.com/spark", operator: "Equal", value: "yes" }] },
+    });
+    const json = sparkConf(input(s))["spark.livy-operator.executorPodTemplate"] ?? "";
+    expect(JSON.parse(json)).toEqual(executorPodTemplate(s));
+    // what the image's spark-submit wrapper relies on to undo java.util.Properties' escapes
+    expect(json).toMatch(/^[\x20-\x7e]+$/);
+    expect(json).not.toContain("\\");
+    expect(Object.keys(desiredConfigMap(owner, undefined).data)).toEqual([
+      "livy.conf",
+      "livy-client.conf",
+      "log4j.properties",
+    ]);
   });
 });
 
