@@ -740,6 +740,7 @@ export const SPARK_CONF_FROM_SPEC = [
   "spark.kubernetes.executor.limit.cores",
 ] as const;
 export const SPARK_CONF_RESERVED = [
+  "spark.livy-operator.executorPodTemplate",
   "spark.master",
   "spark.submit.deployMode",
   "spark.kubernetes.driver.pod.name",
@@ -761,7 +762,7 @@ const cpuQuantity = (what: string) =>
     description: `${what} of each executor pod's container, as a Kubernetes quantity (500m, 1, 2).`,
   });
 
-const dynamicAllocationSchema = withRules(
+export const dynamicAllocationSchema = withRules(
   describe(
     z.object({
       minExecutors: int({
@@ -1010,6 +1011,17 @@ export const specSchema = withRules(
         (s.session?.numExecutors === undefined &&
           s.session?.executorCores === undefined &&
           s.session?.executorMemory === undefined),
+    },
+    {
+      rule: "!has(self.spark) || self.spark.mode != 'kubernetes' || !has(self.server) || !has(self.server.livyConf) || !('livy.spark.master' in self.server.livyConf || 'livy.spark.deploy-mode' in self.server.livyConf)",
+      message:
+        "with spark.mode kubernetes, Livy runs the driver in its own pod: livy.spark.master and livy.spark.deploy-mode are the operator's",
+      fieldPath: ".server.livyConf",
+      reason: "FieldValueForbidden",
+      check: (s) =>
+        s.spark?.mode !== "kubernetes" ||
+        (s.server?.livyConf?.["livy.spark.master"] === undefined &&
+          s.server?.livyConf?.["livy.spark.deploy-mode"] === undefined),
     },
     {
       rule: `!has(self.session) || !has(self.session.conf) || !('${SPARK_MODE_CONF_KEY}' in self.session.conf)`,

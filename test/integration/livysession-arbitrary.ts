@@ -323,6 +323,75 @@ const session = (bad: Level) =>
     bad,
   );
 
+// ------------------------------------------------------------------ spark
+
+const dynamicAllocation = (bad: Level) =>
+  fields(
+    {
+      minExecutors: mix(fc.integer({ min: 0, max: 1000 }), fc.constantFrom(-1, 1001, 0.5), bad),
+      maxExecutors: mix(fc.integer({ min: 1, max: 1000 }), fc.constantFrom(0, 1001, "4"), bad),
+      initialExecutors: mix(fc.integer({ min: 0, max: 1000 }), fc.constantFrom(-1, 1001), bad),
+      executorIdleTimeout: mix(
+        fc.constantFrom("60s", "2m", "1h30m", "24h", "1ms"),
+        fc.constantFrom("0", "24h0.001s", "25h", "1d", ""),
+        bad,
+      ),
+    },
+    bad,
+  ).map((d) => {
+    if (bad !== 0) return d;
+    // the ok side keeps the cross-field rules: maxExecutors required, min <= initial <= max
+    const max = typeof d.maxExecutors === "number" ? d.maxExecutors : 4;
+    const min = typeof d.minExecutors === "number" ? Math.min(d.minExecutors, max) : undefined;
+    const out: Record<string, unknown> = { ...d, maxExecutors: max };
+    if (min !== undefined) out.minExecutors = min;
+    else delete out.minExecutors;
+    if (typeof d.initialExecutors === "number")
+      out.initialExecutors = Math.max(min ?? 0, Math.min(d.initialExecutors, max));
+    else delete out.initialExecutors;
+    return out;
+  });
+
+const sparkMemory = (bad: Level): Arb =>
+  mix(fc.constantFrom("512m", "1g", "2048", "4gb", "384M"), fc.constantFrom("1Gi", "", "1.5g", "-1g"), bad);
+
+const executors = (bad: Level) =>
+  fields(
+    {
+      instances: mix(fc.integer({ min: 1, max: 1000 }), fc.constantFrom(0, 1001, 1.5, "2"), bad),
+      dynamicAllocation: mix(dynamicAllocation(bad), garbage, bad),
+      cores: mix(fc.integer({ min: 1, max: 64 }), fc.constantFrom(0, 65), bad),
+      cpuRequest: quantity(bad),
+      cpuLimit: quantity(bad),
+      memory: sparkMemory(bad),
+      memoryOverhead: sparkMemory(bad),
+      image: noWhitespace(1024, bad),
+      imagePullPolicy: mix(fc.constantFrom("Always", "IfNotPresent", "Never"), fc.constantFrom("never"), bad),
+      nodeSelector: dict(qualifiedName(bad), mix(labelValue, fc.constantFrom("a b"), bad), bad),
+      tolerations: fc.array(toleration(bad), { maxLength: 2 }),
+    },
+    bad,
+  ).map((e) => {
+    // the ok side: a fixed count or dynamic allocation, not both
+    if (bad === 0 && e.instances !== undefined && e.instances !== null) {
+      const { dynamicAllocation: _, ...rest } = e;
+      return rest;
+    }
+    return e;
+  });
+
+const spark = (bad: Level) =>
+  fields(
+    {
+      mode: mix(fc.constantFrom("local", "kubernetes"), fc.constantFrom("yarn", "Kubernetes", ""), bad),
+      executors: mix(executors(bad), garbage, bad),
+    },
+    bad,
+  ).map((s) =>
+    // the ok side: executors come with the mode they apply in
+    bad === 0 && s.executors !== undefined && s.executors !== null ? { ...s, mode: "kubernetes" } : s,
+  );
+
 // ------------------------------------------------------------------ the resource
 
 const spec = (bad: Level) =>
@@ -340,6 +409,7 @@ const spec = (bad: Level) =>
       maxRestarts: mix(fc.integer({ min: 0, max: 1000 }), fc.constantFrom(-1, 1001, 1.5, "3"), bad),
       server: mix(server(bad), garbage, bad),
       session: mix(session(bad), garbage, bad),
+      spark: mix(spark(bad), garbage, bad),
       auth: fields(
         {
           type: mix(fc.constantFrom("Basic", "Bearer"), fc.constantFrom("Digest", "basic"), bad),
@@ -349,12 +419,27 @@ const spec = (bad: Level) =>
       ).map((a) => (bad === 0 ? { ...a, type: a.type ?? "Basic", secretName: a.secretName ?? "creds" } : a)),
     },
     bad,
-  ).map((s) =>
-    // On the ok side, maxRestarts comes with the policy it needs (the cross-field rule).
-    bad === 0 && s.maxRestarts !== undefined && s.maxRestarts !== null
-      ? { ...s, failurePolicy: "Recover" }
-      : s,
-  );
+  ).map((s) => {
+    if (bad !== 0) return s;
+    // On the ok side, maxRestarts comes with the policy it needs (the cross-field rule), and in Spark's
+    // kubernetes mode the executors are sized in spec.spark alone and the master is the operator's.
+    let out = s.maxRestarts !== undefined && s.maxRestarts !== null ? { ...s, failurePolicy: "Recover" } : s;
+    const sp = out.spark as { mode?: unknown } | null | undefined;
+    if (sp && typeof sp === "object" && sp.mode === "kubernetes") {
+      const ses = out.session as Record<string, unknown> | null | undefined;
+      if (ses && typeof ses === "object") {
+        const { numExecutors: _n, executorCores: _c, executorMemory: _m, ...rest } = ses;
+        out = { ...out, session: rest };
+      }
+      const srv = out.server as Record<string, unknown> | null | undefined;
+      const conf = srv && typeof srv === "object" ? (srv.livyConf as Record<string, unknown> | null) : null;
+      if (srv && conf && typeof conf === "object") {
+        const { "livy.spark.master": _a, "livy.spark.deploy-mode": _b, ...keep } = conf;
+        out = { ...out, server: { ...srv, livyConf: keep } };
+      }
+    }
+    return out;
+  });
 
 const name = (bad: Level) =>
   mix(
