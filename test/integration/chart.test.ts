@@ -21,6 +21,7 @@ import {
   kubectl,
   kubectlEnv,
   type OperatorProcess,
+  serviceAccountKubeconfig,
   startOperator,
   until,
   waitFor,
@@ -30,7 +31,7 @@ const run = promisify(execFile);
 const CHART = join(REPO_ROOT, "charts", "livy-operator");
 const KUBE_VERSION = ["--kube-version", versions().K8S_VERSION ?? "1.34.4"];
 const SA = { group: "", version: "v1", plural: "serviceaccounts", namespaced: true };
-/** Directories holding ServiceAccount tokens, removed after the suite. */
+/** Directories made by the suite (chart copies), removed after it. */
 const tempDirs: string[] = [];
 const NETWORK_POLICIES = {
   group: "networking.k8s.io",
@@ -99,6 +100,8 @@ const named = (objs: K8sObject[], kind: string, name: string) =>
   byKind(objs, kind).find((o) => o.metadata.name === name);
 const envOf = (c: Container) => Object.fromEntries((c.env ?? []).map((e) => [e.name, e.value]));
 
+/** sessionCredentials.enabled (default): each LivySession's credential Secret. */
+const CREDENTIAL_SECRETS_RULE: Rule = { apiGroups: [""], resources: ["secrets"], verbs: ["create", "patch"] };
 /** The rules the operator needs (chart README, "Permissions"); the rendered roles must be exactly these. */
 const OPERATOR_RULES: Rule[] = [
   {
@@ -121,8 +124,37 @@ const OPERATOR_RULES: Rule[] = [
   { apiGroups: [""], resources: ["pods"], verbs: ["get", "list", "watch"] },
   { apiGroups: [""], resources: ["events"], verbs: ["create", "patch"] },
   { apiGroups: [""], resources: ["secrets"], verbs: ["get"] },
-  // sessionCredentials.enabled (default): each LivySession's credential Secret
-  { apiGroups: [""], resources: ["secrets"], verbs: ["create", "patch"] },
+  CREDENTIAL_SECRETS_RULE,
+  // Spark's kubernetes mode: the drivers' ServiceAccounts and RoleBindings, bound with `bind` only
+  {
+    apiGroups: [""],
+    resources: ["serviceaccounts"],
+    verbs: ["get", "list", "watch", "create", "patch", "delete"],
+  },
+  {
+    apiGroups: ["rbac.authorization.k8s.io"],
+    resources: ["rolebindings"],
+    verbs: ["get", "list", "watch", "create", "patch", "delete"],
+  },
+  {
+    apiGroups: ["rbac.authorization.k8s.io"],
+    resources: ["clusterroles"],
+    verbs: ["bind"],
+    resourceNames: ["lo-livy-operator-spark-driver"],
+  },
+];
+/** The drivers' ClusterRole (chart README, "Permissions"). */
+const SPARK_DRIVER_RULES: Rule[] = [
+  {
+    apiGroups: [""],
+    resources: ["pods"],
+    verbs: ["get", "list", "watch", "create", "patch", "delete", "deletecollection"],
+  },
+  {
+    apiGroups: [""],
+    resources: ["configmaps", "services", "persistentvolumeclaims"],
+    verbs: ["get", "list", "watch", "create", "delete", "deletecollection"],
+  },
 ];
 /** networkPolicy.enabled (default): the Livy servers' NetworkPolicies. */
 const NETWORK_POLICY_RULE: Rule = {
@@ -167,6 +199,7 @@ describe("the Helm chart", () => {
         "ClusterRole",
         "ClusterRole",
         "ClusterRole",
+        "ClusterRole",
         "ClusterRoleBinding",
         "ClusterRoleBinding",
         "ClusterRoleBinding",
@@ -194,6 +227,13 @@ describe("the Helm chart", () => {
       | (K8sObject & { rules: Rule[] })
       | undefined;
     expect(role?.rules).toEqual([...OPERATOR_RULES, NETWORK_POLICY_RULE]);
+    const driverRole = named(objs, "ClusterRole", "lo-livy-operator-spark-driver") as K8sObject & {
+      rules: Rule[];
+    };
+    expect(driverRole.rules).toEqual(SPARK_DRIVER_RULES);
+    expect(envOf(containerOf(objs)).LIVY_OPERATOR_SPARK_DRIVER_CLUSTER_ROLE).toBe(
+      "lo-livy-operator-spark-driver",
+    );
     const binding = named(objs, "ClusterRoleBinding", "lo-livy-operator") as K8sObject & {
       subjects: Array<{ kind: string; name: string; namespace: string }>;
     };
@@ -279,7 +319,10 @@ describe("the Helm chart", () => {
     const offRole = byKind(off, "ClusterRole").find((r) => r.metadata.name === "lo-livy-operator") as
       | (K8sObject & { rules: Rule[] })
       | undefined;
-    expect(offRole?.rules).toEqual([...OPERATOR_RULES.slice(0, -1), NETWORK_POLICY_RULE]);
+    expect(offRole?.rules).toEqual([
+      ...OPERATOR_RULES.filter((r) => r !== CREDENTIAL_SECRETS_RULE),
+      NETWORK_POLICY_RULE,
+    ]);
   });
 
   it("renders the gateway: two hardened replicas of the operator image, its own labels, RBAC, PDB and Services", async () => {
@@ -971,6 +1014,9 @@ describe("the Helm chart", () => {
           ["patch", "secrets", "-n", sessionNs],
           // networkPolicy.enabled (default)
           ["create", "networkpolicies.networking.k8s.io", "-n", sessionNs],
+          ["create", "serviceaccounts", "-n", sessionNs],
+          ["create", "rolebindings.rbac.authorization.k8s.io", "-n", sessionNs],
+          ["bind", `clusterroles.rbac.authorization.k8s.io/${release}-livy-operator-spark-driver`],
         ]) {
           expect(await can(yes), yes.join(" ")).toBe("yes");
         }
@@ -986,6 +1032,15 @@ describe("the Helm chart", () => {
           ["update", "deployments.apps", "-n", sessionNs],
           ["get", "nodes"],
           ["create", "clusterroles.rbac.authorization.k8s.io"],
+          // bind only the drivers' ClusterRole: no other role, no escalation, no cluster-wide binding
+          ["bind", "clusterroles.rbac.authorization.k8s.io/admin", "-n", sessionNs],
+          ["bind", "clusterroles.rbac.authorization.k8s.io/cluster-admin"],
+          ["bind", "clusterroles.rbac.authorization.k8s.io/edit", "-n", sessionNs],
+          ["escalate", "clusterroles.rbac.authorization.k8s.io"],
+          ["create", "clusterrolebindings.rbac.authorization.k8s.io"],
+          ["create", "roles.rbac.authorization.k8s.io", "-n", sessionNs],
+          ["create", "serviceaccounts/token", "-n", sessionNs],
+          ["delete", "pods", "-n", sessionNs],
           ["create", "leases.coordination.k8s.io", "-n", releaseNs], // one replica: no leader election
           ["delete", "secrets", "-n", sessionNs],
           ["update", "secrets", "-n", sessionNs],
@@ -1033,6 +1088,42 @@ describe("the Helm chart", () => {
           "name",
         ]);
         expect(events.trim().length, "the operator could record Events").toBeGreaterThan(0);
+
+        // Spark's kubernetes mode: with only `bind` on the drivers' ClusterRole, the operator gives the
+        // driver its ServiceAccount and RoleBinding (pods on kwok run nothing: executors are the
+        // real-node test's, test/e2e/spark-kubernetes.test.ts)
+        await kubectl([
+          "apply",
+          "-n",
+          sessionNs,
+          "-f",
+          join(REPO_ROOT, "examples", "pyspark-kubernetes.yaml"),
+        ]);
+        await waitFor(sessionNs, "pyspark-kubernetes", isReady, "Ready", 60_000);
+        const rb = await (await kube()).get<{ roleRef: { kind: string; name: string }; subjects: unknown[] }>(
+          `/apis/rbac.authorization.k8s.io/v1/namespaces/${sessionNs}/rolebindings/livy-pyspark-kubernetes`,
+        );
+        expect(rb.roleRef).toMatchObject({
+          kind: "ClusterRole",
+          name: `${release}-livy-operator-spark-driver`,
+        });
+        expect(rb.subjects).toEqual([
+          { kind: "ServiceAccount", name: "livy-pyspark-kubernetes", namespace: sessionNs },
+        ]);
+        const k8sDeployment = await (await kube()).get<{
+          spec: { template: { spec: { serviceAccountName?: string } } };
+        }>(resourcePath(CORE.deployments, sessionNs, "livy-pyspark-kubernetes"));
+        expect(k8sDeployment.spec.template.spec.serviceAccountName).toBe("livy-pyspark-kubernetes");
+        await kubectl(["delete", "-n", sessionNs, "livysession/pyspark-kubernetes", "--timeout=60s"]);
+        await until(
+          "the driver's ServiceAccount and RoleBinding gone with the LivySession",
+          async () =>
+            !(await exists(resourcePath(SA, sessionNs, "livy-pyspark-kubernetes"))) &&
+            !(await exists(
+              `/apis/rbac.authorization.k8s.io/v1/namespaces/${sessionNs}/rolebindings/livy-pyspark-kubernetes`,
+            )),
+          60_000,
+        );
 
         // the gateway, with exactly its chart RBAC, serves users by the built-in edit and view roles
         const gatewayContainer = containerOf(manifest, "gateway");
@@ -1244,38 +1335,6 @@ describe("the Helm chart", () => {
     });
   });
 });
-
-/**
- * A kubeconfig that authenticates as the ServiceAccount with a short-lived token (TokenRequest), so the
- * operator runs with exactly the RBAC the chart grants that ServiceAccount, nothing of the admin's.
- */
-async function serviceAccountKubeconfig(namespace: string, sa: string): Promise<string> {
-  const token = (await kubectl(["create", "token", sa, "-n", namespace, "--duration=1h"])).trim();
-  const admin = parse(readFileSync(testbed().kubeconfig, "utf8")) as {
-    "current-context": string;
-    contexts: Array<{ name: string; context: { cluster: string } }>;
-    clusters: Array<{ name: string; cluster: Record<string, unknown> }>;
-  };
-  const ctx = admin.contexts.find((c) => c.name === admin["current-context"]);
-  const cluster = admin.clusters.find((c) => c.name === ctx?.context.cluster);
-  if (!cluster) throw new Error("the test bed kubeconfig has no current cluster");
-  const dir = mkdtempSync(join(tmpdir(), "sa-kubeconfig-"));
-  tempDirs.push(dir);
-  const file = join(dir, "kubeconfig");
-  writeFileSync(
-    file,
-    stringify({
-      apiVersion: "v1",
-      kind: "Config",
-      clusters: [{ name: "testbed", cluster: cluster.cluster }],
-      users: [{ name: sa, user: { token } }],
-      contexts: [{ name: "sa", context: { cluster: "testbed", user: sa, namespace } }],
-      "current-context": "sa",
-    }),
-    { mode: 0o600 },
-  );
-  return file;
-}
 
 /**
  * The chart as it was laid out before the CRD became a template: the CRD in crds/ (Helm installs it once and

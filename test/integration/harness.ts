@@ -1,12 +1,14 @@
 import { type ChildProcess, execFile, spawn } from "node:child_process";
-import { closeSync, mkdirSync, openSync, readFileSync } from "node:fs";
+import { closeSync, mkdirSync, mkdtempSync, openSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { promisify } from "node:util";
+import { parse, stringify } from "yaml";
 import { GROUP, getCondition, isReady, type LivySession, PLURAL, VERSION } from "../../src/api/index.ts";
 import { KubeApiError, KubeClient, loadKubeConfig, resourcePath } from "../../src/kube/client.ts";
 import { LIVYSESSIONS } from "../../src/operator/reconciler.ts";
 import { testbed } from "../testbed/context.ts";
 import { KWOK_NAMESPACE_ANNOTATIONS } from "../testbed/controlplane.ts";
+import { importImage, projectImages } from "../testbed/images.ts";
 import { REPO_ROOT } from "../testbed/paths.ts";
 import { freePort } from "../testbed/process.ts";
 
@@ -244,4 +246,83 @@ export function metricValue(text: string, name: string, labels: Record<string, s
     if (Object.entries(labels).every(([k, v]) => lbl.includes(`${k}="${v}"`))) sum += Number(m[3]);
   }
   return sum;
+}
+
+/**
+ * A kubeconfig that authenticates as the ServiceAccount with a short-lived token (TokenRequest), so the
+ * operator runs with exactly the RBAC the chart grants that ServiceAccount, nothing of the admin's. Written
+ * under the test bed's state directory (removed with it).
+ */
+export async function serviceAccountKubeconfig(namespace: string, sa: string): Promise<string> {
+  const token = (await kubectl(["create", "token", sa, "-n", namespace, "--duration=1h"])).trim();
+  const admin = parse(readFileSync(testbed().kubeconfig, "utf8")) as {
+    "current-context": string;
+    contexts: Array<{ name: string; context: { cluster: string } }>;
+    clusters: Array<{ name: string; cluster: Record<string, unknown> }>;
+  };
+  const ctx = admin.contexts.find((c) => c.name === admin["current-context"]);
+  const cluster = admin.clusters.find((c) => c.name === ctx?.context.cluster);
+  if (!cluster) throw new Error("the test bed kubeconfig has no current cluster");
+  const base = join(testbed().stateDir, "kubeconfigs");
+  mkdirSync(base, { recursive: true });
+  const file = join(mkdtempSync(join(base, `${sa}-`)), "kubeconfig");
+  writeFileSync(
+    file,
+    stringify({
+      apiVersion: "v1",
+      kind: "Config",
+      clusters: [{ name: "testbed", cluster: cluster.cluster }],
+      users: [{ name: sa, user: { token } }],
+      contexts: [{ name: "sa", context: { cluster: "testbed", user: sa, namespace } }],
+      "current-context": "sa",
+    }),
+    { mode: 0o600 },
+  );
+  return file;
+}
+
+/**
+ * The Livy server image, in the real node's containerd (imported once per test bed: importImage skips an
+ * image the node already has with the same config): the name pods use with imagePullPolicy Never. Throws
+ * when the test bed has no real node or no Livy image (a Livy release is needed to build it).
+ */
+export async function livyImageOnNode(): Promise<string> {
+  const node = testbed().node;
+  if (!node) throw new Error("the test bed has no real node");
+  const { livy } = await projectImages();
+  if (!livy) throw new Error("no Livy server image: the test bed found no Apache Livy release to build it");
+  await importImage(livy, { address: node.containerdSock });
+  return livy.ref;
+}
+
+/**
+ * The chart's RBAC for the operator alone (its ServiceAccount, ClusterRole and binding, and the drivers'
+ * ClusterRole), rendered by `helm template` for `release` in `namespace` and applied: for tests that run the
+ * operator on the host with exactly the chart's permissions. Returns a function removing what it created.
+ */
+export async function applyChartRbac(release: string, namespace: string): Promise<() => Promise<void>> {
+  const chart = join(REPO_ROOT, "charts", "livy-operator");
+  const rendered = (
+    await run(
+      "helm",
+      [
+        "template",
+        release,
+        chart,
+        "--namespace",
+        namespace,
+        "--show-only",
+        "templates/serviceaccount.yaml",
+        "--show-only",
+        "templates/rbac.yaml",
+        "--show-only",
+        "templates/spark-driver-rbac.yaml",
+      ],
+      { env: kubectlEnv(), maxBuffer: 16 << 20 },
+    )
+  ).stdout;
+  await kubectl(["apply", "-f", "-"], rendered);
+  return async () => {
+    await kubectl(["delete", "--ignore-not-found", "--wait=false", "-f", "-"], rendered).catch(() => "");
+  };
 }

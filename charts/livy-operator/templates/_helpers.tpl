@@ -125,11 +125,29 @@ The operator's rules on LivySessions and the objects it owns. One list, used by 
   resources: ["secrets"]
   verbs: ["create", "patch"]
 {{- end }}
+# Spark's kubernetes mode: each LivySession's driver gets a ServiceAccount and a RoleBinding to the
+# drivers' ClusterRole in its namespace. `bind` on that one ClusterRole lets the operator create such
+# RoleBindings without holding the rights they grant.
+- apiGroups: [""]
+  resources: ["serviceaccounts"]
+  verbs: ["get", "list", "watch", "create", "patch", "delete"]
+- apiGroups: ["rbac.authorization.k8s.io"]
+  resources: ["rolebindings"]
+  verbs: ["get", "list", "watch", "create", "patch", "delete"]
+- apiGroups: ["rbac.authorization.k8s.io"]
+  resources: ["clusterroles"]
+  verbs: ["bind"]
+  resourceNames: [{{ include "livy-operator.sparkDriverRole" . | quote }}]
 {{- if .Values.networkPolicy.enabled }}
 - apiGroups: ["networking.k8s.io"]
   resources: ["networkpolicies"]
   verbs: ["get", "list", "watch", "create", "patch", "delete"]
 {{- end }}
+{{- end }}
+
+{{/* The ClusterRole bound to the Spark driver of each LivySession in kubernetes mode. */}}
+{{- define "livy-operator.sparkDriverRole" -}}
+{{- printf "%s-spark-driver" (include "livy-operator.fullname" .) }}
 {{- end }}
 
 {{/* The gateway: its own name, labels and selector (app.kubernetes.io/name=livy-gateway), so that no
