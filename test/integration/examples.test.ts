@@ -22,6 +22,7 @@ describe("examples/", () => {
   it("has the examples the docs name", () => {
     expect(files.sort()).toEqual(
       [
+        "pyspark-kubernetes.yaml",
         "pyspark-minimal.yaml",
         "pyspark-resources-conf.yaml",
         "recover.yaml",

@@ -1,7 +1,16 @@
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { ALL_REASONS, serverSchema, sessionSchema, specSchema, statusSchema } from "../../src/api/index.ts";
+import {
+  ALL_REASONS,
+  dynamicAllocationSchema,
+  executorsSchema,
+  serverSchema,
+  sessionSchema,
+  sparkSchema,
+  specSchema,
+  statusSchema,
+} from "../../src/api/index.ts";
 import { envName, FIELDS } from "../../src/operator/config.ts";
 
 /** The README is the user's reference: it must name every field and flag the code has. */
@@ -18,6 +27,18 @@ describe("README", () => {
   it.each(Object.keys(sessionSchema.shape))("documents spec.session.%s", (key) => {
     expect(mentions(`session.${key}`) || mentions(key)).toBe(true);
   });
+  it.each(Object.keys(sparkSchema.shape))("documents spec.spark.%s", (key) => {
+    expect(mentions(`spark.${key}`)).toBe(true);
+  });
+  it.each(Object.keys(executorsSchema.shape))("documents spec.spark.executors.%s", (key) => {
+    expect(mentions(`spark.executors.${key}`)).toBe(true);
+  });
+  it.each(Object.keys(dynamicAllocationSchema.shape))(
+    "documents spec.spark.executors.dynamicAllocation.%s",
+    (key) => {
+      expect(readme).toContain(key);
+    },
+  );
   it.each(Object.keys(statusSchema.shape))("documents status.%s", (key) => {
     expect(mentions(key)).toBe(true);
   });
