@@ -1039,7 +1039,9 @@ describe("the Helm chart", () => {
           ["escalate", "clusterroles.rbac.authorization.k8s.io"],
           ["create", "clusterrolebindings.rbac.authorization.k8s.io"],
           ["create", "roles.rbac.authorization.k8s.io", "-n", sessionNs],
-          ["create", "serviceaccounts/token", "-n", sessionNs],
+          // a token for any ServiceAccount (with create on serviceaccounts alone, `can-i create
+          // serviceaccounts/token` would ask about an account named token, not the subresource)
+          ["create", "serviceaccounts", "--subresource=token", "-n", sessionNs],
           ["delete", "pods", "-n", sessionNs],
           ["create", "leases.coordination.k8s.io", "-n", releaseNs], // one replica: no leader election
           ["delete", "secrets", "-n", sessionNs],
