@@ -8,7 +8,6 @@ import { KubeApiError, KubeClient, loadKubeConfig, resourcePath } from "../../sr
 import { LIVYSESSIONS } from "../../src/operator/reconciler.ts";
 import { testbed } from "../testbed/context.ts";
 import { KWOK_NAMESPACE_ANNOTATIONS } from "../testbed/controlplane.ts";
-import { importImage, projectImages } from "../testbed/images.ts";
 import { REPO_ROOT } from "../testbed/paths.ts";
 import { freePort } from "../testbed/process.ts";
 
@@ -279,50 +278,4 @@ export async function serviceAccountKubeconfig(namespace: string, sa: string): P
     { mode: 0o600 },
   );
   return file;
-}
-
-/**
- * The Livy server image, in the real node's containerd (imported once per test bed: importImage skips an
- * image the node already has with the same config): the name pods use with imagePullPolicy Never. Throws
- * when the test bed has no real node or no Livy image (a Livy release is needed to build it).
- */
-export async function livyImageOnNode(): Promise<string> {
-  const node = testbed().node;
-  if (!node) throw new Error("the test bed has no real node");
-  const { livy } = await projectImages();
-  if (!livy) throw new Error("no Livy server image: the test bed found no Apache Livy release to build it");
-  await importImage(livy, { address: node.containerdSock });
-  return livy.ref;
-}
-
-/**
- * The chart's RBAC for the operator alone (its ServiceAccount, ClusterRole and binding, and the drivers'
- * ClusterRole), rendered by `helm template` for `release` in `namespace` and applied: for tests that run the
- * operator on the host with exactly the chart's permissions. Returns a function removing what it created.
- */
-export async function applyChartRbac(release: string, namespace: string): Promise<() => Promise<void>> {
-  const chart = join(REPO_ROOT, "charts", "livy-operator");
-  const rendered = (
-    await run(
-      "helm",
-      [
-        "template",
-        release,
-        chart,
-        "--namespace",
-        namespace,
-        "--show-only",
-        "templates/serviceaccount.yaml",
-        "--show-only",
-        "templates/rbac.yaml",
-        "--show-only",
-        "templates/spark-driver-rbac.yaml",
-      ],
-      { env: kubectlEnv(), maxBuffer: 16 << 20 },
-    )
-  ).stdout;
-  await kubectl(["apply", "-f", "-"], rendered);
-  return async () => {
-    await kubectl(["delete", "--ignore-not-found", "--wait=false", "-f", "-"], rendered).catch(() => "");
-  };
 }
