@@ -50,6 +50,10 @@ const BENCHES: Record<string, { what: string; load: () => Promise<BenchFn> }> = 
     what: "the gateway: added latency on a Ready session vs direct, statements held during a wake, RSS at 1000 LivySessions",
     load: async () => (await import("./gateway.ts")).gateway,
   },
+  "spark-k8s": {
+    what: "Spark's kubernetes mode vs local mode on the real node: apply → first result, executor pod start",
+    load: async () => (await import("./spark-k8s.ts")).sparkK8s,
+  },
   client: {
     what: "trivial-statement round trip: this client vs pylivy vs a naive poller (real Livy); own overhead",
     load: async () => (await import("./client.ts")).client,
