@@ -4,7 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { parse, parseAllDocuments, stringify } from "yaml";
+import { parseAllDocuments, stringify } from "yaml";
 import { CHART_CRD_TEMPLATE, CRD_FILE, CRD_NAME, livySessionCrd } from "../../src/api/crd.ts";
 import { CORE, resourcePath } from "../../src/kube/client.ts";
 import { loadConfig } from "../../src/operator/config.ts";
