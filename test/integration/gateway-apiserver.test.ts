@@ -35,6 +35,9 @@ const APISERVICE = "/apis/apiregistration.k8s.io/v1/apiservices/gateway.livy.dev
  * gateway trusts only from a client certificate of the front proxy's CA.
  */
 describe("gateway through the API server (aggregation layer)", () => {
+  // where the gateway's aggregation port listens (see the Service made in beforeAll)
+  const hostIp = testbed().node?.hostIp;
+  const gwHost = hostIp ?? "127.0.0.1";
   let op: OperatorProcess;
   let gate: GatewayProcess;
   let ns: string;
@@ -88,11 +91,25 @@ describe("gateway through the API server (aggregation layer)", () => {
     nobody = await serviceAccountToken(ns, "nobody");
     port = await freePort();
     const k = await kube();
-    // the gateway runs on this machine: the Service points the API server at it by name
-    await k.create(`/api/v1/namespaces/${ns}/services`, {
-      metadata: { name: "gw" },
-      spec: { type: "ExternalName", externalName: "localhost", ports: [{ name: "https", port }] },
-    });
+    // The gateway runs on this machine, not in a pod. The test bed's API server routes to an APIService's
+    // endpoints, not its ClusterIP (--enable-aggregator-routing: it lives outside the real node's network),
+    // so the Service has no selector and its Endpoints name the host's address on the node's network (the
+    // API server's own; an endpoint may not be loopback). Without a real node: by name to localhost.
+    if (hostIp) {
+      await k.create(`/api/v1/namespaces/${ns}/services`, {
+        metadata: { name: "gw" },
+        spec: { ports: [{ name: "https", port, targetPort: port }] },
+      });
+      await k.create(`/api/v1/namespaces/${ns}/endpoints`, {
+        metadata: { name: "gw" },
+        subsets: [{ addresses: [{ ip: hostIp }], ports: [{ name: "https", port }] }],
+      });
+    } else {
+      await k.create(`/api/v1/namespaces/${ns}/services`, {
+        metadata: { name: "gw" },
+        spec: { type: "ExternalName", externalName: "localhost", ports: [{ name: "https", port }] },
+      });
+    }
     await k.create("/apis/apiregistration.k8s.io/v1/apiservices", {
       metadata: { name: "gateway.livy.dev" },
       spec: {
@@ -109,7 +126,7 @@ describe("gateway through the API server (aggregation layer)", () => {
         "--apiserver-port",
         String(port),
         "--apiserver-host",
-        "127.0.0.1",
+        gwHost,
         "--apiserver-tls-secret",
         `${ns}/gw-serving`,
         "--apiserver-dns-names",
@@ -233,7 +250,7 @@ describe("gateway through the API server (aggregation layer)", () => {
         "/dev/null",
         "-w",
         "%{http_code}",
-        `https://127.0.0.1:${port}${base()}/nb/proxy/sessions/0`,
+        `https://${gwHost}:${port}${base()}/nb/proxy/sessions/0`,
       ],
       {
         env: kubectlEnv(),
@@ -249,7 +266,7 @@ describe("gateway through the API server (aggregation layer)", () => {
         "X-Remote-User: admin",
         "-H",
         "X-Remote-Group: system:masters",
-        `https://127.0.0.1:${port}${base()}/nb/proxy/sessions/0`,
+        `https://${gwHost}:${port}${base()}/nb/proxy/sessions/0`,
       ],
       { env: kubectlEnv() },
     ).catch((e: { stdout?: string }) => ({ stdout: e.stdout ?? "" }));
