@@ -151,6 +151,7 @@ interface Call<T> {
 }
 
 const DEFAULT_TIMEOUT_MS = 30_000;
+const CREATE_SESSION_TIMEOUT_MS = 120_000;
 
 /** Connection failures where the request certainly did not reach the server. */
 const NOT_SENT = new Set([
@@ -309,6 +310,9 @@ export class LivyClient {
 
   /** Fields left undefined are not sent: Livy refuses fields it does not know (see CreateSessionRequest). */
   createSession(body: CreateSessionRequest, opts: RequestOptions = {}): Promise<Session> {
+    // Livy answers POST /sessions only after launching the session's driver: seconds, and over 30 s on a
+    // loaded machine (37 s measured at load 44), so its own default is longer than other requests'
+    if (opts.timeoutMs === undefined) opts = { ...opts, timeoutMs: CREATE_SESSION_TIMEOUT_MS };
     return this.#call(
       {
         method: "POST",

@@ -998,9 +998,13 @@ class Step {
     });
     // the credential's Secret goes with its server (the Deployment says it was given one): it is written
     // again with the next server, and nothing of a parked session is left but the LivySession
+    // (with per-session credentials on, whenever any of the server's objects is still there: the pass
+    // that deletes the Deployment may see it already gone from the cache while the Secret is not — found
+    // on the real node, where the Secret outlived every idle teardown)
     if (
-      kinds.includes("deployment") &&
-      this.o.owned.deployment?.metadata?.annotations?.[CREDENTIAL_HASH_ANNOTATION]
+      kinds.length > 0 &&
+      (this.o.credential !== undefined ||
+        this.o.owned.deployment?.metadata?.annotations?.[CREDENTIAL_HASH_ANNOTATION])
     )
       kinds.push("credential");
     if (kinds.length) this.plan.deleteOwned = kinds;

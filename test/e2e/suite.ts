@@ -436,7 +436,12 @@ export function e2eSuite(title: string, provision: () => Promise<Cluster>): void
         await p.helmUninstall();
         await until(
           "the release's pods gone",
-          async () => (await p.everythingIn(RELEASE_NS)).every((o) => o === "configmap/kube-root-ca.crt"),
+          // what stays: the namespace's root CA, and the session key the operator made (not Helm's: kept,
+          // so that a reinstall keeps every parked session's credential; docs/gateway.md)
+          async () =>
+            (await p.everythingIn(RELEASE_NS)).every(
+              (o) => o === "configmap/kube-root-ca.crt" || /^secret\/.+-session-key$/.test(o),
+            ),
           3 * MIN,
         );
       },
