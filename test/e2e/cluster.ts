@@ -11,17 +11,14 @@
  * Both name the images as the chart's defaults do (projectImageRefs), so `helm install` needs no image values,
  * exactly as for a user whose nodes can pull them.
  */
-import { execFile } from "node:child_process";
 import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { delimiter, join } from "node:path";
-import { promisify } from "node:util";
-import { createKindCluster, prepareKind } from "../kind/kind.ts";
+import { createKindCluster, type KindCluster, loadImages, prepareKind } from "../kind/kind.ts";
 import type { TestbedInfo } from "../testbed/context.ts";
 import { ensureLoaded, importImage, projectImageRefs, projectImages } from "../testbed/images.ts";
 import type { Cluster } from "./product.ts";
 
-const run = promisify(execFile);
 const log = (msg: string) => process.stderr.write(`[e2e] ${msg}\n`);
 
 /**
@@ -82,64 +79,61 @@ export async function kindUnavailable(): Promise<string | null> {
  * A new kind cluster (test/kind/kind.ts: kind, its node image and what this machine's Docker needs, each
  * detected) with both images loaded by `kind load docker-image`. The images are the test bed toolkit's
  * builds of the repository's Dockerfiles (test/testbed/images.ts, as `make test` builds them; cached),
- * tagged in Docker with the chart's default names. E2E_OPERATOR_IMAGE and E2E_LIVY_IMAGE use images already
+ * named in the node with the chart's default names. E2E_OPERATOR_IMAGE and E2E_LIVY_IMAGE use images already
  * built instead; E2E_KEEP_CLUSTER=1 keeps the cluster after the suite. `binDirs`: where kubectl and helm are.
+ * Everything it makes (its temp dir, the cluster, the routes, the kind network when it made it) goes at
+ * dispose, and on any failure before it returns.
  */
 export async function kindCluster(binDirs: string[] = []): Promise<Cluster> {
-  const setup = await prepareKind();
-  const name = `livy-e2e-${Date.now().toString(36)}`;
   const dir = mkdtempSync(join(tmpdir(), "kind-e2e-"));
-  const kubeconfig = join(dir, "kubeconfig");
-  const env = { ...setup.env, PATH: [...binDirs, setup.env.PATH ?? ""].join(delimiter) };
-  const sh = async (cmd: string, args: string[], timeoutMs = 600_000) => {
-    try {
-      return (await run(cmd, args, { env, maxBuffer: 256 << 20, timeout: timeoutMs })).stdout;
-    } catch (err) {
-      const e = err as { stderr?: string; message: string };
-      throw new Error(`${cmd} ${args.join(" ")}: ${e.stderr || e.message}`);
-    }
-  };
-  const refs = projectImageRefs();
-  const given: Record<"operator" | "livy", string | undefined> = {
-    operator: process.env.E2E_OPERATOR_IMAGE,
-    livy: process.env.E2E_LIVY_IMAGE,
-  };
-  // the images first (a build can take minutes: the cluster should not wait idle meanwhile); tagged with
-  // the chart's names just before the load (another checkout's build may take the same names meanwhile)
-  const started = Date.now();
-  const built = given.operator && given.livy ? null : await projectImages({ livy: !given.livy });
-  const local: Record<"operator" | "livy", string> = { operator: "", livy: "" };
-  for (const which of ["operator", "livy"] as const) {
-    const image = built?.[which];
-    const prebuilt = given[which] ?? (image ? await ensureLoaded(image) : undefined);
-    if (!prebuilt)
-      throw new Error(`no ${which} image: the test bed found no Apache Livy release (or set E2E_LIVY_IMAGE)`);
-    local[which] = prebuilt;
-  }
-  log(`images ready in ${((Date.now() - started) / 1000).toFixed(0)} s: ${local.operator}, ${local.livy}`);
-  const cluster = await createKindCluster(setup, name, kubeconfig);
+  const name = `livy-e2e-${Date.now().toString(36)}`;
+  let cluster: KindCluster | null = null;
   const dispose = async () => {
-    if (process.env.E2E_KEEP_CLUSTER === "1") {
-      log(`kept kind cluster ${name} (kubeconfig ${kubeconfig})`);
+    if (process.env.E2E_KEEP_CLUSTER === "1" && cluster) {
+      log(`kept kind cluster ${name} (kubeconfig ${cluster.kubeconfig}, dir ${dir})`);
       return;
     }
-    await cluster.delete();
+    await cluster?.delete();
     rmSync(dir, { recursive: true, force: true });
   };
   try {
+    const setup = await prepareKind(dir);
+    const refs = projectImageRefs();
+    const given: Record<"operator" | "livy", string | undefined> = {
+      operator: process.env.E2E_OPERATOR_IMAGE,
+      livy: process.env.E2E_LIVY_IMAGE,
+    };
+    // the images first (a build can take minutes: the cluster should not wait idle meanwhile), in Docker by
+    // their content-addressed names (localRef), which no other checkout's build moves
+    const started = Date.now();
+    const built = given.operator && given.livy ? null : await projectImages({ livy: !given.livy });
+    const local: Record<"operator" | "livy", string> = { operator: "", livy: "" };
+    for (const which of ["operator", "livy"] as const) {
+      const image = built?.[which];
+      const prebuilt = given[which] ?? (image ? await ensureLoaded(image) : undefined);
+      if (!prebuilt)
+        throw new Error(
+          `no ${which} image: the test bed found no Apache Livy release (or set E2E_LIVY_IMAGE)`,
+        );
+      local[which] = prebuilt;
+    }
+    log(`images ready in ${((Date.now() - started) / 1000).toFixed(0)} s: ${local.operator}, ${local.livy}`);
+    cluster = await createKindCluster(setup, name, dir);
     const t = Date.now();
-    for (const which of ["operator", "livy"] as const) await sh("docker", ["tag", local[which], refs[which]]);
-    await sh(setup.kind, ["load", "docker-image", refs.operator, refs.livy, "--name", name], 1_200_000);
+    await loadImages(setup, name, [
+      { local: local.operator, ref: refs.operator },
+      { local: local.livy, ref: refs.livy },
+    ]);
     log(`kind load docker-image: ${((Date.now() - t) / 1000).toFixed(0)} s`);
+    return {
+      description: `kind cluster ${name} (${setup.notes.join("; ")})`,
+      kubeconfig: cluster.kubeconfig,
+      binDirs,
+      images: refs,
+      dispose,
+    };
   } catch (err) {
     await dispose();
     throw err;
   }
-  return {
-    description: `kind cluster ${name} (${setup.notes.join("; ")})`,
-    kubeconfig,
-    binDirs,
-    images: refs,
-    dispose,
-  };
 }

@@ -13,8 +13,7 @@
  *   there instead of following the default route off the machine); removed at delete.
  */
 import { execFile } from "node:child_process";
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { existsSync, mkdirSync, writeFileSync } from "node:fs";
 import { delimiter, join } from "node:path";
 import { promisify } from "node:util";
 import { stringify } from "yaml";
@@ -79,8 +78,12 @@ export async function privilegedRefused(image: string): Promise<string | null> {
   }
 }
 
-/** The kind binary, node image, config and environment for this machine (builds what is missing). */
-export async function prepareKind(): Promise<KindSetup> {
+/**
+ * The kind binary, node image, config and environment for this machine (builds what is missing). `workDir`:
+ * the caller's directory for what this run needs on disk (the docker wrapper's PATH entry); the caller
+ * removes it with the cluster.
+ */
+export async function prepareKind(workDir: string): Promise<KindSetup> {
   const notes: string[] = [];
   await ensureDocker();
   let kind = which("kind");
@@ -133,7 +136,8 @@ export async function prepareKind(): Promise<KindSetup> {
   if (refused) {
     const real = which("docker");
     if (!real) throw new Error("the docker CLI is not on PATH");
-    const dir = mkdtempSync(join(tmpdir(), "kind-docker-"));
+    const dir = join(workDir, "docker-wrapper");
+    mkdirSync(dir, { recursive: true });
     writeFileSync(join(dir, "docker"), `#!/bin/sh\nexec ${join(KIND_DIR, "docker-wrapper.sh")} "$@"\n`, {
       mode: 0o755,
     });
@@ -172,24 +176,28 @@ export async function prepareKind(): Promise<KindSetup> {
 export interface KindCluster {
   name: string;
   kubeconfig: string;
-  /** Deletes the cluster, the routes it added and its temp dir; never throws. */
+  /** Deletes the cluster, the routes it added and the kind network when this call made it; never throws. */
   delete: () => Promise<void>;
 }
 
-/** `kind create cluster` with the setup's image and config, and local routes for its ranges (as root). */
-export async function createKindCluster(
-  setup: KindSetup,
-  name: string,
-  kubeconfig: string,
-): Promise<KindCluster> {
-  const dir = mkdtempSync(join(tmpdir(), "kind-config-"));
+/**
+ * `kind create cluster` with the setup's image and config, and local routes for its ranges (as root).
+ * `dir`: the caller's directory for the config and the kubeconfig (the caller removes it).
+ */
+export async function createKindCluster(setup: KindSetup, name: string, dir: string): Promise<KindCluster> {
   const configFile = join(dir, "config.yaml");
+  const kubeconfig = join(dir, "kubeconfig");
   writeFileSync(configFile, setup.config);
   const routes: string[] = [];
+  // kind makes its Docker network on the first create and leaves it after delete: made here, it goes too
+  const networkBefore = await networkId();
   const del = async () => {
     await run(setup.kind, ["delete", "cluster", "--name", name], setup.env).catch((e) => log(String(e)));
     for (const r of routes) await run("ip", ["route", "del", r]).catch((e) => log(String(e)));
-    rmSync(dir, { recursive: true, force: true });
+    if (!networkBefore && (await networkId())) {
+      // refused while another cluster's node is on it: then it is still in use and stays
+      await run("docker", ["network", "rm", NETWORK]).catch((e) => log(`kept: ${String(e)}`));
+    }
   };
   const args = [
     "create",
@@ -207,20 +215,70 @@ export async function createKindCluster(
   const started = Date.now();
   try {
     await run(setup.kind, args, setup.env, 900_000);
+    log(`kind cluster ${name} up in ${((Date.now() - started) / 1000).toFixed(0)} s`);
+    if (process.getuid?.() === 0 && which("ip")) {
+      const id = (await networkId()) ?? "";
+      const bridge = `br-${id.slice(0, 12)}`;
+      const table = await run("ip", ["route"]);
+      for (const r of [SERVICE_SUBNET, POD_SUBNET]) {
+        if (table.includes(`${r} `)) continue; // someone's route already keeps it local or elsewhere: not ours to change
+        await run("ip", ["route", "add", r, "dev", bridge]);
+        routes.push(r);
+      }
+    }
   } catch (err) {
     await del();
     throw err;
   }
-  log(`kind cluster ${name} up in ${((Date.now() - started) / 1000).toFixed(0)} s`);
-  if (process.getuid?.() === 0 && which("ip")) {
-    const id = (await run("docker", ["network", "inspect", NETWORK, "--format", "{{.Id}}"])).trim();
-    const bridge = `br-${id.slice(0, 12)}`;
-    const table = await run("ip", ["route"]);
-    for (const r of [SERVICE_SUBNET, POD_SUBNET]) {
-      if (table.includes(`${r} `)) continue; // someone's route already keeps it local or elsewhere: not ours to change
-      await run("ip", ["route", "add", r, "dev", bridge]);
-      routes.push(r);
+  return { name, kubeconfig, delete: del };
+}
+
+async function networkId(): Promise<string | null> {
+  return run("docker", ["network", "inspect", NETWORK, "--format", "{{.Id}}"]).then(
+    (out) => out.trim() || null,
+    () => null,
+  );
+}
+
+/**
+ * `kind load docker-image` of images named by content (localRef: a tag no other build moves), then, in
+ * each node's containerd, the names the chart uses by default (`ref`). The chart's names are never tagged
+ * in Docker: another checkout's build may point them at its own image at any moment (between a `docker tag`
+ * and the `docker save` inside `kind load`, the wrong image would be loaded).
+ */
+export async function loadImages(
+  setup: KindSetup,
+  name: string,
+  images: { local: string; ref: string }[],
+): Promise<void> {
+  await run(
+    setup.kind,
+    ["load", "docker-image", ...images.map((i) => i.local), "--name", name],
+    setup.env,
+    1_200_000,
+  );
+  const nodes = (await run(setup.kind, ["get", "nodes", "--name", name], setup.env)).split("\n");
+  for (const node of nodes.map((n) => n.trim()).filter(Boolean)) {
+    for (const i of images) {
+      await run("docker", [
+        "exec",
+        node,
+        "ctr",
+        "--namespace=k8s.io",
+        "images",
+        "tag",
+        "--force",
+        qualified(i.local),
+        qualified(i.ref),
+      ]);
     }
   }
-  return { name, kubeconfig, delete: del };
+}
+
+/** An image name as containerd stores it: Docker's short names are docker.io's. */
+export function qualified(ref: string): string {
+  const first = ref.split("/")[0] ?? "";
+  const domain = ref.includes("/") && (first.includes(".") || first.includes(":") || first === "localhost");
+  if (domain) return ref;
+  return ref.includes("/") ? `docker.io/${ref}` : `docker.io/library/${ref}`;
 }

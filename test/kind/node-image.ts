@@ -18,7 +18,8 @@
  * images.ts `buildImage` (cached by a hash of its inputs, `docker save`d). A warm call hashes and returns.
  * etcd and CoreDNS are newer than kubeadm's defaults: kindConfig() names their tags (kubeadmConfigPatches).
  *
- *   node test/kind/node-image.ts            builds (or finds) the image, loads it into Docker, prints JSON
+ *   node test/kind/node-image.ts            builds (or finds) the image, loads it into Docker under its
+ *                                           content-addressed name (`local`), prints JSON
  */
 import { execFile } from "node:child_process";
 import { createHash } from "node:crypto";
@@ -37,7 +38,6 @@ import {
 } from "node:fs";
 import { basename, dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { promisify } from "node:util";
 import {
   type BuiltImage,
   buildImage,
@@ -48,7 +48,6 @@ import {
 } from "../testbed/images.ts";
 import { cacheDir, goBinaries, TESTBED_DIR, versions } from "../testbed/paths.ts";
 
-const execFileP = promisify(execFile);
 const log = (msg: string) => process.stderr.write(`[kind-node] ${msg}\n`);
 export const KIND_DIR = dirname(fileURLToPath(import.meta.url));
 
@@ -370,7 +369,8 @@ if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
   const n = await buildNodeImage();
   await ensureDocker();
   const local = await ensureLoaded(n.image);
-  await execFileP("docker", ["tag", local, n.ref]);
+  // only the content-addressed name (localRef) is tagged in Docker: `ref` would be moved by every other
+  // checkout's build of another node image
   const mb = (b: number) => Math.round(b / 1e6);
   console.log(
     JSON.stringify(
