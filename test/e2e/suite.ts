@@ -11,16 +11,19 @@
  */
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import { setTimeout as sleep } from "node:timers/promises";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parse } from "yaml";
 import { failureOf, type LivySession, phaseOf, readyCondition } from "../../src/api/index.ts";
 import { CORE, resourcePath } from "../../src/kube/client.ts";
 import { connectKube, connectLivySession } from "../../src/livy/kube.ts";
 import { REPO_ROOT } from "../testbed/paths.ts";
+import { until as poll } from "../testbed/process.ts";
 import { type Cluster, type Pod, Product, RELEASE_NS } from "./product.ts";
 
 const log = (msg: string) => process.stderr.write(`[e2e ${new Date().toISOString().slice(11, 23)}] ${msg}\n`);
+/** testbed's until, polled every second: each probe here is a kubectl process or a request through the cluster. */
+const until = <T>(what: string, fn: () => Promise<T | null | undefined | false>, timeoutMs: number) =>
+  poll(what, fn, timeoutMs, 1_000);
 const S = 1_000;
 const MIN = 60 * S;
 
@@ -448,26 +451,4 @@ export function e2eSuite(title: string, provision: () => Promise<Cluster>): void
       6 * MIN,
     );
   });
-}
-
-/** Polls every second until `fn` gives something truthy. */
-async function until<T>(
-  what: string,
-  fn: () => Promise<T | null | undefined | false>,
-  timeoutMs: number,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  while (Date.now() < deadline) {
-    try {
-      const v = await fn();
-      if (v) return v;
-    } catch (err) {
-      last = err;
-    }
-    await sleep(1_000);
-  }
-  throw new Error(
-    `timed out after ${timeoutMs / 1000} s waiting for ${what}${last ? ` (${String(last)})` : ""}`,
-  );
 }

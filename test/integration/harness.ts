@@ -9,7 +9,7 @@ import { LIVYSESSIONS } from "../../src/operator/reconciler.ts";
 import { testbed } from "../testbed/context.ts";
 import { KWOK_NAMESPACE_ANNOTATIONS } from "../testbed/controlplane.ts";
 import { REPO_ROOT } from "../testbed/paths.ts";
-import { freePort } from "../testbed/process.ts";
+import { freePort, until } from "../testbed/process.ts";
 
 const run = promisify(execFile);
 
@@ -33,26 +33,7 @@ export async function kube(): Promise<KubeClient> {
   return client;
 }
 
-export async function until<T>(
-  what: string,
-  fn: () => Promise<T | undefined | false | null>,
-  timeoutMs = 30_000,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  while (Date.now() < deadline) {
-    try {
-      const v = await fn();
-      if (v) return v;
-    } catch (err) {
-      last = err;
-    }
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error(
-    `timed out after ${timeoutMs} ms waiting for ${what}${last ? ` (last error: ${String(last)})` : ""}`,
-  );
-}
+export { until };
 
 /** Applies the generated CRD and waits until the API server serves it. */
 export async function installCrd(): Promise<void> {

@@ -112,6 +112,33 @@ export async function waitUntil(
   );
 }
 
+/**
+ * Polls `fn` every `intervalMs` until it gives something truthy, and returns it; an error thrown by `fn` is
+ * remembered (quoted at the timeout) and polled again. The one `until` of the tests: the integration harness
+ * polls fast (100 ms, in-process calls), the end-to-end suite slowly (each probe is a kubectl process).
+ */
+export async function until<T>(
+  what: string,
+  fn: () => Promise<T | undefined | false | null>,
+  timeoutMs = 30_000,
+  intervalMs = 100,
+): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  while (Date.now() < deadline) {
+    try {
+      const v = await fn();
+      if (v) return v;
+    } catch (err) {
+      last = err;
+    }
+    await sleep(intervalMs);
+  }
+  throw new Error(
+    `timed out after ${timeoutMs} ms waiting for ${what}${last ? ` (last error: ${String(last)})` : ""}`,
+  );
+}
+
 export async function tail(file: string, lines = 30): Promise<string> {
   const { readFile } = await import("node:fs/promises");
   try {
