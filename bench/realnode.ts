@@ -14,20 +14,17 @@
  * "Livy up" is polled from the host at the pod's IP (the test bed routes pod IPs to the host); the first
  * statement goes as a user's does, through the API server's service proxy.
  */
-import { mkdtempSync, readFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { parse } from "yaml";
 import { GROUP, type LivySession, phaseOf, VERSION } from "../src/api/index.ts";
 import { CORE, resourcePath } from "../src/kube/client.ts";
 import { connectLivySession } from "../src/livy/kube.ts";
-import { testbedCluster } from "../test/e2e/cluster.ts";
 import { type Pod, Product } from "../test/e2e/product.ts";
-import { projectImages } from "../test/testbed/images.ts";
 import { REPO_ROOT } from "../test/testbed/paths.ts";
-import { down, readState, type TestbedState, up } from "../test/testbed/testbed.ts";
 import { type Args, type BenchBody, log } from "./lib/bench.ts";
+import { onRealNode } from "./lib/realnode.ts";
 import { median, round } from "./lib/stats.ts";
 
 const NS = "default";
@@ -162,18 +159,8 @@ export async function realnode(args: Args): Promise<BenchBody> {
   const n = args.num("n", 2);
   const given = args.str("state-dir", "");
   const idleTimeout = "10s";
-  let state: TestbedState | null = given ? readState(given) : null;
-  if (given && !state) throw new Error(`--state-dir ${given}: no test bed there`);
-  const owned = !state;
-  const stateDir = given || mkdtempSync(join(tmpdir(), "bench-realnode-"));
   const manifest = parse(readFileSync(join(REPO_ROOT, "examples", `${NAME}.yaml`), "utf8")) as object;
-  try {
-    if (!state) {
-      const images = await projectImages({ livy: true });
-      if (!images.livy) throw new Error("no Livy server image (no Apache Livy release on this machine)");
-      state = await up(stateDir, { nodeImages: [images.operator.tar, images.livy.tar] });
-    }
-    const cluster = await testbedCluster(state);
+  return onRealNode(given, "bench-realnode-", async (cluster) => {
     const p = new Product(cluster, (m) => log(m));
     const k = await p.kube();
     try {
@@ -256,7 +243,5 @@ export async function realnode(args: Args): Promise<BenchBody> {
       await p.helmUninstall().catch(() => undefined);
       await p.close();
     }
-  } finally {
-    if (owned) await down(stateDir).catch(() => undefined);
-  }
+  });
 }

@@ -12,17 +12,12 @@
  * Options: --rounds N (default 2), --executors N (default 2: 1 core, 512m of heap, 100m CPU request each),
  * --state-dir DIR (a running test bed with the images imported; default: a fresh one, brought down after).
  */
-import { mkdtempSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { type LivySession, phaseOf } from "../src/api/index.ts";
 import { connectKube, connectLivySession } from "../src/livy/kube.ts";
-import { testbedCluster } from "../test/e2e/cluster.ts";
 import { type Pod, Product } from "../test/e2e/product.ts";
-import { projectImages } from "../test/testbed/images.ts";
-import { down, readState, type TestbedState, up } from "../test/testbed/testbed.ts";
 import { type Args, type BenchBody, log } from "./lib/bench.ts";
+import { onRealNode } from "./lib/realnode.ts";
 import { median, round } from "./lib/stats.ts";
 
 const STATEMENT = "spark.range(10_000_000).repartition(4).count()";
@@ -45,17 +40,7 @@ export async function sparkK8s(args: Args): Promise<BenchBody> {
   const rounds = args.num("rounds", 2);
   const executors = args.num("executors", 2);
   const given = args.str("state-dir", "");
-  let state: TestbedState | null = given ? readState(given) : null;
-  if (given && !state) throw new Error(`--state-dir ${given}: no test bed there`);
-  const owned = !state;
-  const stateDir = given || mkdtempSync(join(tmpdir(), "bench-spark-k8s-"));
-  try {
-    if (!state) {
-      const images = await projectImages({ livy: true });
-      if (!images.livy) throw new Error("no Livy server image (no Apache Livy release on this machine)");
-      state = await up(stateDir, { nodeImages: [images.operator.tar, images.livy.tar] });
-    }
-    const cluster = await testbedCluster(state);
+  return onRealNode(given, "bench-spark-k8s-", async (cluster) => {
     const p = new Product(cluster, (m) => log(m));
     const conn = await connectKube({ kubeconfig: cluster.kubeconfig });
     const ns = `bench-spark-${Date.now().toString(36)}`;
@@ -239,7 +224,5 @@ export async function sparkK8s(args: Args): Promise<BenchBody> {
       await conn.close();
       await p.close();
     }
-  } finally {
-    if (owned) await down(stateDir).catch(() => undefined);
-  }
+  });
 }
