@@ -3,9 +3,8 @@
  * the way crd.ts derives LivySession's: the same structural rewrite, its own names and columns.
  */
 import { stringify } from "yaml";
-import { z } from "zod";
-import { CRD_HEADER, structural } from "./crd.ts";
-import { API_VERSION, CATEGORIES, GROUP, VERSION } from "./livysession.ts";
+import { CRD_HEADER, crdOf, resourceOpenApiSchema } from "./crd.ts";
+import { GROUP } from "./livysession.ts";
 import {
   livySessionPoolSchema,
   POOL_KIND,
@@ -21,25 +20,13 @@ export const POOL_CRD_NAME = `${POOL_PLURAL}.${GROUP}`;
 export const POOL_CRD_FILE = `${GROUP}_${POOL_PLURAL}.yaml`;
 
 export function poolOpenApiSchema(): Json {
-  const js = z.toJSONSchema(livySessionPoolSchema, {
-    target: "openapi-3.0",
-    io: "input",
-    unrepresentable: "throw",
-    reused: "inline",
-    cycles: "throw",
-  }) as Json;
-  const props = { ...(js.properties as Json) };
-  props.apiVersion = { type: "string", description: `${API_VERSION}` };
-  props.kind = { type: "string", description: POOL_KIND };
-  props.metadata = { type: "object", properties: { name: { type: "string", maxLength: 253 } } };
-  const root: Json = { ...js, properties: props };
-  delete root.required;
-  root.description =
-    "A warm pool of pre-started Livy servers, each with an open, warmed Spark session, handed at once to a LivySession of the same namespace whose spec matches the pool's, and refilled behind it.";
-  (props.spec as Json).description =
-    "How many servers to keep free, within what budget, and the template (kind, server, session, warmup, auth) a LivySession must match.";
-  (props.status as Json).description = "What the operator observed; written through the status subresource.";
-  return structural(root);
+  return resourceOpenApiSchema(livySessionPoolSchema, {
+    kind: POOL_KIND,
+    description:
+      "A warm pool of pre-started Livy servers, each with an open, warmed Spark session, handed at once to a LivySession of the same namespace whose spec matches the pool's, and refilled behind it.",
+    specDescription:
+      "How many servers to keep free, within what budget, and the template (kind, server, session, warmup, auth) a LivySession must match.",
+  });
 }
 
 export const POOL_PRINTER_COLUMNS = [
@@ -59,36 +46,18 @@ export const POOL_PRINTER_COLUMNS = [
 ];
 
 export function livySessionPoolCrd(): Json {
-  return {
-    apiVersion: "apiextensions.k8s.io/v1",
-    kind: "CustomResourceDefinition",
-    metadata: {
-      name: POOL_CRD_NAME,
-      labels: { "app.kubernetes.io/name": "livy-operator", "app.kubernetes.io/part-of": "livy-operator" },
+  return crdOf({
+    name: POOL_CRD_NAME,
+    names: {
+      kind: POOL_KIND,
+      listKind: POOL_LIST_KIND,
+      plural: POOL_PLURAL,
+      singular: POOL_SINGULAR,
+      shortNames: POOL_SHORT_NAMES,
     },
-    spec: {
-      group: GROUP,
-      names: {
-        kind: POOL_KIND,
-        listKind: POOL_LIST_KIND,
-        plural: POOL_PLURAL,
-        singular: POOL_SINGULAR,
-        shortNames: [...POOL_SHORT_NAMES],
-        categories: [...CATEGORIES],
-      },
-      scope: "Namespaced",
-      versions: [
-        {
-          name: VERSION,
-          served: true,
-          storage: true,
-          subresources: { status: {} },
-          additionalPrinterColumns: POOL_PRINTER_COLUMNS,
-          schema: { openAPIV3Schema: poolOpenApiSchema() },
-        },
-      ],
-    },
-  };
+    printerColumns: POOL_PRINTER_COLUMNS,
+    schema: poolOpenApiSchema(),
+  });
 }
 
 export function livySessionPoolCrdYaml(): string {
