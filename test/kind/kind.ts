@@ -128,10 +128,22 @@ export async function prepareKind(workDir: string): Promise<KindSetup> {
   }
   const env: NodeJS.ProcessEnv = { ...process.env };
   const probeImage = nodeImage;
-  const haveImage = await run("docker", ["image", "inspect", probeImage]).then(
+  let haveImage = await run("docker", ["image", "inspect", probeImage]).then(
     () => true,
     () => false,
   );
+  if (!haveImage && process.env.KIND_NODE_IMAGE) {
+    // kind's own image, not yet in Docker: pulled now, as `kind create cluster` would pull it, so that the
+    // probe below can start it
+    haveImage = await run("docker", ["pull", probeImage], process.env, 900_000).then(
+      () => true,
+      (e) => {
+        log(`docker pull ${probeImage}: ${String(e)}`);
+        return false;
+      },
+    );
+  }
+  if (!haveImage) notes.push(`${probeImage} is not in Docker: the --privileged probe did not run`);
   const refused = haveImage ? await privilegedRefused(probeImage) : null;
   if (refused) {
     const real = which("docker");
@@ -160,7 +172,8 @@ export async function prepareKind(workDir: string): Promise<KindSetup> {
         oomScoreAdj: 0,
       }),
     );
-  } else notes.push("this Docker runs --privileged containers: kind runs unwrapped");
+  } else if (haveImage) notes.push("this Docker runs --privileged containers: kind runs unwrapped");
+  else notes.push("kind runs unwrapped");
   if (!patches.some((p) => p.includes("ClusterConfiguration")))
     patches.unshift(stringify({ kind: "ClusterConfiguration", etcd: { local: { extraArgs: etcdArgs } } }));
   const config = stringify({
