@@ -125,18 +125,35 @@ export async function goBuild(components: string[]): Promise<void> {
   log(`go components ${components.join(",")} ready in ${((Date.now() - started) / 1000).toFixed(0)} s`);
 }
 
+/**
+ * `dir`, filled once: by `fill` in a temp dir beside it, renamed into place. A failure leaves nothing behind;
+ * another process that filled it first wins (the same inputs give the same content).
+ */
+function makeOnce(dir: string, fill: (tmp: string) => void): string {
+  if (existsSync(join(dir, "Dockerfile"))) return dir;
+  const tmp = `${dir}.${process.pid}`;
+  rmSync(tmp, { recursive: true, force: true });
+  try {
+    fill(tmp);
+    renameSync(tmp, dir);
+  } catch (err) {
+    rmSync(tmp, { recursive: true, force: true });
+    if (!existsSync(join(dir, "Dockerfile"))) throw err;
+  }
+  return dir;
+}
+
 /** A FROM-scratch (or FROM base) context holding one binary at /usr/local/bin; made once, atomically. */
 export function binaryContext(name: string, tag: string, binary: string, wrap = false): string {
   const dir = join(imagesCacheDir(), "contexts", `kind-${name}-${tag}-${sha12(readFileSync(binary))}`);
   if (existsSync(join(dir, "Dockerfile"))) return dir;
-  const tmp = `${dir}.${process.pid}`;
-  rmSync(tmp, { recursive: true, force: true });
-  mkdirSync(tmp, { recursive: true });
-  copyFileSync(binary, join(tmp, basename(binary)));
-  const bin = basename(binary);
-  // kube-proxy's iptables: the variant (legacy or nft) the node uses, as the official image's iptables-wrapper
-  // decides it: the one that already holds more rules
-  const wrapper = `#!/bin/sh
+  return makeOnce(dir, (tmp) => {
+    mkdirSync(tmp, { recursive: true });
+    copyFileSync(binary, join(tmp, basename(binary)));
+    const bin = basename(binary);
+    // kube-proxy's iptables: the variant (legacy or nft) the node uses, as the official image's iptables-wrapper
+    // decides it: the one that already holds more rules
+    const wrapper = `#!/bin/sh
 l=$( (iptables-legacy-save; ip6tables-legacy-save) 2>/dev/null | grep -c '^-')
 n=$( (iptables-nft-save; ip6tables-nft-save) 2>/dev/null | grep -c '^-')
 if [ "$l" -ge "$n" ]; then m=legacy; else m=nft; fi
@@ -144,19 +161,14 @@ update-alternatives --set iptables /usr/sbin/iptables-$m >/dev/null
 update-alternatives --set ip6tables /usr/sbin/ip6tables-$m >/dev/null
 exec /usr/local/bin/${bin}.bin "$@"
 `;
-  if (wrap) writeFileSync(join(tmp, "wrapper.sh"), wrapper, { mode: 0o755 });
-  writeFileSync(
-    join(tmp, "Dockerfile"),
-    wrap
-      ? `ARG BASE_IMAGE\nFROM $BASE_IMAGE\nCOPY ${bin} /usr/local/bin/${bin}.bin\nCOPY wrapper.sh /usr/local/bin/${bin}\nENTRYPOINT ["/usr/local/bin/${bin}"]\n`
-      : `FROM scratch\nENV PATH=/usr/local/bin:/bin\nCOPY ${bin} /usr/local/bin/${bin}\nENTRYPOINT ["/usr/local/bin/${bin}"]\n`,
-  );
-  try {
-    renameSync(tmp, dir);
-  } catch {
-    rmSync(tmp, { recursive: true, force: true });
-  }
-  return dir;
+    if (wrap) writeFileSync(join(tmp, "wrapper.sh"), wrapper, { mode: 0o755 });
+    writeFileSync(
+      join(tmp, "Dockerfile"),
+      wrap
+        ? `ARG BASE_IMAGE\nFROM $BASE_IMAGE\nCOPY ${bin} /usr/local/bin/${bin}.bin\nCOPY wrapper.sh /usr/local/bin/${bin}\nENTRYPOINT ["/usr/local/bin/${bin}"]\n`
+        : `FROM scratch\nENV PATH=/usr/local/bin:/bin\nCOPY ${bin} /usr/local/bin/${bin}\nENTRYPOINT ["/usr/local/bin/${bin}"]\n`,
+    );
+  });
 }
 
 export interface NodeImage {
@@ -279,31 +291,30 @@ function nodeContext(o: {
   );
   const dir = join(imagesCacheDir(), "contexts", `kind-node-${key}`);
   if (existsSync(join(dir, "Dockerfile"))) return dir;
-  const tmp = `${dir}.${process.pid}`;
-  rmSync(tmp, { recursive: true, force: true });
-  const root = join(tmp, "rootfs");
-  mkdirSync(root, { recursive: true });
-  cpSync(o.tools.baseFiles, join(tmp, "base-files"), { recursive: true });
-  const put = (path: string, from: string | Buffer, mode = 0o644) => {
-    mkdirSync(dirname(join(root, path)), { recursive: true });
-    if (typeof from === "string") copyFileSync(from, join(root, path));
-    else writeFileSync(join(root, path), from);
-    chmodSync(join(root, path), mode);
-  };
-  put("usr/bin/kubelet", o.bins.kubelet, 0o755);
-  put("usr/bin/kubeadm", o.tools.kubeadm, 0o755);
-  put("usr/bin/kubectl", o.bins.kubectl, 0o755);
-  put("usr/local/bin/crictl", o.tools.crictl, 0o755);
-  put("kind/bin/vm-compat.sh", join(KIND_DIR, "node", "vm-compat.sh"), 0o755);
-  put("kind/bin/import-images.sh", join(KIND_DIR, "node", "import-images.sh"), 0o755);
-  put("kind/bin/static-cni.sh", join(KIND_DIR, "node", "static-cni.sh"), 0o755);
-  put("kind/manifests/default-cni.yaml", join(KIND_DIR, "node", "default-cni.yaml"));
-  put("kind/version", Buffer.from(`${o.k8s}\n`));
-  put("kind/images/KEY", Buffer.from(`${o.imagesKey}\n`));
-  for (const [k, img] of Object.entries(o.inner)) put(`kind/images/${k}.tar`, img.tar);
-  put(
-    "etc/systemd/system/kind-import-images.service",
-    Buffer.from(`[Unit]
+  return makeOnce(dir, (tmp) => {
+    const root = join(tmp, "rootfs");
+    mkdirSync(root, { recursive: true });
+    cpSync(o.tools.baseFiles, join(tmp, "base-files"), { recursive: true });
+    const put = (path: string, from: string | Buffer, mode = 0o644) => {
+      mkdirSync(dirname(join(root, path)), { recursive: true });
+      if (typeof from === "string") copyFileSync(from, join(root, path));
+      else writeFileSync(join(root, path), from);
+      chmodSync(join(root, path), mode);
+    };
+    put("usr/bin/kubelet", o.bins.kubelet, 0o755);
+    put("usr/bin/kubeadm", o.tools.kubeadm, 0o755);
+    put("usr/bin/kubectl", o.bins.kubectl, 0o755);
+    put("usr/local/bin/crictl", o.tools.crictl, 0o755);
+    put("kind/bin/vm-compat.sh", join(KIND_DIR, "node", "vm-compat.sh"), 0o755);
+    put("kind/bin/import-images.sh", join(KIND_DIR, "node", "import-images.sh"), 0o755);
+    put("kind/bin/static-cni.sh", join(KIND_DIR, "node", "static-cni.sh"), 0o755);
+    put("kind/manifests/default-cni.yaml", join(KIND_DIR, "node", "default-cni.yaml"));
+    put("kind/version", Buffer.from(`${o.k8s}\n`));
+    put("kind/images/KEY", Buffer.from(`${o.imagesKey}\n`));
+    for (const [k, img] of Object.entries(o.inner)) put(`kind/images/${k}.tar`, img.tar);
+    put(
+      "etc/systemd/system/kind-import-images.service",
+      Buffer.from(`[Unit]
 Description=Import the node image's images into containerd (no registry: they ride in /kind/images)
 After=containerd.service
 Requires=containerd.service
@@ -317,20 +328,19 @@ ExecStart=/kind/bin/import-images.sh
 [Install]
 WantedBy=multi-user.target
 `),
-  );
-  put(
-    "etc/systemd/system/kubelet.service.d/20-livy-kind.conf",
-    Buffer.from(`# images first (they are imported at boot), the static pod network's config from the cluster's podSubnet
+    );
+    put(
+      "etc/systemd/system/kubelet.service.d/20-livy-kind.conf",
+      Buffer.from(`# images first (they are imported at boot), the static pod network's config from the cluster's podSubnet
 [Unit]
 Wants=kind-import-images.service
 After=kind-import-images.service
 [Service]
 ExecStartPre=/kind/bin/static-cni.sh
 `),
-  );
-  writeFileSync(join(tmp, "Dockerfile"), DOCKERFILE.replace("@PAUSE@", o.pauseRef));
-  renameSync(tmp, dir);
-  return dir;
+    );
+    writeFileSync(join(tmp, "Dockerfile"), DOCKERFILE.replace("@PAUSE@", o.pauseRef));
+  });
 }
 
 // What kind's images/base/Dockerfile does to its Debian rootfs, on Debian's containerd 1.6 and runc (the
