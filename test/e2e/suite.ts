@@ -88,6 +88,21 @@ export function e2eSuite(title: string, provision: () => Promise<Cluster>): void
       return r.stdout.trim();
     };
 
+    /** Waits until none of the operator's objects is left in `ns`; a timeout names what still was. */
+    const noneLeft = async (ns: string, what: string, timeoutMs: number) => {
+      let left: string[] = [];
+      await until(
+        what,
+        async () => {
+          left = await p.ownedLeft(ns);
+          return left.length === 0;
+        },
+        timeoutMs,
+      ).catch((err: Error) => {
+        throw new Error(`${err.message}; still there: ${left.join(", ")}`);
+      });
+    };
+
     beforeAll(async () => {
       cluster = await provision();
       p = new Product(cluster, log);
@@ -255,11 +270,7 @@ export function e2eSuite(title: string, provision: () => Promise<Cluster>): void
         const idle = await p.waitFor(NS, MINIMAL.name, "Idle", (ls) => phaseOf(ls) === "Idle", 3 * MIN);
         expect(readyCondition(idle)?.reason).toBe("IdleTimeout");
         expect(idle.status?.sessionURL).toBeUndefined();
-        await until(
-          "the Livy server's objects removed",
-          async () => (await p.ownedLeft(NS)).length === 0,
-          2 * MIN,
-        );
+        await noneLeft(NS, "the Livy server's objects removed", 2 * MIN);
         expect(await p.livyPods(NS, MINIMAL.name)).toEqual([]);
       },
       6 * MIN,
@@ -308,7 +319,7 @@ export function e2eSuite(title: string, provision: () => Promise<Cluster>): void
         expect(failureOf(failed)).toMatchObject({ reason: "SessionLost" });
         expect(failed.status?.message).toContain(pod?.metadata.name);
         expect(tookMs).toBeLessThanOrEqual(5 * S);
-        await until("the failed server removed", async () => (await p.ownedLeft(NS)).length === 0, 2 * MIN);
+        await noneLeft(NS, "the failed server removed", 2 * MIN);
       },
       5 * MIN,
     );
@@ -421,11 +432,7 @@ export function e2eSuite(title: string, provision: () => Promise<Cluster>): void
         await p.kubectl(["delete", "-f", MINIMAL.path, "--wait", "--timeout=120s"]);
         await p.kubectl(["delete", "-n", RECOVER_NS, "-f", RECOVER.path, "--wait", "--timeout=120s"]);
         for (const ns of [NS, RECOVER_NS])
-          await until(
-            `nothing of the operator left in ${ns}`,
-            async () => (await p.ownedLeft(ns)).length === 0,
-            3 * MIN,
-          );
+          await noneLeft(ns, `nothing of the operator left in ${ns}`, 3 * MIN);
         expect(await p.everythingIn(NS)).toEqual(baseline);
         // what a namespace holds by itself: its root CA ConfigMap (and the notebook's RoleBinding, not listed)
         expect(await p.everythingIn(RECOVER_NS)).toEqual(["configmap/kube-root-ca.crt"]);
