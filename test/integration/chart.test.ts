@@ -101,7 +101,11 @@ const named = (objs: K8sObject[], kind: string, name: string) =>
 const envOf = (c: Container) => Object.fromEntries((c.env ?? []).map((e) => [e.name, e.value]));
 
 /** sessionCredentials.enabled (default): each LivySession's credential Secret. */
-const CREDENTIAL_SECRETS_RULE: Rule = { apiGroups: [""], resources: ["secrets"], verbs: ["create", "patch"] };
+const CREDENTIAL_SECRETS_RULE: Rule = {
+  apiGroups: [""],
+  resources: ["secrets"],
+  verbs: ["create", "patch", "delete"],
+};
 /** The rules the operator needs (chart README, "Permissions"); the rendered roles must be exactly these. */
 const OPERATOR_RULES: Rule[] = [
   {
@@ -1012,6 +1016,8 @@ describe("the Helm chart", () => {
           // sessionCredentials.enabled (default): the LivySession's credential Secret, the shared key's
           ["create", "secrets", "-n", sessionNs],
           ["patch", "secrets", "-n", sessionNs],
+          // ... and deletes it with the server (idle teardown, failure): without it the Secret outlived both
+          ["delete", "secrets", "-n", sessionNs],
           // networkPolicy.enabled (default)
           ["create", "networkpolicies.networking.k8s.io", "-n", sessionNs],
           ["create", "serviceaccounts", "-n", sessionNs],

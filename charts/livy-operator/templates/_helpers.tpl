@@ -121,9 +121,10 @@ The operator's rules on LivySessions and the objects it owns. One list, used by 
   verbs: ["get"]
 {{- end }}
 {{- if .Values.sessionCredentials.enabled }}
+# each LivySession's credential Secret: written with its server, deleted with it (idle, failure)
 - apiGroups: [""]
   resources: ["secrets"]
-  verbs: ["create", "patch"]
+  verbs: ["create", "patch", "delete"]
 {{- end }}
 # Spark's kubernetes mode: each LivySession's driver gets a ServiceAccount and a RoleBinding to the
 # drivers' ClusterRole in its namespace. `bind` on that one ClusterRole lets the operator create such
