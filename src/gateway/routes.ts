@@ -23,6 +23,11 @@ export type LivyOp =
   /** Other routes of the session (Livy's programmatic-client API: jobs, jars, ...): forwarded as they are. */
   | { op: "sessionOther"; rest: string }
   | { op: "unknownSession"; id: string }
+  /**
+   * The session's Spark UI (the driver's web UI, status.sparkUiURL) under `{prefix}/sparkui/`: `path` is
+   * the UI's own path, its trailing slash kept (the UI redirects `/jobs` to `/jobs/`).
+   */
+  | { op: "sparkUi"; path: string }
   | { op: "batches" }
   | { op: "notFound" }
   | { op: "methodNotAllowed"; allow: string };
@@ -39,6 +44,8 @@ export interface GatewayRoute {
   livy: LivyOp;
 }
 
+/** Where a LivySession's Spark UI is, under its prefix. */
+export const SPARK_UI = "/sparkui";
 const DNS_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
 const PREFIX = /^\/namespaces\/([^/]+)\/livysessions\/([^/]+)(\/.*)?$/;
 /**
@@ -93,6 +100,14 @@ export function parseRoute(
   const rest = m[3] ?? "";
   const prefix = path.slice(0, path.length - rest.length);
   const livyPath = rest.replace(/\/+$/, "") || "/";
+  if (rest === SPARK_UI || rest.startsWith(`${SPARK_UI}/`)) {
+    // read-only: the UI's own actions (killing a job or stage) stay with Livy's API
+    const livy: LivyOp =
+      method === "GET" || method === "HEAD"
+        ? { op: "sparkUi", path: rest.slice(SPARK_UI.length) || "/" }
+        : { op: "methodNotAllowed", allow: "GET, HEAD" };
+    return { namespace, name, prefix, livyPath, search, livy };
+  }
   return { namespace, name, prefix, livyPath, search, livy: livyOp(method, livyPath, name) };
 }
 

@@ -23,7 +23,7 @@ import type { Holds } from "./holds.ts";
 import type { GatewayMetrics } from "./metrics.ts";
 import { Lanes, type Ticket } from "./order.ts";
 import { findMarked, markCode, rewriteAnswer, statementKind } from "./rewrite.ts";
-import { type GatewayRoute, parseRoute, verbOf } from "./routes.ts";
+import { type GatewayRoute, parseRoute, SPARK_UI, verbOf } from "./routes.ts";
 import { type Upstream, UpstreamError } from "./upstream.ts";
 import {
   type Answer,
@@ -33,6 +33,8 @@ import {
   demandPending,
   type Forward,
   type SessionView,
+  sparkUiLocation,
+  sparkUiTarget,
   viewOf,
 } from "./view.ts";
 
@@ -272,6 +274,10 @@ export class Gateway {
     const key = `${route.namespace}/${route.name}`;
     const obj = this.#d.sessions.get(key);
     const createBodyError = route.livy.op === "createSession" && obj ? checkCreateBody(body, obj) : null;
+    if (route.livy.op === "sparkUi") {
+      await this.#sparkUi(req, res, route, obj);
+      return;
+    }
     const action = decide(route, obj, method, { livyVersion: cfg.livyVersion, createBodyError });
 
     const gone = new AbortController();
@@ -310,6 +316,81 @@ export class Gateway {
     }
     // A statement (or other code) to run: forwarded when Ready, else held until it is.
     await this.#run(ctx);
+  }
+
+  /**
+   * The session's Spark UI, streamed. Spark builds its links from the X-Forwarded-Context header when
+   * spark.ui.proxyBase is not set (UIUtils.uiRoot, Spark 3.x), so one UI serves its right links behind every
+   * prefix it is reached by (the gateway's own, the API server's aggregated path): the operator sets no
+   * proxyBase. The client's credentials (a Kubernetes token, cookies) never go to the UI.
+   */
+  async #sparkUi(
+    req: IncomingMessage,
+    res: ServerResponse,
+    route: GatewayRoute,
+    obj: LivySession | null,
+  ): Promise<void> {
+    const target = sparkUiTarget(obj, route);
+    if ("type" in target) {
+      this.#send(res, target.status, target.body, target.headers ?? {}, req.method === "HEAD");
+      return;
+    }
+    const fwd = header(req, "x-forwarded-prefix");
+    const context = `${fwd ? fwd.replace(/\/$/, "") : ""}${route.prefix}${SPARK_UI}`;
+    const headers: Record<string, string> = { "x-forwarded-context": context };
+    for (const h of [
+      "accept",
+      "accept-encoding",
+      "accept-language",
+      "if-none-match",
+      "if-modified-since",
+      "user-agent",
+    ]) {
+      const v = header(req, h);
+      if (v !== undefined) headers[h] = v;
+    }
+    const gone = new AbortController();
+    res.once("close", () => {
+      if (!res.writableFinished) gone.abort();
+    });
+    let answer: Awaited<ReturnType<Upstream["stream"]>>;
+    try {
+      answer = await this.#d.upstream.stream(target.url, { headers, signal: gone.signal });
+    } catch (err) {
+      if (!(err instanceof UpstreamError)) throw err;
+      this.#d.metrics.upstreamErrors.inc({ kind: err.kind });
+      throw new HttpError(
+        502,
+        `the Spark UI of LivySession ${route.namespace}/${route.name} did not answer: ${err.message}`,
+        {
+          "retry-after": String(this.#d.config.retryAfterSeconds),
+        },
+      );
+    }
+    const out: Record<string, string | string[]> = {};
+    for (const h of [
+      "content-type",
+      "content-encoding",
+      "content-length",
+      "cache-control",
+      "etag",
+      "last-modified",
+      "vary",
+    ]) {
+      const v = answer.headers[h];
+      if (v !== undefined) out[h] = v;
+    }
+    const location = answer.headers.location;
+    if (typeof location === "string") out.location = sparkUiLocation(location, target.url, context);
+    if (this.#draining) out.connection = "close";
+    res.writeHead(answer.status, out);
+    if (req.method === "HEAD") {
+      answer.body.resume();
+      res.end();
+      return;
+    }
+    answer.body.on("error", () => res.destroy());
+    answer.body.pipe(res);
   }
 
   #apiUnavailable(what: string, err: unknown): HttpError {

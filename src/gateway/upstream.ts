@@ -4,6 +4,7 @@
  * `unknown` when the request may have been received, so a statement POST must be looked up before it is
  * sent again.
  */
+import type { Readable } from "node:stream";
 import { Agent, request } from "undici";
 
 export interface UpstreamAnswer {
@@ -90,6 +91,33 @@ export class Upstream {
       contentType: (Array.isArray(ct) ? ct[0] : ct) ?? "application/json;charset=utf-8",
       text,
     };
+  }
+
+  /**
+   * A GET whose answer is passed on as it comes (the Spark UI: HTML, scripts, images), on the same agent.
+   * Throws UpstreamError when no answer came.
+   */
+  async stream(
+    url: string,
+    opts: { headers?: Record<string, string>; signal?: AbortSignal } = {},
+  ): Promise<{ status: number; headers: Record<string, string | string[] | undefined>; body: Readable }> {
+    const signals = [AbortSignal.timeout(this.#timeoutMs)];
+    if (opts.signal) signals.push(opts.signal);
+    try {
+      const res = await request(url, {
+        method: "GET",
+        headers: opts.headers ?? {},
+        dispatcher: this.#agent,
+        signal: AbortSignal.any(signals),
+      });
+      return { status: res.statusCode, headers: res.headers, body: res.body };
+    } catch (err) {
+      const code = codeOf(err);
+      throw new UpstreamError(
+        NOT_SENT.has(code) ? "not_sent" : "unknown",
+        `${code || "error"}: ${String(err)}`,
+      );
+    }
   }
 
   async close(): Promise<void> {

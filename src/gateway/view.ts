@@ -225,6 +225,9 @@ export function decide(
     case "completion":
       // completion is interactive (tab): never worth a cold start
       return ready ? fwd("POST", `${base}/completion`, "none") : synth(200, { candidates: [] });
+    case "sparkUi":
+      // served by sparkUiTarget (a stream, not a Livy answer): never decided here
+      return msg(404, "Not Found");
     case "postStatement":
     case "sessionOther": {
       const isRead = op.op === "sessionOther" && (method === "GET" || method === "HEAD");
@@ -239,6 +242,55 @@ export function decide(
       return { type: "hold", wake: view.kind === "parked" };
     }
   }
+}
+
+/**
+ * Where a Spark UI request goes: the session's Spark UI (status.sparkUiURL) while it is Ready, else the
+ * answer. Never a wake: looking at the UI of a parked session starts no Spark.
+ */
+export function sparkUiTarget(obj: LivySession | null, route: GatewayRoute): { url: string } | Answer {
+  if (!obj) return msg(404, `LivySession '${route.namespace}/${route.name}' not found.`);
+  const view = viewOf(obj);
+  if (view.kind !== "ready")
+    return msg(
+      503,
+      `${describe(obj)} has no running Spark application (${livyStateOf(view)}): its Spark UI exists while it is Ready`,
+      { "retry-after": "5" },
+    );
+  const ui = obj.status?.sparkUiURL;
+  if (!ui)
+    return msg(
+      404,
+      `${describe(obj)} has no Spark UI (status.sparkUiURL is empty: the operator's server URL template has no {port})`,
+    );
+  const path = route.livy.op === "sparkUi" ? route.livy.path : "/";
+  // Spark's kill links (/jobs/job/kill/, /stages/stage/kill/) act on a GET: a reader may not use them
+  if (/\/kill\/?$/.test(path))
+    return msg(
+      403,
+      `the Spark UI is read-only through the gateway: cancel a statement with POST ${route.prefix}/sessions/0/statements/{id}/cancel`,
+    );
+  return { url: `${ui.replace(/\/+$/, "")}${path}${route.search}` };
+}
+
+/**
+ * A Location header from the Spark UI, as the client must follow it: the UI's absolute URLs (Jetty makes
+ * redirects absolute, with the upstream's host) lose their origin, and a path the UI made without the
+ * forwarded context (Jetty's own `/jobs` to `/jobs/`) gets it.
+ */
+export function sparkUiLocation(location: string, upstream: string, context: string): string {
+  let path = location;
+  try {
+    const up = new URL(upstream);
+    const loc = new URL(location, up);
+    if (loc.origin !== up.origin) return location;
+    path = `${loc.pathname}${loc.search}${loc.hash}`;
+  } catch {
+    return location;
+  }
+  return path === context || path.startsWith(`${context}/`) || path.startsWith(`${context}?`)
+    ? path
+    : `${context}${path.startsWith("/") ? "" : "/"}${path}`;
 }
 
 /** What a held request does once the LivySession changed: go on, keep waiting, or answer. */

@@ -251,6 +251,16 @@ describe.skipIf(reason !== null)("Spark on Kubernetes on the real node", () => {
           ]),
         ) as unknown[];
         expect(apps).toHaveLength(1);
+        // and through the gateway, served by the API server (the path `livyctl --route apiserver` uses), with
+        // the links of its pages under that prefix (the gateway's X-Forwarded-Context)
+        const ui = `/apis/livy.dev/gateway/namespaces/${ns}/livysessions/${name}/proxy/sparkui`;
+        const viaGateway = JSON.parse(
+          await p.kubectl(["get", "--raw", `${ui}/api/v1/applications`]),
+        ) as unknown[];
+        expect(viaGateway).toHaveLength(1);
+        const jobs = await p.kubectl(["get", "--raw", `${ui}/jobs/`]);
+        expect(jobs).toContain("Spark Jobs");
+        expect(jobs).toContain(`${ui}/static/`);
       }
       // the operator that replaced the killed one is the one running
       const operators = await p.pods(RELEASE_NS, "app.kubernetes.io/name=livy-operator");

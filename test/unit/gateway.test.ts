@@ -29,7 +29,15 @@ import { parseRoute, verbOf } from "../../src/gateway/routes.ts";
 import { selfSignedCertificate } from "../../src/gateway/selfsigned.ts";
 import { preferWaitMs } from "../../src/gateway/server.ts";
 import { upstreamAuthorization } from "../../src/gateway/upstream-auth.ts";
-import { afterChange, checkCreateBody, decide, livyStateOf, viewOf } from "../../src/gateway/view.ts";
+import {
+  afterChange,
+  checkCreateBody,
+  decide,
+  livyStateOf,
+  sparkUiLocation,
+  sparkUiTarget,
+  viewOf,
+} from "../../src/gateway/view.ts";
 import type { SessionKey } from "../../src/kube/session-key.ts";
 
 const T = "2026-01-01T00:00:00Z";
@@ -162,6 +170,71 @@ describe("gateway routes", () => {
       "patch",
       "delete",
     ]);
+  });
+});
+
+describe("the Spark UI through the gateway", () => {
+  const withUi = () => {
+    const r = ready();
+    if (r.status) r.status.sparkUiURL = "http://livy-nb.team.svc:4040";
+    return r;
+  };
+  it("routes GET and HEAD under {prefix}/sparkui, keeping the UI's own path and trailing slash", () => {
+    expect(route("GET", "/namespaces/team/livysessions/nb/sparkui/jobs/?id=1").livy).toEqual({
+      op: "sparkUi",
+      path: "/jobs/",
+    });
+    expect(route("HEAD", "/namespaces/team/livysessions/nb/sparkui").livy).toEqual({
+      op: "sparkUi",
+      path: "/",
+    });
+    expect(route("POST", "/namespaces/team/livysessions/nb/sparkui/jobs/").livy).toEqual({
+      op: "methodNotAllowed",
+      allow: "GET, HEAD",
+    });
+    // not a prefix of another word
+    expect(route("GET", "/namespaces/team/livysessions/nb/sparkuix").livy.op).toBe("notFound");
+    const agg = parseRoute(
+      "GET",
+      "/apis/livy.dev/gateway/namespaces/team/livysessions/nb/proxy/sparkui/stages/",
+      { aggregated: true },
+    );
+    expect(agg?.livy).toEqual({ op: "sparkUi", path: "/stages/" });
+    expect(agg?.prefix).toBe("/apis/livy.dev/gateway/namespaces/team/livysessions/nb/proxy");
+  });
+
+  it("goes to status.sparkUiURL while Ready, and never wakes a session to show it", () => {
+    expect(
+      sparkUiTarget(withUi(), route("GET", "/namespaces/team/livysessions/nb/sparkui/jobs/?x=1")),
+    ).toEqual({
+      url: "http://livy-nb.team.svc:4040/jobs/?x=1",
+    });
+    const r = route("GET", "/namespaces/team/livysessions/nb/sparkui/");
+    expect(sparkUiTarget(parked(), r)).toMatchObject({ type: "answer", status: 503 });
+    expect(sparkUiTarget(starting(), r)).toMatchObject({ type: "answer", status: 503 });
+    expect(sparkUiTarget(null, r)).toMatchObject({ type: "answer", status: 404 });
+    // the UI's kill links act on a GET: refused
+    expect(
+      sparkUiTarget(withUi(), route("GET", "/namespaces/team/livysessions/nb/sparkui/jobs/job/kill/?id=1")),
+    ).toMatchObject({ type: "answer", status: 403 });
+    // Ready without a UI URL (a server URL template without {port})
+    expect(sparkUiTarget(ready(), r)).toMatchObject({
+      type: "answer",
+      status: 404,
+      body: { msg: expect.stringContaining("status.sparkUiURL") },
+    });
+  });
+
+  it("turns the UI's redirects into paths under the prefix", () => {
+    const up = "http://livy-nb.team.svc:4040/jobs";
+    const ctx = "/namespaces/team/livysessions/nb/sparkui";
+    // Spark's own redirect carries the forwarded context already, made absolute by Jetty
+    expect(sparkUiLocation(`http://livy-nb.team.svc:4040${ctx}/jobs/`, up, ctx)).toBe(`${ctx}/jobs/`);
+    // Jetty's trailing-slash redirect does not
+    expect(sparkUiLocation("http://livy-nb.team.svc:4040/jobs/", up, ctx)).toBe(`${ctx}/jobs/`);
+    expect(sparkUiLocation("/stages/?id=2", up, ctx)).toBe(`${ctx}/stages/?id=2`);
+    // elsewhere stays elsewhere
+    expect(sparkUiLocation("https://example.org/x", up, ctx)).toBe("https://example.org/x");
   });
 });
 
