@@ -1050,7 +1050,6 @@ describe("the Helm chart", () => {
           ["create", "serviceaccounts", "--subresource=token", "-n", sessionNs],
           ["delete", "pods", "-n", sessionNs],
           ["create", "leases.coordination.k8s.io", "-n", releaseNs], // one replica: no leader election
-          ["delete", "secrets", "-n", sessionNs],
           ["update", "secrets", "-n", sessionNs],
         ]) {
           expect(await can(no), no.join(" ")).toBe("no");
