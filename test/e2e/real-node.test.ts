@@ -9,15 +9,7 @@ import { e2eSuite } from "./suite.ts";
  * it (images or Livy opted out), it is reported as NOT RUN with the reason, never as passed.
  */
 const info = testbed();
-// KNOWN FAILING, so not run by default: since the per-session credential and the default NetworkPolicy
-// landed (issue 11), the per-session credential Secret (livy-<name>-credential) outlives the idle teardown
-// and a FailFast failure (seen on the real node, 2026-11-28; the rest of the suite passed in that run). Opt in
-// with LIVY_E2E_REAL_NODE=1 while this is fixed; it is reported as NOT RUN, never as passed.
-const knownFailing =
-  process.env.LIVY_E2E_REAL_NODE === "1"
-    ? null
-    : "known failing (objects left after idle teardown, FailFast and helm uninstall since the per-session credential); LIVY_E2E_REAL_NODE=1 runs it";
-const reason = testbedUnavailable(info) ?? knownFailing;
+const reason = testbedUnavailable(info);
 if (reason) process.stderr.write(`\n[e2e] the real-node end-to-end suite did NOT run: ${reason}.\n\n`);
 
 if (reason) {

@@ -66,7 +66,11 @@ describe("with --network-policy", () => {
           namespaceSelector: { matchLabels: { "kubernetes.io/metadata.name": "livy-system" } },
           podSelector: { matchLabels: { "app.kubernetes.io/name": app } },
         })),
-        ports: [{ protocol: "TCP", port: 8998 }],
+        // Livy's port and the Spark UI's (status.sparkUiURL)
+        ports: [
+          { protocol: "TCP", port: 8998 },
+          { protocol: "TCP", port: 4040 },
+        ],
       },
     ]);
     await waitFor(ns, "np", phaseIs("Idle"), "Idle", 20_000);
