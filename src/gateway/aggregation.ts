@@ -145,14 +145,35 @@ export function discoveryDocument() {
   return { kind: "APIResourceList", apiVersion: "v1", groupVersion: GATEWAY_GROUP_VERSION, resources: [] };
 }
 
+/** What owns the serving certificate's Secret: the APIService that the chart installs with the gateway. */
+export interface SecretOwner {
+  apiVersion: string;
+  kind: string;
+  name: string;
+  uid: string;
+}
+
+/** The APIService as the serving Secret's owner (null when it does not exist: no owner is set then). */
+export async function apiServiceOwner(kube: KubeClient, apiService: string): Promise<SecretOwner | null> {
+  const svc = await kube.getOrNull<{ metadata?: { uid?: string } }>(
+    `/apis/apiregistration.k8s.io/v1/apiservices/${apiService}`,
+  );
+  const uid = svc?.metadata?.uid;
+  return uid ? { apiVersion: "apiregistration.k8s.io/v1", kind: "APIService", name: apiService, uid } : null;
+}
+
 /**
  * The serving certificate of the API-server port, shared by every replica through a Secret: read it, or
  * make it and create the Secret (of two replicas racing, the first create wins and the other reads it).
+ * The gateway makes this Secret, not Helm, so `helm uninstall` would leave it behind: owned by the
+ * APIService (a cluster-scoped owner of a namespaced object), the garbage collector deletes it with the
+ * release. A Secret made before it had an owner is given one (same certificate).
  */
 export async function servingCertificate(
   kube: KubeClient,
   secret: { namespace: string; name: string },
   dnsNames: string[],
+  owner?: SecretOwner | null,
 ): Promise<{ cert: string; key: string }> {
   const path = resourcePath(CORE.secrets, secret.namespace, secret.name);
   const decode = (s: { data?: Record<string, string> } | null) => {
@@ -168,11 +189,12 @@ export async function servingCertificate(
   };
   const existing = await kube.getOrNull<{
     data?: Record<string, string>;
-    metadata?: { resourceVersion?: string };
+    metadata?: { resourceVersion?: string; ownerReferences?: Array<{ uid?: string }> };
   }>(path);
   const ok = decode(existing);
-  if (ok) return ok;
-  const made = selfSignedCertificate(dnsNames);
+  const owned = !owner || (existing?.metadata?.ownerReferences ?? []).some((r) => r.uid === owner.uid);
+  if (ok && owned) return ok;
+  const made = ok ? { certPem: ok.cert, keyPem: ok.key } : selfSignedCertificate(dnsNames);
   const body = {
     apiVersion: "v1",
     kind: "Secret",
@@ -181,6 +203,7 @@ export async function servingCertificate(
       name: secret.name,
       namespace: secret.namespace,
       labels: { "app.kubernetes.io/name": "livy-gateway", "app.kubernetes.io/component": "gateway" },
+      ...(owner ? { ownerReferences: [{ ...owner, blockOwnerDeletion: false }] } : {}),
       ...(existing?.metadata?.resourceVersion ? { resourceVersion: existing.metadata.resourceVersion } : {}),
     },
     data: {

@@ -9,7 +9,13 @@ import { Informer } from "../kube/informer.ts";
 import { SessionKey } from "../kube/session-key.ts";
 import { LIVYSESSION_RESOURCE } from "../livy/kube.ts";
 import { startHttpServer } from "../operator/http.ts";
-import { ensureCaBundle, type FrontProxyConfig, loadFrontProxy, servingCertificate } from "./aggregation.ts";
+import {
+  apiServiceOwner,
+  ensureCaBundle,
+  type FrontProxyConfig,
+  loadFrontProxy,
+  servingCertificate,
+} from "./aggregation.ts";
 import { Auth } from "./auth.ts";
 import { type GatewayConfig, GatewayConfigError, loadGatewayConfig } from "./config.ts";
 import { Holds } from "./holds.ts";
@@ -159,7 +165,15 @@ async function main(): Promise<number> {
   if (config.apiserverPort > 0 && config.apiserverTlsSecret) {
     const [namespace = "", name = ""] = config.apiserverTlsSecret.split("/");
     let frontProxy: FrontProxyConfig = await loadFrontProxy(kube);
-    let serving = await servingCertificate(kube, { namespace, name }, config.apiserverDnsNames);
+    // owned by the APIService, so that helm uninstall leaves no Secret of the gateway's behind
+    const owner = async () =>
+      config.apiService ? apiServiceOwner(kube, config.apiService).catch(() => null) : null;
+    let serving = await servingCertificate(
+      kube,
+      { namespace, name },
+      config.apiserverDnsNames,
+      await owner(),
+    );
     const context = () => ({ cert: serving.cert, key: serving.key, ca: frontProxy.ca });
     aggregated = createHttpsServer(
       { ...context(), requestCert: true, rejectUnauthorized: false },
@@ -181,7 +195,12 @@ async function main(): Promise<number> {
     refreshTimer = setInterval(async () => {
       try {
         frontProxy = await loadFrontProxy(kube);
-        serving = await servingCertificate(kube, { namespace, name }, config.apiserverDnsNames);
+        serving = await servingCertificate(
+          kube,
+          { namespace, name },
+          config.apiserverDnsNames,
+          await owner(),
+        );
         aggregated?.setSecureContext(context());
         await syncCaBundle();
       } catch (err) {

@@ -462,14 +462,20 @@ export function e2eSuite(title: string, provision: () => Promise<Cluster>): void
       "helm uninstall removes the operator, the gateway and their objects",
       async () => {
         await p.helmUninstall();
+        // what stays: the namespace's root CA, and the session key the operator made (not Helm's: kept,
+        // so that a reinstall keeps every parked session's credential; docs/gateway.md). The gateway's
+        // serving certificate Secret goes with the APIService that owns it.
+        const left = async () =>
+          (await p.everythingIn(RELEASE_NS)).filter(
+            (o) => o !== "configmap/kube-root-ca.crt" && !/^secret\/.+-session-key$/.test(o),
+          );
         await until(
-          "the release's pods gone",
-          // what stays: the namespace's root CA, and the session key the operator made (not Helm's: kept,
-          // so that a reinstall keeps every parked session's credential; docs/gateway.md)
-          async () =>
-            (await p.everythingIn(RELEASE_NS)).every(
-              (o) => o === "configmap/kube-root-ca.crt" || /^secret\/.+-session-key$/.test(o),
-            ),
+          "the release's objects gone",
+          async () => {
+            const l = await left();
+            if (l.length) throw new Error(`still there: ${l.join(", ")}`);
+            return true;
+          },
           3 * MIN,
         );
       },

@@ -172,8 +172,19 @@ describe("gateway through the API server (aggregation layer)", () => {
       "livysession.livy.dev/nb",
     );
     // the certificate it made is in the APIService and in a Secret its replicas share
-    const svc = await (await kube()).get<{ spec: { caBundle?: string } }>(APISERVICE);
+    const svc = await (await kube()).get<{ metadata: { uid: string }; spec: { caBundle?: string } }>(
+      APISERVICE,
+    );
     expect(svc.spec.caBundle).toBeTruthy();
+    // ...owned by the APIService, so that the garbage collector deletes it with the release
+    const secret = await (await kube()).get<{
+      data: Record<string, string>;
+      metadata: { ownerReferences?: Array<{ kind: string; name: string; uid: string }> };
+    }>(`/api/v1/namespaces/${ns}/secrets/gw-serving`);
+    expect(secret.data["tls.crt"]).toBe(svc.spec.caBundle);
+    expect(secret.metadata.ownerReferences).toEqual([
+      expect.objectContaining({ kind: "APIService", name: "gateway.livy.dev", uid: svc.metadata.uid }),
+    ]);
   });
 
   it("serves a kubeconfig's client-certificate user, whose identity the API server forwards", async () => {
