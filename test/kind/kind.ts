@@ -13,7 +13,7 @@
  *   there instead of following the default route off the machine); removed at delete.
  */
 import { execFile } from "node:child_process";
-import { existsSync, mkdirSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { delimiter, join } from "node:path";
 import { promisify } from "node:util";
 import { stringify } from "yaml";
@@ -79,6 +79,38 @@ export async function privilegedRefused(image: string): Promise<string | null> {
 }
 
 /**
+ * kind's known issue "too many open files": every kubelet, API server and systemd in a node takes inotify
+ * instances from the host user's (root's) 128 by default, shared with every test bed on the machine; a
+ * kubelet that finds none left exits (seen here: a test bed's kubelet failed beside a kind cluster and three
+ * test beds). kind's documentation raises the limits to these; as root this does it when they are lower (the
+ * raised limits stay, as a host setting), otherwise it says so.
+ */
+const INOTIFY: Record<string, number> = { max_user_instances: 512, max_user_watches: 524288 };
+export function inotifyLimits(): string[] {
+  const notes: string[] = [];
+  for (const [key, want] of Object.entries(INOTIFY)) {
+    const file = `/proc/sys/fs/inotify/${key}`;
+    if (!existsSync(file)) continue;
+    const have = Number(readFileSync(file, "utf8").trim());
+    if (!(have < want)) continue;
+    if (process.getuid?.() === 0) {
+      try {
+        writeFileSync(file, `${want}\n`);
+        notes.push(
+          `fs.inotify.${key} raised from ${have} to ${want} (kind's known issue "too many open files")`,
+        );
+      } catch (err) {
+        notes.push(`fs.inotify.${key} is ${have} and could not be raised: ${String(err)}`);
+      }
+    } else
+      notes.push(
+        `fs.inotify.${key} is ${have}: kind recommends ${want} (sysctl -w fs.inotify.${key}=${want})`,
+      );
+  }
+  return notes;
+}
+
+/**
  * The kind binary, node image, config and environment for this machine (builds what is missing). `workDir`:
  * the caller's directory for what this run needs on disk (the docker wrapper's PATH entry); the caller
  * removes it with the cluster.
@@ -126,6 +158,7 @@ export async function prepareKind(workDir: string): Promise<KindSetup> {
     );
     notes.push("cgroup v1 host: the kubelet gets failCgroupV1: false");
   }
+  notes.push(...inotifyLimits());
   const env: NodeJS.ProcessEnv = { ...process.env };
   const probeImage = nodeImage;
   let haveImage = await run("docker", ["image", "inspect", probeImage]).then(
