@@ -236,7 +236,20 @@ describe.skipIf(SKIP_IMAGES)("the project's images", () => {
       const env = envOf(c);
       expect(c.User).toBe(`${pod.securityContext.runAsUser}:${pod.securityContext.runAsGroup}`);
       expect(Object.keys(c.ExposedPorts ?? {})).toEqual([`${LIVY_PORT}/tcp`]);
-      expect(c.Entrypoint).toEqual(["/usr/bin/tini", "-s", "--"]);
+      // Spark's entrypoint contract (`executor` starts an executor: the image is its sessions' executor
+      // image too); anything else is exec'd under tini, which reaps what Livy and Spark start
+      expect(c.Entrypoint).toEqual(["/opt/entrypoint.sh"]);
+      const pid1 = await run(dockerCli(), [
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        localRef(livy),
+        "/bin/sh",
+        "-c",
+        "tr '\\0' ' ' < /proc/1/cmdline",
+      ]);
+      expect(pid1.stdout.trim()).toBe("/usr/bin/tini -s -- /bin/sh -c tr '\\0' ' ' < /proc/1/cmdline");
       expect(c.Cmd).toEqual(["/opt/livy/bin/livy-server"]); // no "start": the server in the foreground
       expect(env.LIVY_HOME).toBe("/opt/livy");
       expect(env.SPARK_HOME).toBe("/opt/spark");
