@@ -8,7 +8,12 @@ import {
   livySessionCrdHelmTemplate,
   livySessionCrdYaml,
 } from "../src/api/crd.ts";
-import { livySessionPoolCrdYaml, POOL_CRD_FILE } from "../src/api/crd-pool.ts";
+import {
+  livySessionPoolCrdHelmTemplate,
+  livySessionPoolCrdYaml,
+  POOL_CHART_CRD_TEMPLATE,
+  POOL_CRD_FILE,
+} from "../src/api/crd-pool.ts";
 import { argoCdHealthLua, fluxHealthCheckExprs } from "../src/api/health.ts";
 
 /**
@@ -21,11 +26,9 @@ import { argoCdHealthLua, fluxHealthCheckExprs } from "../src/api/health.ts";
 const root = join(dirname(fileURLToPath(import.meta.url)), "..");
 export const GENERATED_FILES = [join("crds", CRD_FILE)];
 export const CHART_CRD_FILE = join("charts", "livy-operator", "templates", CHART_CRD_TEMPLATE);
-/**
- * The LivySessionPool CRD: in crds/ only, until its controller lands (docs/warm-pool.md); the chart will
- * carry it as a template as it does LivySession's.
- */
+/** The LivySessionPool CRD: in crds/ and in the chart as a template, as LivySession's. */
 export const POOL_GENERATED_FILES = [join("crds", POOL_CRD_FILE)];
+export const POOL_CHART_CRD_FILE = join("charts", "livy-operator", "templates", POOL_CHART_CRD_TEMPLATE);
 export const HEALTH_FILES = {
   [join("deploy", "health", "argocd-livysession-health.lua")]: () => argoCdHealthLua(),
   [join("deploy", "health", "flux-healthcheckexprs.yaml")]: () =>
@@ -47,6 +50,7 @@ function main(): number {
     ...GENERATED_FILES.map((f) => [f, yaml]),
     [CHART_CRD_FILE, livySessionCrdHelmTemplate()],
     ...POOL_GENERATED_FILES.map((f) => [f, livySessionPoolCrdYaml()]),
+    [POOL_CHART_CRD_FILE, livySessionPoolCrdHelmTemplate()],
     ...Object.entries(HEALTH_FILES).map(([f, make]) => [f, make()]),
   ]);
   const stale = Object.keys(wanted).filter((f) => read(join(root, f)) !== wanted[f]);

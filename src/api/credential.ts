@@ -36,6 +36,21 @@ export function sessionCredential(key: Buffer, uid: string): string {
   return createHmac("sha256", key).update(`${DOMAIN}\n${uid}`).digest("base64url");
 }
 
+/**
+ * The uid a LivySession's credential derives from: its own, or, for a server taken over from a warm pool
+ * (status.server), the uid recorded with it (status.serverUID: the pooled LivySession that started that
+ * server and wrote its Secret). The server keeps the credential it was started with, so nothing is
+ * rewritten at the hand-over (the kubelet would refresh a mounted Secret only after its sync period);
+ * the uid is unique to that server and only holders of the key derive the credential from it.
+ */
+export function credentialUid(obj: {
+  metadata: { uid?: string | undefined };
+  status?: { server?: string | null | undefined; serverUID?: string | null | undefined } | undefined;
+}): string | undefined {
+  if (obj.status?.server) return obj.status.serverUID ?? undefined;
+  return obj.metadata.uid;
+}
+
 /** The livy.conf entries that turn the filter on, reading the credential from the mounted Secret. */
 export function credentialLivyConf(): Record<string, string> {
   return {

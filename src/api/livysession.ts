@@ -1098,6 +1098,17 @@ export const statusSchema = z.object({
     max: 2_147_483_647,
     description: "Livy's id of the current session.",
   }).optional(),
+  server: str({
+    max: 63,
+    description:
+      "The Livy server in use when it was handed over from a LivySessionPool: its objects are livy-<server>. Unset: the LivySession's own livy-<name>.",
+  }).optional(),
+  serverUID: str({
+    max: 64,
+    description:
+      "With server: the uid the server's per-session credential is derived from (the pooled LivySession that started it).",
+  }).optional(),
+
   livySessionState: str({
     max: STATUS_LIMITS.livySessionState,
     description:

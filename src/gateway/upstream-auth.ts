@@ -3,7 +3,7 @@
  * key it shares with the operator (src/api/credential.ts), or, for a LivySession with `spec.auth` (a server
  * with its own authentication), the credentials of that Secret when the gateway may read Secrets.
  */
-import { type LivySession, sessionCredential } from "../api/index.ts";
+import { credentialUid, type LivySession, sessionCredential } from "../api/index.ts";
 import { CORE, type KubeClient, resourcePath } from "../kube/client.ts";
 import type { SessionKey } from "../kube/session-key.ts";
 import { authFromSecret, type SecretLike } from "../livy/secret-auth.ts";
@@ -23,7 +23,7 @@ export async function upstreamAuthorization(
     return { authorization: `Basic ${Buffer.from(`${auth.username}:${auth.password}`).toString("base64")}` };
   }
   const key = deps.key?.current;
-  const uid = obj.metadata.uid;
+  const uid = credentialUid(obj);
   if (!key || !uid) return {};
   return { authorization: `Bearer ${sessionCredential(key, uid)}` };
 }

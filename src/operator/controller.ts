@@ -1,6 +1,6 @@
 import { randomUUID } from "node:crypto";
 import type { Logger } from "pino";
-import type { LivySession } from "../api/index.ts";
+import type { LivySession, LivySessionPool } from "../api/index.ts";
 import {
   CORE,
   KubeApiError,
@@ -17,8 +17,13 @@ import { LivyClients } from "./livy-clients.ts";
 import type { Metrics } from "./metrics.ts";
 import { LIVY_PORT, MANAGED_SELECTOR, SESSION_LABEL, serverName } from "./objects.ts";
 import type { DeploymentLike, PodLike } from "./observe.ts";
+import { poolIndexOf } from "./pool-gather.ts";
+import { LIVYSESSIONPOOLS, PoolReconciler } from "./pool-reconciler.ts";
 import { WorkQueue } from "./queue.ts";
 import { type Caches, LIVYSESSIONS, Reconciler } from "./reconciler.ts";
+
+/** Work-queue keys of LivySessionPools: `pool:<namespace>/<name>` (LivySessions are `<namespace>/<name>`). */
+export const POOL_KEY = "pool:";
 
 /** Caches over one or several namespaces, seen as one (the reconciler does not care which). */
 class MultiCache<T extends KubeObject> {
@@ -80,6 +85,8 @@ export function createController(opts: {
   log: Logger;
   /** The key shared with the gateway (--session-key-secret), once read. */
   sessionKey?: () => Buffer | null;
+  /** Watch LivySessionPools (the API server serves them: servesPools). */
+  pools?: boolean;
 }): Controller {
   const { kube, config, metrics, log } = opts;
   const name = "livysession";
@@ -122,7 +129,10 @@ export function createController(opts: {
     });
     return new MultiCache<T>(parts);
   }
-  const sessions = cacheOf<LivySession>(LIVYSESSIONS, "livysessions");
+  // pooled LivySessions indexed by their pool (pool-gather.ts)
+  const sessions = cacheOf<LivySession>(LIVYSESSIONS, "livysessions", undefined, { indexBy: poolIndexOf });
+  // only when the API server serves them (a cluster with the LivySession CRD alone has no pools)
+  const pools = opts.pools ? cacheOf<LivySessionPool>(LIVYSESSIONPOOLS, "livysessionpools") : undefined;
   // owned objects and pods are cached as far as decisions read them (cached.ts); pods by owner
   const metadataOnly = { transform: keepMetadataOnly };
   const deployments = cacheOf<KubeObject & DeploymentLike>(
@@ -131,6 +141,8 @@ export function createController(opts: {
     MANAGED_SELECTOR,
     {
       transform: keepDeployment,
+      // the servers a pool handed over, by pool (pool-reconciler.ts counts them)
+      indexBy: poolIndexOf,
     },
   );
   const services = cacheOf<KubeObject>(CORE.services, "services", MANAGED_SELECTOR, metadataOnly);
@@ -146,6 +158,7 @@ export function createController(opts: {
   const roleBindings = cacheOf<KubeObject>(CORE.roleBindings, "rolebindings", MANAGED_SELECTOR);
   const caches = {
     sessions,
+    pools,
     deployments,
     services,
     configMaps,
@@ -156,13 +169,35 @@ export function createController(opts: {
   } as unknown as Caches;
 
   const keyOf = (o: KubeObject) => `${o.metadata?.namespace}/${o.metadata?.name}`;
+  /** `namespace/<server id>` → the LivySession holding that pooled server (status.server). */
+  const holderOf = new Map<string, string>();
+  const poolOf = (o: KubeObject) => {
+    const k = poolIndexOf(o);
+    if (k) queue.add(`${POOL_KEY}${k}`);
+  };
+  const noteServer = (o: LivySession) => {
+    const server = o.status?.server;
+    if (server) holderOf.set(`${o.metadata.namespace}/${server}`, keyOf(o));
+  };
+  for (const inf of pools?.parts ?? []) {
+    inf.addHandlers({
+      onAdd: (o) => queue.add(`${POOL_KEY}${keyOf(o)}`),
+      onUpdate: (_, o) => queue.add(`${POOL_KEY}${keyOf(o)}`),
+      onDelete: (o) => queue.add(`${POOL_KEY}${keyOf(o)}`),
+    });
+  }
   for (const inf of sessions.parts) {
     inf.addHandlers({
       onAdd: (o) => {
         usesOf.set(urlOf(o), (usesOf.get(urlOf(o)) ?? 0) + 1);
         queue.add(keyOf(o));
+        poolOf(o);
+        noteServer(o);
       },
       onUpdate: (prev, o) => {
+        // a pooled server's state is its LivySession's status: its pool looks again at every change
+        poolOf(o);
+        noteServer(o);
         // Our own status writes change neither generation, metadata nor deletion: skip those echoes.
         const m0 = prev.metadata ?? {};
         const m1 = o.metadata ?? {};
@@ -179,12 +214,18 @@ export function createController(opts: {
         queue.forget(keyOf(o));
         reconciler.forget(keyOf(o), o);
         releaseLivyClients(o);
+        poolOf(o);
+        if (o.status?.server) holderOf.delete(`${o.metadata.namespace}/${o.status.server}`);
       },
     });
   }
   const toOwner = (o: KubeObject) => {
     const owner = o.metadata?.labels?.[SESSION_LABEL];
-    if (owner && o.metadata?.namespace) queue.add(`${o.metadata.namespace}/${owner}`);
+    if (!owner || !o.metadata?.namespace) return;
+    const key = `${o.metadata.namespace}/${owner}`;
+    // a pooled server handed over keeps its labels: its events go to the LivySession holding it
+    queue.add(holderOf.get(key) ?? key);
+    poolOf(o);
   };
   for (const c of [
     deployments,
@@ -232,6 +273,7 @@ export function createController(opts: {
     livyClients.release(url);
   }
   const events = new EventRecorder(kube, log);
+  const poolReconciler = new PoolReconciler({ kube, caches, config, metrics });
   const reconciler = new Reconciler({
     kube,
     caches,
@@ -257,7 +299,9 @@ export function createController(opts: {
       const end = metrics.reconcileTime.startTimer(labels);
       metrics.activeWorkers.inc(labels);
       try {
-        const res = await reconciler.reconcile(key, klog, passSignal);
+        const res = key.startsWith(POOL_KEY)
+          ? await poolReconciler.reconcile(key.slice(POOL_KEY.length), klog, passSignal)
+          : await reconciler.reconcile(key, klog, passSignal);
         klog.debug({ requeueAfterMs: res.requeueAfterMs }, "reconciled");
         queue.forget(key);
         if (res.requeueAfterMs !== undefined) {
@@ -348,5 +392,17 @@ export async function checkCrdInstalled(kube: KubeClient): Promise<void> {
     throw new Error(
       `cannot reach the Kubernetes API at ${kube.server}: ${err instanceof Error ? err.message : String(err)}`,
     );
+  }
+}
+
+/** Whether the API server serves LivySessionPools (their CRD installed): the operator watches them then. */
+export async function servesPools(kube: KubeClient): Promise<boolean> {
+  try {
+    const list = await kube.get<{ resources?: Array<{ name?: string }> }>(
+      `/apis/${LIVYSESSIONPOOLS.group}/${LIVYSESSIONPOOLS.version}`,
+    );
+    return (list.resources ?? []).some((r) => r.name === LIVYSESSIONPOOLS.plural);
+  } catch {
+    return false;
   }
 }

@@ -51,6 +51,8 @@ import {
   LIVY_PORT,
   type OwnerRef,
   ownsDriverIdentity,
+  SPEC_HASH_ANNOTATION,
+  serverIdOf,
   serverName,
   upToDate,
 } from "./objects.ts";
@@ -64,7 +66,9 @@ import {
   type OwnedKind,
   type Plan,
   type PlannedEvent,
+  type PoolObservation,
 } from "./plan.ts";
+import { CLAIMED_BY_LABEL, claimedBy, pickServer } from "./pool.ts";
 import { SPARK_UI_PORT, sparkConf } from "./spark.ts";
 
 /** The largest session id status.livySessionId holds (int32, as Livy's own ids). */
@@ -113,6 +117,14 @@ type Scope = "server" | "session";
 
 export function decide(o: Observation): Decision {
   const meta = o.resource.metadata;
+  const claimant = o.owned.deployment?.metadata?.labels?.[CLAIMED_BY_LABEL];
+  if (claimant !== undefined && claimant !== meta.uid) {
+    // A pooled LivySession whose server was handed over (docs/warm-pool.md): the server, its Livy session
+    // and its objects are another LivySession's now. Nothing here may touch them, not even the deletion
+    // that follows (its finalizer would delete the Livy session the other one uses).
+    const finalizing = meta.deletionTimestamp && (meta.finalizers ?? []).includes(FINALIZER);
+    return { plan: finalizing ? { finalizer: "remove" } : {} };
+  }
   if (meta.deletionTimestamp) {
     if (!(meta.finalizers ?? []).includes(FINALIZER)) return { plan: {} };
     return new Step(o).finalize();
@@ -132,6 +144,17 @@ export function decide(o: Observation): Decision {
   return new Step(o).run();
 }
 
+/** A pooled LivySession's status that names a Ready Livy session: what a hand-over copies. */
+function isWarmRecord(st: LivySessionStatus): boolean {
+  return (
+    getCondition(st.conditions, ConditionType.Ready)?.status === "True" &&
+    st.livySessionId !== undefined &&
+    st.livySessionId !== null &&
+    Boolean(st.serverURL) &&
+    Boolean(st.sessionURL)
+  );
+}
+
 function authOf(o: Observation): LivyAuth | undefined {
   return o.auth.state === "ok" ? o.auth.auth : undefined;
 }
@@ -145,7 +168,8 @@ class Step {
   private readonly o: Observation;
   private readonly now: number;
   private readonly generation: number;
-  private readonly owner: OwnerRef;
+  /** The LivySession as owner of its server's objects, without the server id (see `owner`). */
+  private readonly base: OwnerRef;
   private readonly st: Status;
   private readonly beforePhase: Phase;
   private readonly plan: Plan = {};
@@ -155,7 +179,7 @@ class Step {
     this.now = o.now;
     const meta = o.resource.metadata;
     this.generation = meta.generation ?? 0;
-    this.owner = {
+    this.base = {
       apiVersion: `${GROUP}/${VERSION}`,
       kind: KIND,
       name: meta.name,
@@ -167,6 +191,16 @@ class Step {
     status.restarts ??= 0;
     this.st = status;
     this.beforePhase = derivePhase(o.resource.status?.conditions, false);
+  }
+
+  /** The owner of the server's objects, named by the server in use (status.server: a pooled one taken over). */
+  private get owner(): OwnerRef {
+    return this.st.server ? { ...this.base, server: this.st.server } : this.base;
+  }
+
+  /** What the server's objects and its Livy sessions are named by (a pooled server keeps its id). */
+  private get serverId(): string {
+    return serverIdOf(this.owner);
   }
 
   private get spec() {
@@ -235,7 +269,7 @@ class Step {
           // no id recorded: the attempt's session, if its creation came before the record of it
           ...(byName ? { sessionName: this.livySessionName() } : { sessionId: id }),
           activity: false,
-          owner: { namespace: this.owner.namespace, name: this.owner.name },
+          owner: { namespace: this.owner.namespace, name: this.serverId },
         },
       };
     if (livy.session.ok && livy.session.value === null) return done("no Livy session");
@@ -307,10 +341,16 @@ class Step {
       this.teardown();
       return { plan: this.plan };
     }
+    if (this.o.handedFrom && !this.o.handedFrom.deleting) this.plan.deletePooled = this.o.handedFrom.name;
     if (parkedIdle || parkedFailed || !this.st.startTime) {
-      this.startAttempt(
-        parkedIdle || parkedFailed ? (newAnnotation ? Reason.Demanded : Reason.SpecChanged) : Reason.Active,
-      );
+      const why =
+        parkedIdle || parkedFailed ? (newAnnotation ? Reason.Demanded : Reason.SpecChanged) : Reason.Active;
+      const pooled = this.fromPool(why);
+      if (pooled) return pooled;
+      const had = this.st.server;
+      this.startAttempt(why);
+      // the LivySession's own server from now on: the next step observes its objects, not the pooled one's
+      if (had) return this.done(0);
     } else if (newAnnotation) {
       // a demand while running counts as activity: someone is about to use the session
       this.st.lastActivityTime = iso(this.now);
@@ -328,9 +368,112 @@ class Step {
     this.st.readyTime = undefined;
     this.st.lastActivityTime = undefined;
     this.st.message = undefined;
+    this.st.server = undefined;
+    this.st.serverUID = undefined;
     this.clearEndpoints();
     this.cond(ConditionType.Idle, "False", why, "");
     this.cond(ConditionType.Ready, "False", Reason.Starting, "deploying the Livy server");
+  }
+
+  /**
+   * A start served by a warm pool (docs/warm-pool.md): the server already handed to this LivySession (a
+   * hand-over interrupted after its claim) is recorded; else a warm free one is claimed, and the next step
+   * records it. undefined: no warm server (or no pool): the LivySession starts its own.
+   */
+  private fromPool(why: Reason): Decision | undefined {
+    const pool = this.o.pool;
+    if (!pool) return undefined;
+    const mine = claimedBy(pool.servers, this.base.uid);
+    if (mine) return this.handOver(pool, mine.id, why);
+    const pick = pickServer(pool.servers, this.base.uid);
+    const member = pick ? pool.members[pick.id] : undefined;
+    if (!pick || !member?.deploymentVersion || !isWarmRecord(member.status)) return undefined;
+    const deployment = this.desired({ ...this.base, server: pick.id }).find((d) => d.kind === "deployment");
+    this.log("info", `taking the warm Livy server livy-${pick.id} of LivySessionPool ${pool.name}`, {
+      why,
+    });
+    return {
+      plan: {
+        log: this.plan.log ?? [],
+        claim: {
+          server: pick.id,
+          pool: pool.name,
+          resourceVersion: member.deploymentVersion,
+          owner: this.base,
+          specHash: deployment?.object.metadata.annotations[SPEC_HASH_ANNOTATION] ?? "",
+        },
+        requeueAfterMs: 0,
+      },
+    };
+  }
+
+  /**
+   * The hand-over's record: the server's other objects become this LivySession's (before the status names
+   * the server, so that deleting the pooled LivySession never takes them), the status says Ready with the
+   * pooled Livy session's endpoints (it ran its warm-up), and the pooled LivySession goes.
+   */
+  private handOver(pool: PoolObservation, id: string, why: Reason): Decision | undefined {
+    const member = pool.members[id];
+    if (!member || !isWarmRecord(member.status)) return undefined;
+    const m = member.status;
+    const owner: OwnerRef = { ...this.base, server: id };
+    const desired = this.desired(owner);
+    const hashOfKind = (kind: string) =>
+      desired.find((d) => d.kind === kind)?.object.metadata.annotations[SPEC_HASH_ANNOTATION];
+    this.plan.adopt = {
+      server: id,
+      owner: this.base,
+      objects: [
+        ...member.owned
+          .filter((k) => k !== "deployment")
+          .map((kind) => ({ kind, specHash: hashOfKind(kind) })),
+        ...(member.credential ? [{ kind: "credential" as const }] : []),
+      ],
+    };
+    this.plan.deletePooled = id;
+    const now = iso(this.now);
+    this.st.startTime = now;
+    this.st.readyTime = now;
+    this.st.restarts = 0;
+    this.st.idleSince = undefined;
+    this.st.lastActivityTime = undefined;
+    this.st.message = undefined;
+    this.st.server = id;
+    this.st.serverUID = member.uid;
+    this.st.serverURL = m.serverURL;
+    this.st.sessionURL = m.sessionURL;
+    this.st.sparkUiURL = m.sparkUiURL;
+    this.st.livySessionId = m.livySessionId;
+    this.st.livySessionState = m.livySessionState;
+    const from = `a warm server of LivySessionPool ${pool.name}`;
+    this.cond(ConditionType.Idle, "False", why, "");
+    this.cond(
+      ConditionType.ServerReady,
+      "True",
+      Reason.ServerAvailable,
+      `Deployment livy-${id} is available (${from})`,
+    );
+    this.cond(
+      ConditionType.SessionReady,
+      "True",
+      Reason.SessionIdle,
+      `Livy session ${m.livySessionId} is idle`,
+    );
+    this.cond(
+      ConditionType.Ready,
+      "True",
+      Reason.Ready,
+      `Livy session ${m.livySessionId} accepts statements at ${m.sessionURL} (${from})`,
+    );
+    this.event(
+      "Normal",
+      "HandedOver",
+      `took the warm Livy server livy-${id} of LivySessionPool ${pool.name}`,
+    );
+    this.log("info", `handed over: the warm Livy server livy-${id} of LivySessionPool ${pool.name}`, {
+      livySessionId: m.livySessionId,
+    });
+    return this.done(0);
   }
 
   private clearEndpoints(): void {
@@ -345,15 +488,15 @@ class Step {
     return this.st.livySessionId !== undefined && this.st.livySessionId !== null;
   }
 
-  private desired(): DesiredObject[] {
+  private desired(owner: OwnerRef = this.owner): DesiredObject[] {
     const s = this.o.settings;
     const server = withServerDefaults(s.defaultServer, this.spec.server);
     const spark = this.spec.spark;
     const credential = this.o.credential !== undefined;
-    const cm = desiredConfigMap(this.owner, server, credential);
+    const cm = desiredConfigMap(owner, server, credential);
     const configHash = cm.metadata.annotations["livy.dev/spec-hash"] ?? "";
     const deployment = desiredDeployment(
-      this.owner,
+      owner,
       server,
       {
         image: s.defaultImage,
@@ -371,18 +514,18 @@ class Step {
     // the driver's identity (Kubernetes mode): applied before the others (plan.ts's APPLIED_FIRST)
     if (ownsDriverIdentity(server, spark))
       objects.push(
-        { kind: "serviceAccount", object: desiredServiceAccount(this.owner) },
-        { kind: "roleBinding", object: desiredRoleBinding(this.owner, s.sparkDriverClusterRole) },
+        { kind: "serviceAccount", object: desiredServiceAccount(owner) },
+        { kind: "roleBinding", object: desiredRoleBinding(owner, s.sparkDriverClusterRole) },
       );
     objects.push(
       { kind: "deployment", object: deployment },
       { kind: "configMap", object: cm },
-      { kind: "service", object: desiredService(this.owner) },
+      { kind: "service", object: desiredService(owner) },
     );
     if (s.networkPolicy)
       objects.push({
         kind: "networkPolicy",
-        object: desiredNetworkPolicy(this.owner, s.networkPolicyOperatorNamespace, spark),
+        object: desiredNetworkPolicy(owner, s.networkPolicyOperatorNamespace, spark),
       });
     return objects;
   }
@@ -424,7 +567,7 @@ class Step {
     const startupLeft = startMs + parseDuration(this.spec.startupTimeout) - this.now;
 
     // 1. The server's objects, applied only when missing or changed.
-    const name = serverName(this.o.resource.metadata.name);
+    const name = serverName(this.serverId);
     const liveDeployment = this.o.owned.deployment;
     if (this.hasSession() && (!liveDeployment || liveDeployment.metadata?.deletionTimestamp))
       return this.fail(
@@ -523,7 +666,7 @@ class Step {
 
     // 3. The Livy session.
     const url = serverUrl(this.o.settings.serverUrlTemplate, {
-      name: this.o.resource.metadata.name,
+      name: this.serverId,
       namespace: this.owner.namespace,
       service: name,
       port: LIVY_PORT,
@@ -562,7 +705,7 @@ class Step {
             ? { sessionId: this.st.livySessionId ?? undefined }
             : { sessionName: this.livySessionName() }),
           activity: true,
-          owner: { namespace: this.owner.namespace, name: this.owner.name },
+          owner: { namespace: this.owner.namespace, name: this.serverId },
           ...(warmup !== undefined ? { warmup: { code: warmup } } : {}),
         },
       };
@@ -755,7 +898,7 @@ class Step {
   private livySessionName(): string {
     const attempt = Date.parse(this.st.startTime ?? "0").toString(36);
     const m = this.o.resource.metadata;
-    return `${m.namespace}.${m.name}.${attempt}.${this.st.restarts ?? 0}.${this.sessionSpecHash()}`;
+    return `${m.namespace}.${this.serverId}.${attempt}.${this.st.restarts ?? 0}.${this.sessionSpecHash()}`;
   }
 
   /**
@@ -785,9 +928,9 @@ class Step {
     const template = this.o.settings.serverUrlTemplate;
     if (!template.includes("{port}")) return undefined;
     return serverUrl(template, {
-      name: this.o.resource.metadata.name,
+      name: this.serverId,
       namespace: this.owner.namespace,
-      service: serverName(this.o.resource.metadata.name),
+      service: serverName(this.serverId),
       port: SPARK_UI_PORT,
     });
   }

@@ -27,8 +27,9 @@ import { LivyHttpError, LivyUnreachableError, SessionGoneError } from "../livy/e
 import type { EventRecorder } from "./events.ts";
 import type { Caches } from "./gather.ts";
 import type { Metrics } from "./metrics.ts";
-import { CREDENTIAL_HASH_ANNOTATION, FIELD_MANAGER, serverName } from "./objects.ts";
+import { CREDENTIAL_HASH_ANNOTATION, FIELD_MANAGER, SPEC_HASH_ANNOTATION, serverName } from "./objects.ts";
 import { APPLIED_FIRST, type DesiredObject, type OwnedKind, type Plan } from "./plan.ts";
+import { CLAIMED_BY_LABEL, POOL_LABEL } from "./pool.ts";
 
 export const LIVYSESSIONS: ResourceType = {
   group: GROUP,
@@ -108,6 +109,14 @@ export class Executor {
       if (plan.apply?.length) finalizer.catch(() => undefined);
       else current = await finalizer;
     }
+    if (plan.claim) {
+      act();
+      await this.claim(current, plan.claim, signal);
+    }
+    if (plan.adopt) {
+      act();
+      await this.adopt(current, plan.adopt, signal);
+    }
     if (plan.deleteLivySession) {
       act();
       const { url, auth, id, name } = plan.deleteLivySession;
@@ -122,9 +131,16 @@ export class Executor {
         statusWritten = true;
       }
     }
+    if (plan.deletePooled) {
+      act();
+      // its finalizer stands down: its server's Deployment is claimed by this LivySession (decide.ts)
+      await this.d.kube
+        .delete(resourcePath(LIVYSESSIONS, current.metadata.namespace, plan.deletePooled), { signal })
+        .catch(notFound);
+    }
     for (const kind of plan.deleteOwned ?? []) {
       act();
-      const name = current.metadata.name;
+      const name = current.status?.server ?? current.metadata.name;
       const path = resourcePath(
         RESOURCE[kind],
         current.metadata.namespace,
@@ -150,7 +166,11 @@ export class Executor {
       act();
       // metadata only: the server's pod template, and so the server, stays as it is
       const updated = await this.d.kube.mergePatch<KubeObject>(
-        resourcePath(CORE.deployments, current.metadata.namespace, serverName(current.metadata.name)),
+        resourcePath(
+          CORE.deployments,
+          current.metadata.namespace,
+          serverName(current.status?.server ?? current.metadata.name),
+        ),
         { metadata: { annotations: { [CREDENTIAL_HASH_ANNOTATION]: plan.credentialHash } } },
         undefined,
         { signal },
@@ -186,6 +206,53 @@ export class Executor {
     // a phase-change event is planned only with a status that changes the phase: it was written by now
     for (const e of plan.events ?? [])
       void this.d.events.record(target(current), e.type, e.reason, e.message);
+  }
+
+  /**
+   * The claim of a pooled server (docs/warm-pool.md): a compare-and-swap on its Deployment. Of two
+   * claimants one wins; the other gets 409, and its key is retried from the cache the watch brings.
+   */
+  private async claim(obj: LivySession, c: NonNullable<Plan["claim"]>, signal?: AbortSignal): Promise<void> {
+    const updated = await this.d.kube.mergePatch<KubeObject>(
+      resourcePath(CORE.deployments, obj.metadata.namespace, serverName(c.server)),
+      {
+        metadata: {
+          resourceVersion: c.resourceVersion,
+          labels: { [CLAIMED_BY_LABEL]: c.owner.uid, [POOL_LABEL]: c.pool },
+          annotations: { [SPEC_HASH_ANNOTATION]: c.specHash },
+          ownerReferences: [controllerRef(c.owner)],
+        },
+      },
+      undefined,
+      { signal },
+    );
+    this.cache("deployment")?.setIfNewer(updated);
+  }
+
+  /** The rest of a claimed server's objects: this LivySession becomes their owner (idempotent). */
+  private async adopt(obj: LivySession, a: NonNullable<Plan["adopt"]>, signal?: AbortSignal): Promise<void> {
+    await Promise.all(
+      a.objects.map(async ({ kind, specHash }) => {
+        const name = kind === "credential" ? credentialSecretName(a.server) : serverName(a.server);
+        const patch = {
+          metadata: {
+            ownerReferences: [controllerRef(a.owner)],
+            ...(specHash ? { annotations: { [SPEC_HASH_ANNOTATION]: specHash } } : {}),
+          },
+        };
+        const updated = await this.d.kube
+          .mergePatch<KubeObject>(
+            resourcePath(RESOURCE[kind], obj.metadata.namespace, name),
+            patch,
+            undefined,
+            {
+              signal,
+            },
+          )
+          .catch(notFound);
+        if (updated) this.cache(kind)?.setIfNewer(updated);
+      }),
+    );
   }
 
   private async applyOne({ kind, object }: DesiredObject, signal?: AbortSignal): Promise<void> {
@@ -285,6 +352,22 @@ async function deleteLivySession(
       "could not delete the Livy session (the next look at Livy decides what follows)",
     );
   }
+}
+
+function notFound(err: unknown): null {
+  if (err instanceof KubeApiError && err.isNotFound) return null;
+  throw err;
+}
+
+function controllerRef(o: { apiVersion: string; kind: string; name: string; uid: string }) {
+  return {
+    apiVersion: o.apiVersion,
+    kind: o.kind,
+    name: o.name,
+    uid: o.uid,
+    controller: true,
+    blockOwnerDeletion: true,
+  };
 }
 
 function target(obj: LivySession) {

@@ -3,7 +3,7 @@
  * Livy's answers when decide() asks for them. Every failure becomes data (LivyFailure), never an exception,
  * so that decide() sees it.
  */
-import { type LivySession, sessionCredential } from "../api/index.ts";
+import { credentialUid, type LivySession, type LivySessionPool, sessionCredential } from "../api/index.ts";
 import { CORE, type KubeClient, type KubeObject, resourcePath } from "../kube/client.ts";
 import type { Informer } from "../kube/informer.ts";
 import type { LivyAuth, LivyClient } from "../livy/client.ts";
@@ -30,9 +30,14 @@ import type {
   Observation,
   OwnedObjects,
 } from "./plan.ts";
+import { POOL_LABEL } from "./pool.ts";
+import { observePoolFor } from "./pool-gather.ts";
 
 export interface Caches {
+  /** Indexed by the pool of pooled LivySessions (`namespace/pool`, pool-gather.ts POOL_LABEL). */
   sessions: Informer<LivySession>;
+  /** LivySessionPools; absent: no pool is watched (nothing is handed over). */
+  pools?: Informer<LivySessionPool> | undefined;
   /** Only with --network-policy. */
   networkPolicies?: Informer<KubeObject>;
   deployments: Informer<KubeObject & DeploymentLike>;
@@ -78,7 +83,9 @@ export class Gatherer {
     signal?: AbortSignal,
   ): Promise<Observation> {
     const ns = obj.metadata.namespace ?? "";
-    const key = `${ns}/${serverName(obj.metadata.name)}`;
+    // a server taken from a pool keeps its id (docs/warm-pool.md)
+    const server = obj.status?.server ?? obj.metadata.name;
+    const key = `${ns}/${serverName(server)}`;
     const c = this.d.caches;
     const owned: OwnedObjects = {
       deployment: c.deployments.get(key),
@@ -89,8 +96,10 @@ export class Gatherer {
       roleBinding: c.roleBindings.get(key),
     };
     // by the owner index: filtering a copy of the whole pod cache made every pass O(N)
-    const pods = c.pods.byIndex(`${ns}/${obj.metadata.name}`);
+    const pods = c.pods.byIndex(`${ns}/${server}`);
     const credential = this.credential(obj);
+    const pool = observePoolFor(obj, c);
+    const member = server !== obj.metadata.name ? c.sessions.get(`${ns}/${server}`) : undefined;
     return {
       now: Date.now(),
       resource: obj,
@@ -101,6 +110,10 @@ export class Gatherer {
       refused,
       memory,
       ...(credential ? { credential } : {}),
+      ...(pool ? { pool } : {}),
+      ...(member?.metadata.labels?.[POOL_LABEL]
+        ? { handedFrom: { name: member.metadata.name, deleting: Boolean(member.metadata.deletionTimestamp) } }
+        : {}),
     };
   }
 
@@ -108,7 +121,10 @@ export class Gatherer {
   credential(obj: LivySession): string | undefined {
     const key = this.d.sessionKey?.() ?? null;
     if (!key || !obj.metadata.uid || !usesCredential(obj.spec, true)) return undefined;
-    return sessionCredential(key, obj.metadata.uid);
+    // a server taken from a pool keeps the credential it was started with: derived from the pooled
+    // LivySession's uid, recorded as status.serverUID (docs/warm-pool.md)
+    const uid = credentialUid(obj);
+    return uid ? sessionCredential(key, uid) : undefined;
   }
 
   /**

@@ -3,7 +3,7 @@ import { pino } from "pino";
 import { KubeClient, loadKubeConfig } from "../kube/client.ts";
 import { ensureSessionKey, SessionKey } from "../kube/session-key.ts";
 import { ConfigError, loadConfig } from "./config.ts";
-import { checkCrdInstalled, createController } from "./controller.ts";
+import { checkCrdInstalled, createController, servesPools } from "./controller.ts";
 import { startHttpServer } from "./http.ts";
 import { LeaderElector } from "./leader.ts";
 import { createMetrics } from "./metrics.ts";
@@ -56,11 +56,14 @@ async function main(): Promise<number> {
     }
   }
   const key = sessionKey;
+  const pools = await servesPools(kube);
+  if (!pools) log.warn("LivySessionPools are not served (their CRD is not installed): no warm pool");
   const controller = createController({
     kube,
     config,
     metrics,
     log,
+    pools,
     ...(key ? { sessionKey: () => key.current } : {}),
   });
   if (key) {

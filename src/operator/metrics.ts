@@ -101,6 +101,30 @@ export function createMetrics(controller = "livysession") {
       labelNames: ["outcome"],
       registers: [registry],
     }),
+    poolServers: new Gauge({
+      name: "livy_operator_pool_servers",
+      help: "Servers of each LivySessionPool, by state: warm and starting (free), handed_over (still held by the LivySession that took it).",
+      labelNames: ["namespace", "pool", "state"],
+      registers: [registry],
+    }),
+    poolTarget: new Gauge({
+      name: "livy_operator_pool_target",
+      help: "Free servers each LivySessionPool aims at: min(spec.size, what fits spec.budget).",
+      labelNames: ["namespace", "pool"],
+      registers: [registry],
+    }),
+    poolBudget: new Gauge({
+      name: "livy_operator_pool_budget",
+      help: "Each LivySessionPool's spec.budget.requests, per resource, in base units (cores, bytes).",
+      labelNames: ["namespace", "pool", "resource"],
+      registers: [registry],
+    }),
+    poolBudgetUsed: new Gauge({
+      name: "livy_operator_pool_budget_used",
+      help: "What each LivySessionPool's free servers request together, per resource, in base units (cores, bytes).",
+      labelNames: ["namespace", "pool", "resource"],
+      registers: [registry],
+    }),
     leader: new Gauge({
       name: "livy_operator_leader",
       help: "1 while this replica holds the leader lease.",

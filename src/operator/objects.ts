@@ -47,6 +47,16 @@ export interface OwnerRef {
   name: string;
   namespace: string;
   uid: string;
+  /**
+   * The server id the objects are named and labelled by (livy-<server>, livy.dev/session=<server>): a
+   * LivySession's own name, or the pooled server it took over (status.server, docs/warm-pool.md).
+   */
+  server?: string | undefined;
+}
+
+/** The id a LivySession's server objects are named and labelled by. */
+export function serverIdOf(owner: { name: string; server?: string | undefined }): string {
+  return owner.server ?? owner.name;
 }
 
 export interface ServerInput {
@@ -177,9 +187,9 @@ export function desiredConfigMap(owner: OwnerRef, server: ServerInput | undefine
     apiVersion: "v1",
     kind: "ConfigMap",
     metadata: {
-      name: serverName(owner.name),
+      name: serverName(serverIdOf(owner)),
       namespace: owner.namespace,
-      labels: labelsFor(owner.name),
+      labels: labelsFor(serverIdOf(owner)),
       annotations: {} as Record<string, string>,
       ownerReferences: [ownerReference(owner)],
     },
@@ -192,15 +202,15 @@ export function desiredService(owner: OwnerRef) {
     apiVersion: "v1",
     kind: "Service",
     metadata: {
-      name: serverName(owner.name),
+      name: serverName(serverIdOf(owner)),
       namespace: owner.namespace,
-      labels: labelsFor(owner.name),
+      labels: labelsFor(serverIdOf(owner)),
       annotations: {} as Record<string, string>,
       ownerReferences: [ownerReference(owner)],
     },
     spec: {
       type: "ClusterIP",
-      selector: { [SESSION_LABEL]: owner.name },
+      selector: { [SESSION_LABEL]: serverIdOf(owner) },
       ports: [
         { name: "http", port: LIVY_PORT, targetPort: "http", protocol: "TCP" },
         // the driver runs in the Livy pod in both modes; the port is numeric, so the pod needs no change
@@ -215,7 +225,7 @@ export function desiredService(owner: OwnerRef) {
  * user's), else livy-<name>, which the operator creates and binds to the drivers' ClusterRole.
  */
 export function driverServiceAccountName(owner: { name: string }, server: ServerInput | undefined): string {
-  return server?.serviceAccountName ?? serverName(owner.name);
+  return server?.serviceAccountName ?? serverName(serverIdOf(owner));
 }
 
 /** Whether the operator creates the driver's ServiceAccount and RoleBinding for this spec. */
@@ -231,7 +241,7 @@ export function desiredDeployment(
   credential = false,
   spark?: SparkSpec | undefined,
 ) {
-  const labels = labelsFor(owner.name);
+  const labels = labelsFor(serverIdOf(owner));
   const kubernetes = isKubernetesMode(spark);
   const serviceAccountName = kubernetes
     ? driverServiceAccountName(owner, server)
@@ -241,7 +251,7 @@ export function desiredDeployment(
     apiVersion: "apps/v1",
     kind: "Deployment",
     metadata: {
-      name: serverName(owner.name),
+      name: serverName(serverIdOf(owner)),
       namespace: owner.namespace,
       labels,
       annotations: {} as Record<string, string>,
@@ -252,7 +262,7 @@ export function desiredDeployment(
       // never two Livy servers for one session, not even during a rollout
       strategy: { type: "Recreate" },
       revisionHistoryLimit: 1,
-      selector: { matchLabels: { [SESSION_LABEL]: owner.name } },
+      selector: { matchLabels: { [SESSION_LABEL]: serverIdOf(owner) } },
       template: {
         metadata: {
           labels: { ...server?.podLabels, ...labels },
@@ -322,7 +332,7 @@ export function desiredDeployment(
             },
           ],
           volumes: [
-            { name: "conf", configMap: { name: serverName(owner.name) } },
+            { name: "conf", configMap: { name: serverName(serverIdOf(owner)) } },
             { name: "logs", emptyDir: {} },
             { name: "tmp", emptyDir: {} },
             { name: "work", emptyDir: {} },
@@ -332,7 +342,7 @@ export function desiredDeployment(
                   {
                     name: "credential",
                     secret: {
-                      secretName: credentialSecretName(owner.name),
+                      secretName: credentialSecretName(serverIdOf(owner)),
                       items: [{ key: CREDENTIAL_SECRET_KEY, path: CREDENTIAL_SECRET_KEY }],
                       defaultMode: 0o440,
                     },
@@ -376,9 +386,9 @@ export function desiredCredentialSecret(owner: OwnerRef, token: string) {
     kind: "Secret",
     type: "Opaque",
     metadata: {
-      name: credentialSecretName(owner.name),
+      name: credentialSecretName(serverIdOf(owner)),
       namespace: owner.namespace,
-      labels: labelsFor(owner.name),
+      labels: labelsFor(serverIdOf(owner)),
       // hashOf of the token, never the token: the operator compares digests, the Secret holds the value
       annotations: { [CREDENTIAL_HASH_ANNOTATION]: hashOf(token) } as Record<string, string>,
       ownerReferences: [ownerReference(owner)],
@@ -396,9 +406,9 @@ export function desiredServiceAccount(owner: OwnerRef) {
     apiVersion: "v1",
     kind: "ServiceAccount",
     metadata: {
-      name: serverName(owner.name),
+      name: serverName(serverIdOf(owner)),
       namespace: owner.namespace,
-      labels: { ...labelsFor(owner.name), [LABEL_COMPONENT]: DRIVER_COMPONENT },
+      labels: { ...labelsFor(serverIdOf(owner)), [LABEL_COMPONENT]: DRIVER_COMPONENT },
       annotations: {} as Record<string, string>,
       ownerReferences: [ownerReference(owner)],
     },
@@ -415,14 +425,14 @@ export function desiredRoleBinding(owner: OwnerRef, clusterRole: string) {
     apiVersion: "rbac.authorization.k8s.io/v1",
     kind: "RoleBinding",
     metadata: {
-      name: serverName(owner.name),
+      name: serverName(serverIdOf(owner)),
       namespace: owner.namespace,
-      labels: { ...labelsFor(owner.name), [LABEL_COMPONENT]: DRIVER_COMPONENT },
+      labels: { ...labelsFor(serverIdOf(owner)), [LABEL_COMPONENT]: DRIVER_COMPONENT },
       annotations: {} as Record<string, string>,
       ownerReferences: [ownerReference(owner)],
     },
     roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "ClusterRole", name: clusterRole },
-    subjects: [{ kind: "ServiceAccount", name: serverName(owner.name), namespace: owner.namespace }],
+    subjects: [{ kind: "ServiceAccount", name: serverName(serverIdOf(owner)), namespace: owner.namespace }],
   });
 }
 
@@ -445,14 +455,14 @@ export function desiredNetworkPolicy(
     apiVersion: "networking.k8s.io/v1",
     kind: "NetworkPolicy",
     metadata: {
-      name: serverName(owner.name),
+      name: serverName(serverIdOf(owner)),
       namespace: owner.namespace,
-      labels: labelsFor(owner.name),
+      labels: labelsFor(serverIdOf(owner)),
       annotations: {} as Record<string, string>,
       ownerReferences: [ownerReference(owner)],
     },
     spec: {
-      podSelector: { matchLabels: { [SESSION_LABEL]: owner.name } },
+      podSelector: { matchLabels: { [SESSION_LABEL]: serverIdOf(owner) } },
       policyTypes: ["Ingress"],
       ingress: [
         {
@@ -470,7 +480,7 @@ export function desiredNetworkPolicy(
         ...(isKubernetesMode(spark)
           ? [
               {
-                from: [{ podSelector: { matchLabels: { [EXECUTOR_LABEL]: owner.name } } }],
+                from: [{ podSelector: { matchLabels: { [EXECUTOR_LABEL]: serverIdOf(owner) } } }],
                 ports: [
                   { protocol: "TCP", port: DRIVER_PORT },
                   { protocol: "TCP", port: BLOCK_MANAGER_PORT },

@@ -9,6 +9,7 @@ import type { LivyAuth } from "../livy/client.ts";
 import type { CreateSessionRequest, Session, Statement } from "../livy/protocol.ts";
 import type { OperatorConfig } from "./config.ts";
 import type { DeploymentLike, PodLike } from "./observe.ts";
+import type { PooledServer } from "./pool.ts";
 
 /** The owned objects, by kind. */
 export const OWNED_KINDS = [
@@ -138,6 +139,35 @@ export interface Observation {
    * tightly (decide.ts startingPollMs). Absent: 1.
    */
   starting?: number | undefined;
+  /**
+   * The LivySessionPool whose template this LivySession matches (docs/warm-pool.md), with its servers as
+   * observed: a start takes a warm one instead of deploying its own. Absent: no pool serves it.
+   */
+  pool?: PoolObservation | undefined;
+  /**
+   * With status.server: the pooled LivySession that started that server, while it still exists (the
+   * hand-over removes it once the record is written; a pass killed in between leaves it to remove).
+   */
+  handedFrom?: { name: string; deleting: boolean } | undefined;
+}
+
+export interface PoolObservation {
+  name: string;
+  servers: PooledServer[];
+  /** Per server id: the pooled LivySession holding it, what the hand-over takes from it. */
+  members: Record<string, PoolMember>;
+}
+
+export interface PoolMember {
+  /** The pooled LivySession's uid: the server's credential derives from it (status.serverUID). */
+  uid: string;
+  status: LivySessionStatus;
+  /** The server's Deployment's resourceVersion: the compare-and-swap of the claim. */
+  deploymentVersion?: string | undefined;
+  /** Which of the server's objects exist (adopted at the hand-over). */
+  owned: OwnedKind[];
+  /** The server was given a per-session credential Secret. */
+  credential: boolean;
 }
 
 /**
@@ -164,7 +194,8 @@ export interface LogLine {
 
 /**
  * What to do, carried out by execute() in this order, whichever fields are set:
- * finalizer added → Livy session deleted → status written → owned objects deleted → owned objects applied →
+ * finalizer added → pooled server claimed → its objects adopted → Livy session deleted → status written →
+ * pooled LivySession deleted → owned objects deleted → owned objects applied →
  * Livy session created → warm-up statement submitted → finalizer removed → events. The order is what makes a crash anywhere harmless:
  * the Livy session goes before the record that names it; the record of a new attempt is written before
  * the Livy session named after it is created (so a crash after the POST adopts it); the record of a
@@ -172,6 +203,29 @@ export interface LogLine {
  */
 export interface Plan {
   finalizer?: "add" | "remove";
+  /**
+   * Take a warm pooled server (docs/warm-pool.md, step 1): one merge patch of its Deployment carrying the
+   * resourceVersion observed (409 when another took it first), labelling it claimed by this LivySession,
+   * making it the controller and setting the spec hash its own desired Deployment has.
+   */
+  claim?: {
+    server: string;
+    pool: string;
+    resourceVersion: string;
+    owner: OwnerRefLike;
+    specHash: string;
+  };
+  /**
+   * Step 2, first of all (before the status names the server): the server's other objects get this
+   * LivySession as owner (and the spec hash its own desired object has). Idempotent.
+   */
+  adopt?: {
+    server: string;
+    owner: OwnerRefLike;
+    objects: Array<{ kind: OwnedKind | "credential"; specHash?: string | undefined }>;
+  };
+  /** After the status write: delete the pooled LivySession whose server was taken (its finalizer stands down). */
+  deletePooled?: string;
   /** After the credential's Secret was applied: record its digest on the Deployment (metadata only). */
   credentialHash?: string;
   /** By id; or by name, when the session may exist but its id was not recorded (deleted if found). */
@@ -190,6 +244,14 @@ export interface Plan {
   memory?: Memory;
   metrics?: { demandToReadySeconds?: number; idleTeardown?: boolean };
   log?: LogLine[];
+}
+
+export interface OwnerRefLike {
+  apiVersion: string;
+  kind: string;
+  name: string;
+  namespace: string;
+  uid: string;
 }
 
 export type Decision = { observe: LivyQuery } | { plan: Plan };

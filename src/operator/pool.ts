@@ -233,3 +233,83 @@ export { POOL_NAME_MAX };
 export function pooledServerId(pool: string, nowMs: number, index: number): string {
   return `${pool}-p${nowMs.toString(36)}${index.toString(36)}`;
 }
+
+// ---------------------------------------------------------------- pooled LivySessions
+
+/**
+ * A pooled server is started by a LivySession the pool owns (labelled POOL_LABEL), so that the reconciler
+ * that starts any LivySession (decide.ts: server objects, Livy session, warm-up, failures) starts it too;
+ * its state is that LivySession's status, and its claim the label on its Deployment.
+ */
+export interface PooledSessionLike {
+  metadata: {
+    name: string;
+    creationTimestamp?: string | Date | undefined;
+    deletionTimestamp?: string | Date | undefined;
+  };
+  status?:
+    | {
+        phase?: string | undefined;
+        conditions?: ReadonlyArray<{ type: string; status: string }> | undefined;
+        livySessionId?: number | null | undefined;
+      }
+    | undefined;
+}
+
+export function pooledServerOf(
+  member: PooledSessionLike,
+  deployment: { metadata?: { labels?: Record<string, string> | undefined } | undefined } | undefined,
+): PooledServer {
+  const ready = member.status?.conditions?.find((c) => c.type === "Ready");
+  const created = member.metadata.creationTimestamp;
+  return {
+    id: member.metadata.name,
+    createdMs: created ? new Date(created).getTime() : 0,
+    deleting: Boolean(member.metadata.deletionTimestamp),
+    claimedBy: deployment?.metadata?.labels?.[CLAIMED_BY_LABEL],
+    state: ready?.status === "True" ? "warm" : member.status?.phase === "Failed" ? "failed" : "starting",
+    livySessionId: member.status?.livySessionId ?? undefined,
+  };
+}
+
+/** The spec of a pooled LivySession: the pool's template, never idling out, failing fast (then replaced). */
+export function pooledSessionSpec(pool: {
+  kind: string;
+  server?: unknown;
+  session?: unknown;
+  warmup?: unknown;
+  auth?: unknown;
+}): Record<string, unknown> {
+  const spec: Record<string, unknown> = { kind: pool.kind, idleTimeout: "0", failurePolicy: "FailFast" };
+  for (const k of ["server", "session", "warmup", "auth"] as const)
+    if (pool[k] !== undefined) spec[k] = pool[k];
+  return spec;
+}
+
+/** What a pool's pass does (pool-reconciler.ts carries it out). */
+export interface PoolDecision {
+  plan: RefillPlan;
+  /** Names of the pooled LivySessions to create. */
+  create: string[];
+  /** Names of the pooled LivySessions to delete. */
+  remove: string[];
+  /** Servers handed over by this pool that LivySessions still hold. */
+  handedOver: number;
+  /** Look again after this long while something starts (a server becoming warm is seen by its watch). */
+  requeueAfterMs?: number | undefined;
+}
+
+/**
+ * A pool's pass, from its spec and its servers as observed: the refill plan and the names of the servers
+ * to start. `handedOver` counts the Deployments this pool handed over that still exist.
+ */
+export function decidePool(
+  pool: { name: string; input: PoolInput },
+  servers: readonly PooledServer[],
+  handedOver: number,
+  nowMs: number,
+): PoolDecision {
+  const plan = planRefill(pool.input, servers);
+  const create = Array.from({ length: plan.create }, (_, i) => pooledServerId(pool.name, nowMs, i));
+  return { plan, create, remove: plan.remove, handedOver };
+}

@@ -96,9 +96,16 @@ The operator's rules on LivySessions and the objects it owns. One list, used by 
 {{- define "livy-operator.rules" -}}
 - apiGroups: ["livy.dev"]
   resources: ["livysessions"]
-  verbs: ["get", "list", "watch", "patch", "update"]
+  # create and delete: the warm pool's servers are LivySessions the pool owns (docs/warm-pool.md)
+  verbs: ["get", "list", "watch", "create", "patch", "update", "delete"]
 - apiGroups: ["livy.dev"]
   resources: ["livysessions/status"]
+  verbs: ["get", "patch", "update"]
+- apiGroups: ["livy.dev"]
+  resources: ["livysessionpools"]
+  verbs: ["get", "list", "watch"]
+- apiGroups: ["livy.dev"]
+  resources: ["livysessionpools/status"]
   verbs: ["get", "patch", "update"]
 - apiGroups: ["livy.dev"]
   resources: ["livysessions/finalizers"]
