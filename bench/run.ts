@@ -22,6 +22,10 @@ const BENCHES: Record<string, { what: string; load: () => Promise<BenchFn> }> = 
     what: "first statement after Ready vs warm, with the operator's warm-up on and off (real Livy)",
     load: async () => (await import("./warmstart.ts")).warmstart,
   },
+  warmpool: {
+    what: "a LivySession from a warm LivySessionPool vs a cold start on the real node: apply → Ready, → first result",
+    load: async () => (await import("./warmpool.ts")).warmpool,
+  },
   scale: {
     what: "1000 LivySessions on the stand-in: all Ready, requests, memory, idle-out, delete, leaks",
     load: async () => (await import("./scale.ts")).scale,

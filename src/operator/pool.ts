@@ -11,6 +11,7 @@
  * LivySessions (or two operator replicas) taking the same server one wins and the other gets 409 and picks
  * again; an operator killed after the swap finds the server by that label and finishes the hand-over.
  */
+import { STARTUP_TIMEOUT_MAX } from "../api/livysession.ts";
 import { POOL_NAME_MAX } from "../api/livysessionpool.ts";
 import { hashOf } from "./objects.ts";
 
@@ -272,7 +273,11 @@ export function pooledServerOf(
   };
 }
 
-/** The spec of a pooled LivySession: the pool's template, never idling out, failing fast (then replaced). */
+/**
+ * The spec of a pooled LivySession: the pool's template, never idling out, failing fast (then replaced),
+ * and the longest startupTimeout: no one waits for a pooled server, and on a loaded node a real Livy start
+ * took over 5 minutes (the default), which would have failed and replaced it forever.
+ */
 export function pooledSessionSpec(pool: {
   kind: string;
   server?: unknown;
@@ -280,7 +285,12 @@ export function pooledSessionSpec(pool: {
   warmup?: unknown;
   auth?: unknown;
 }): Record<string, unknown> {
-  const spec: Record<string, unknown> = { kind: pool.kind, idleTimeout: "0", failurePolicy: "FailFast" };
+  const spec: Record<string, unknown> = {
+    kind: pool.kind,
+    idleTimeout: "0",
+    startupTimeout: STARTUP_TIMEOUT_MAX,
+    failurePolicy: "FailFast",
+  };
   for (const k of ["server", "session", "warmup", "auth"] as const)
     if (pool[k] !== undefined) spec[k] = pool[k];
   return spec;

@@ -19,6 +19,7 @@ import {
   CREDENTIAL_SECRET_KEY,
   GROUP,
   type LivySession,
+  POOL_CRD_NAME,
   phaseOf,
   readyCondition,
   VERSION,
@@ -200,17 +201,19 @@ export class Product {
    * nothing to hand over and helm creates it.
    */
   private async handOverCrd(): Promise<void> {
-    const found = await this.kubectl(["get", "crd", CRD_NAME, "--ignore-not-found", "-o", "name"]);
-    if (!found.trim()) return;
-    await this.kubectl(["label", "crd", CRD_NAME, "app.kubernetes.io/managed-by=Helm", "--overwrite"]);
-    await this.kubectl([
-      "annotate",
-      "crd",
-      CRD_NAME,
-      "--overwrite",
-      `meta.helm.sh/release-name=${RELEASE}`,
-      `meta.helm.sh/release-namespace=${RELEASE_NS}`,
-    ]);
+    for (const crd of [CRD_NAME, POOL_CRD_NAME]) {
+      const found = await this.kubectl(["get", "crd", crd, "--ignore-not-found", "-o", "name"]);
+      if (!found.trim()) continue;
+      await this.kubectl(["label", "crd", crd, "app.kubernetes.io/managed-by=Helm", "--overwrite"]);
+      await this.kubectl([
+        "annotate",
+        "crd",
+        crd,
+        "--overwrite",
+        `meta.helm.sh/release-name=${RELEASE}`,
+        `meta.helm.sh/release-namespace=${RELEASE_NS}`,
+      ]);
+    }
   }
 
   async helmUninstall(): Promise<void> {

@@ -6,6 +6,7 @@ import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parseAllDocuments, stringify } from "yaml";
 import { CHART_CRD_TEMPLATE, CRD_FILE, CRD_NAME, livySessionCrd } from "../../src/api/crd.ts";
+import { POOL_CHART_CRD_TEMPLATE, POOL_CRD_NAME } from "../../src/api/crd-pool.ts";
 import { CORE, resourcePath } from "../../src/kube/client.ts";
 import { loadConfig } from "../../src/operator/config.ts";
 import { LIVYSESSIONS } from "../../src/operator/reconciler.ts";
@@ -779,7 +780,7 @@ describe("the Helm chart", () => {
 
   it("crds.enabled renders the CRD (the generated spec, kept on uninstall with crds.keep); false leaves it out", async () => {
     const crdOf = (objs: K8sObject[]) =>
-      byKind(objs, "CustomResourceDefinition")[0] as
+      byKind(objs, "CustomResourceDefinition").find((o) => o.metadata.name === CRD_NAME) as
         | (K8sObject & { metadata: { annotations?: Record<string, string> }; spec: unknown })
         | undefined;
     const crd = crdOf(await template());
@@ -916,15 +917,19 @@ describe("the Helm chart", () => {
           (e: Error) => e.message,
         );
         expect(refused).toContain("invalid ownership metadata");
-        await kubectl(["label", "crd", CRD_NAME, "app.kubernetes.io/managed-by=Helm", "--overwrite"]);
-        await kubectl([
-          "annotate",
-          "crd",
-          CRD_NAME,
-          "--overwrite",
-          `meta.helm.sh/release-name=${release}`,
-          `meta.helm.sh/release-namespace=${releaseNs}`,
-        ]);
+        // the LivySessionPool CRD too, when the other suites applied crds/ before (this chart creates it)
+        for (const crd of [CRD_NAME, POOL_CRD_NAME]) {
+          if (!(await kubectl(["get", "crd", crd, "--ignore-not-found", "-o", "name"])).trim()) continue;
+          await kubectl(["label", "crd", crd, "app.kubernetes.io/managed-by=Helm", "--overwrite"]);
+          await kubectl([
+            "annotate",
+            "crd",
+            crd,
+            "--overwrite",
+            `meta.helm.sh/release-name=${release}`,
+            `meta.helm.sh/release-namespace=${releaseNs}`,
+          ]);
+        }
         await helm([
           "upgrade",
           release,
@@ -1345,7 +1350,7 @@ describe("the Helm chart", () => {
 
 /**
  * The chart as it was laid out before the CRD became a template: the CRD in crds/ (Helm installs it once and
- * never upgrades it), without the Reason column added later. A copy in a temp dir, removed after the suite.
+ * never upgrades it), without the Reason column added later, and without the LivySessionPool CRD. A copy in a temp dir, removed after the suite.
  */
 function oldLayoutChart(): string {
   const dir = mkdtempSync(join(tmpdir(), "chart-old-layout-"));
@@ -1353,6 +1358,7 @@ function oldLayoutChart(): string {
   const chart = join(dir, "livy-operator");
   cpSync(CHART, chart, { recursive: true });
   rmSync(join(chart, "templates", CHART_CRD_TEMPLATE));
+  rmSync(join(chart, "templates", POOL_CHART_CRD_TEMPLATE));
   const crd = livySessionCrd() as {
     spec: { versions: Array<{ additionalPrinterColumns: Array<{ name: string }> }> };
   };

@@ -231,6 +231,7 @@ describe("the pool's own decisions", () => {
       server: { image: "x" },
       warmup: { enabled: true },
       idleTimeout: "0",
+      startupTimeout: "1h",
       failurePolicy: "FailFast",
     });
     expect(templateKey(spec as { kind: string })).toBe(templateKey(pool));
