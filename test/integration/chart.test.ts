@@ -112,9 +112,12 @@ const OPERATOR_RULES: Rule[] = [
   {
     apiGroups: ["livy.dev"],
     resources: ["livysessions"],
-    verbs: ["get", "list", "watch", "patch", "update"],
+    // create and delete: a warm pool's servers are LivySessions it owns (docs/warm-pool.md)
+    verbs: ["get", "list", "watch", "create", "patch", "update", "delete"],
   },
   { apiGroups: ["livy.dev"], resources: ["livysessions/status"], verbs: ["get", "patch", "update"] },
+  { apiGroups: ["livy.dev"], resources: ["livysessionpools"], verbs: ["get", "list", "watch"] },
+  { apiGroups: ["livy.dev"], resources: ["livysessionpools/status"], verbs: ["get", "patch", "update"] },
   { apiGroups: ["livy.dev"], resources: ["livysessions/finalizers"], verbs: ["update"] },
   {
     apiGroups: ["apps"],
@@ -209,6 +212,7 @@ describe("the Helm chart", () => {
         "ClusterRoleBinding",
         "ClusterRoleBinding",
         "ClusterRoleBinding",
+        "CustomResourceDefinition",
         "CustomResourceDefinition",
         "Deployment",
         "Deployment",
@@ -1011,6 +1015,11 @@ describe("the Helm chart", () => {
         for (const yes of [
           ["watch", "livysessions.livy.dev", "-A"],
           ["patch", "livysessions.livy.dev", "--subresource=status", "-n", sessionNs],
+          // the warm pool: its servers are LivySessions it creates and deletes
+          ["create", "livysessions.livy.dev", "-n", sessionNs],
+          ["delete", "livysessions.livy.dev", "-n", sessionNs],
+          ["watch", "livysessionpools.livy.dev", "-A"],
+          ["patch", "livysessionpools.livy.dev", "--subresource=status", "-n", sessionNs],
           ["update", "livysessions.livy.dev", "--subresource=finalizers", "-n", sessionNs],
           ["create", "deployments.apps", "-n", sessionNs],
           ["delete", "services", "-n", sessionNs],
@@ -1032,8 +1041,8 @@ describe("the Helm chart", () => {
           expect(await can(yes), yes.join(" ")).toBe("yes");
         }
         for (const no of [
-          ["create", "livysessions.livy.dev", "-n", sessionNs],
-          ["delete", "livysessions.livy.dev", "-n", sessionNs],
+          ["create", "livysessionpools.livy.dev", "-n", sessionNs],
+          ["patch", "livysessionpools.livy.dev", "-n", sessionNs],
           ["list", "secrets", "-n", sessionNs],
           ["watch", "secrets", "-A"],
           ["create", "pods", "-n", sessionNs],
