@@ -3,10 +3,14 @@
 // (argv[3]) served by an in-process stand-in for the API server's list and watch, only the kinds in
 // argv[4] ("all" or a comma-separated list). Plain JavaScript on purpose: the operator runs compiled, and
 // a TypeScript loader here would be counted as the operator's memory. Prints one JSON line.
+import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 
-const [dir, nArg, kindsArg = "all"] = process.argv.slice(2);
+const [dir, nArg, kindsArg = "all", churnArg = "0"] = process.argv.slice(2);
+// argv[5]: watch events to replay after the passes (MODIFIED, each decoded from its JSON text as the watch
+// decoder does), then the resident set is read as it is, no GC forced: what bursts of events leave behind
+const churn = Number(churnArg);
 const n = Number(nArg);
 const kinds = kindsArg === "all" ? null : new Set(kindsArg.split(","));
 const mod = (p) => import(pathToFileURL(join(dir, p)).href);
@@ -167,6 +171,7 @@ for (let i = 0; i < n; i++) {
     ),
   );
 }
+const watchers = new Map();
 const plural = (path) => path.split("?")[0].split("/").pop();
 const kube = {
   server: "https://bench.invalid",
@@ -186,7 +191,8 @@ const kube = {
       items: page,
     };
   },
-  async watch(_path, _query, _onEvent, signal) {
+  async watch(path, _query, onEvent, signal) {
+    watchers.set(plural(path), onEvent);
     await new Promise((resolve) => signal.addEventListener("abort", resolve, { once: true }));
   },
 };
@@ -196,6 +202,10 @@ const controller = createController({ kube, config, metrics: createMetrics(), lo
 await controller.startInformers();
 // the objects generated here go, so that what is left is what the operator holds
 const sample = items.livysessions.map((s) => `${ns}/${s.metadata.name}`);
+// a few of each kind's objects, as the API server sends them, for the watch events replayed below
+const eventTexts = churn
+  ? Object.entries(items).flatMap(([k, list]) => list.slice(0, 20).map((o) => [k, JSON.stringify(o)]))
+  : [];
 for (const k of Object.keys(items)) items[k] = [];
 const filled = mem();
 
@@ -236,8 +246,28 @@ if (!kinds) {
   passUs = Math.round((cpu.user + cpu.system) / passes);
   passWallUs = Math.round(((performance.now() - t0) * 1000) / passes);
 }
+let churned = null;
+if (churn && !kinds) {
+  for (let i = 0; i < churn; i++) {
+    const [k, text] = eventTexts[i % eventTexts.length];
+    const e = JSON.parse(`{"type":"MODIFIED","object":${text}}`);
+    e.object.metadata.resourceVersion = String(rv++);
+    watchers.get(k)?.(e);
+    if (i % 100 === 99) await new Promise((r) => setImmediate(r));
+  }
+  const status = readFileSync("/proc/self/status", "utf8");
+  const kb = (k) => Number(new RegExp(`^${k}:\\s+(\\d+)`, "m").exec(status)?.[1] ?? 0);
+  const { heapTotal, heapUsed } = process.memoryUsage();
+  churned = {
+    events: churn,
+    rss: mib(kb("VmRSS") * 1024),
+    peakRss: mib(kb("VmHWM") * 1024),
+    heapTotal: mib(heapTotal),
+    heapUsed: mib(heapUsed),
+  };
+}
 await controller.stop();
 process.stdout.write(
-  `${JSON.stringify({ n, kinds: kindsArg, base, modules, filled, passUs, passWallUs, passes })}\n`,
+  `${JSON.stringify({ n, kinds: kindsArg, base, modules, filled, passUs, passWallUs, passes, churned })}\n`,
 );
 process.exit(0);

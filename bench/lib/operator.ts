@@ -19,7 +19,7 @@ export function buildDirOf(commit: string): string {
 }
 
 /**
- * The operator as it ships (the image runs `node dist/operator/main.js`), from the last commit: `git archive
+ * The operator as it ships (the image runs `node [flags] dist/operator/main.js`: entryFlags), from the last commit: `git archive
  * HEAD` of src/ and the tsconfigs into bench/.build-src (others edit the shared work tree while benchmarks
  * run), compiled with tsconfig.build.json into bench/.build-<commit>. So no TypeScript stripping (its compiler's
  * memory and start time) is measured, and the result names the commit it measured. The request counter is
@@ -73,6 +73,21 @@ export function buildOperator(rev = "HEAD"): Promise<string> {
   })();
   builds.set(rev, built);
   return built;
+}
+
+/**
+ * The node flags the image's entry point gives the operator at `commit` (its Dockerfile's `ENTRYPOINT
+ * ["node", <flags>, "dist/operator/main.js"]`), so that the benchmark starts it as it ships (a baseline
+ * with its own commit's flags).
+ */
+export async function entryFlags(commit: string): Promise<string[]> {
+  const { stdout } = await promisify(execFile)("git", ["show", `${commit}:Dockerfile`], { cwd: REPO_ROOT });
+  const line = /^ENTRYPOINT\s+(\[.*\])\s*$/m.exec(stdout)?.[1];
+  const argv = line ? (JSON.parse(line) as string[]) : [];
+  const at = argv.indexOf("dist/operator/main.js");
+  if (argv[0] !== "node" || at < 0)
+    throw new Error(`${commit}: Dockerfile ENTRYPOINT is not node … dist/operator/main.js`);
+  return argv.slice(1, at);
 }
 
 export async function freePort(): Promise<number> {
@@ -142,7 +157,7 @@ export class Operator {
       mode === "js" ? join(dir, "operator", "main.js") : join(REPO_ROOT, "src", "operator", "main.ts");
     const counter =
       mode === "js" ? join(dir, "count-requests.mjs") : join(BENCH_DIR, "lib", "count-requests.ts");
-    const nodeArgs = ["--import", counter];
+    const nodeArgs = [...(mode === "js" ? await entryFlags(commit) : []), "--import", counter];
     if (o.cpuProfDir) {
       mkdirSync(o.cpuProfDir, { recursive: true });
       nodeArgs.push("--cpu-prof", "--cpu-prof-dir", o.cpuProfDir);

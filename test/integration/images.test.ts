@@ -108,7 +108,7 @@ describe.skipIf(SKIP_IMAGES)("the project's images", () => {
     it("is configured to run the operator as a numeric non-root user on port 8080", async () => {
       const c = await config(localRef(op));
       expect(c.User).toBe("65532:65532"); // numeric: runAsNonRoot can verify it; the chart uses the same ids
-      expect(c.Entrypoint).toEqual(["node", "dist/operator/main.js"]);
+      expect(c.Entrypoint).toEqual(["node", "--max-semi-space-size=4", "dist/operator/main.js"]);
       expect(c.WorkingDir).toBe("/app");
       expect(Object.keys(c.ExposedPorts ?? {})).toEqual(["8080/tcp"]);
       expect(envOf(c).NODE_ENV).toBe("production");
