@@ -882,6 +882,31 @@ export interface ProjectImages {
  * on the Debian base with the Dockerfiles users build, named as users name them; cached. The Livy release
  * is served to the build from a loopback port (LIVY_DIST_URL), with a .sha512 the Dockerfile checks.
  */
+/** The Livy server image (deploy/livy-image) alone: for the suites that need no operator image. */
+export async function livyServerImage(
+  base: Image,
+  release: { zip: string; sha512: string },
+  noCache?: boolean,
+): Promise<BuiltImage> {
+  const name = `apache-livy-${versions().LIVY_VERSION}_2.12-bin.zip`;
+  return await buildImage({
+    name: "livy-server",
+    ref: projectImageRefs().livy,
+    context: join(REPO_ROOT, "deploy", "livy-image"),
+    base,
+    noCache,
+    keyInputs: { livyZipSha512: release.sha512 },
+    serve: async () => {
+      // the digest beside the zip (sha512sum format), which the Dockerfile checks the zip against
+      const srv = await serveFiles({
+        [`/${name}`]: { file: release.zip },
+        [`/${name}.sha512`]: { data: `${release.sha512}  ${name}\n` },
+      });
+      return { buildArgs: { LIVY_DIST_URL: `${srv.url}/${name}` }, close: srv.close };
+    },
+  });
+}
+
 export async function projectImages(
   opts: { livy?: boolean; noCache?: boolean } = {},
 ): Promise<ProjectImages> {
@@ -891,28 +916,10 @@ export async function projectImages(
   const release = opts.livy === false ? null : await livyReleaseZip();
   if (!release && opts.livy !== false)
     log("no Apache Livy release zip on this machine: the Livy server image is not built");
-  const name = `apache-livy-${versions().LIVY_VERSION}_2.12-bin.zip`;
   // both at once: their downloads and unpacking overlap (the base is imported once, before either starts)
   const [operator, livy] = await Promise.all([
     buildImage({ name: "operator", ref: refs.operator, context: REPO_ROOT, base, noCache: opts.noCache }),
-    release
-      ? buildImage({
-          name: "livy-server",
-          ref: refs.livy,
-          context: join(REPO_ROOT, "deploy", "livy-image"),
-          base,
-          noCache: opts.noCache,
-          keyInputs: { livyZipSha512: release.sha512 },
-          serve: async () => {
-            // the digest beside the zip (sha512sum format), which the Dockerfile checks the zip against
-            const srv = await serveFiles({
-              [`/${name}`]: { file: release.zip },
-              [`/${name}.sha512`]: { data: `${release.sha512}  ${name}\n` },
-            });
-            return { buildArgs: { LIVY_DIST_URL: `${srv.url}/${name}` }, close: srv.close };
-          },
-        })
-      : Promise.resolve(null),
+    release ? livyServerImage(base, release, opts.noCache) : Promise.resolve(null),
   ]);
   return { base, operator, livy };
 }

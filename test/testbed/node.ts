@@ -17,6 +17,7 @@
  *   the machine, even while kube-proxy is stopped.
  */
 import { execFile } from "node:child_process";
+import { createHash } from "node:crypto";
 import {
   existsSync,
   mkdirSync,
@@ -29,9 +30,10 @@ import {
 import { join, resolve } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { promisify } from "node:util";
+import YAML from "yaml";
 import type { Pki } from "./certs.ts";
 import { ensureNodeImages, type NodeImages } from "./node-images.ts";
-import type { GoBinaries } from "./paths.ts";
+import { cacheDir, type GoBinaries, TESTBED_DIR, versions } from "./paths.ts";
 import { isAlive, type RunningProcess, startProcess, waitUntil } from "./process.ts";
 import {
   claimSlot,
@@ -736,7 +738,10 @@ export async function stopNode(
 ): Promise<void> {
   if (readOwner(net.slot)?.stateDir !== stateDir) {
     for (const p of processes) {
-      if (["node-holder", "containerd", "kubelet", "kube-proxy"].includes(p.name) && isAlive(p.pid)) {
+      if (
+        ["node-holder", "containerd", "kubelet", "kube-proxy", "kube-network-policies"].includes(p.name) &&
+        isAlive(p.pid)
+      ) {
         try {
           process.kill(p.pid, "SIGKILL");
         } catch {
@@ -762,4 +767,180 @@ export async function stopNode(
   }
   await cleanupSlot(net);
   releaseSlot(net.slot);
+}
+
+/** kube-network-policies as the test bed builds it (build/go-components.sh netpol), keyed like the build. */
+export function networkPolicyBinary(): string {
+  const hash = createHash("sha256")
+    .update(readFileSync(join(TESTBED_DIR, "node", "netpol-nfqueue.go")))
+    .digest("hex")
+    .slice(0, 12);
+  return join(
+    cacheDir(),
+    `kube-network-policies-v${versions().KUBE_NETWORK_POLICIES_VERSION}-${hash}`,
+    "bin",
+    "kube-network-policies",
+  );
+}
+
+export interface NetworkPolicyEnforcer {
+  pid: number;
+  log: string;
+  /** Stops it (SIGINT: it removes its nftables table on the way out) and waits for it to exit. */
+  stop(): Promise<void>;
+}
+
+/**
+ * NetworkPolicy enforced on the real node by sigs.k8s.io/kube-network-policies (a real implementation,
+ * from the Go module proxy; node/netpol-nfqueue.go says what the build changes and why): it runs in the
+ * node's namespaces and cgroup as kube-proxy does, puts the first packet of each new connection to a pod
+ * that a policy selects through an NFQUEUE, and accepts or drops it by the policies. Not started by `up`:
+ * the tests that need it start it (about a second, once built) and stop it, so every other suite keeps the
+ * node it was written for. It needs only its API identity: a ServiceAccount with read access to pods,
+ * namespaces and policies, whose token it reads as in a pod (rest.InClusterConfig, from the node's private
+ * /run).
+ */
+export async function startNetworkPolicies(opts: {
+  stateDir: string;
+  kubeconfig: string;
+  kubectl: string;
+  holderPid: number;
+}): Promise<NetworkPolicyEnforcer> {
+  const { stateDir, kubeconfig, kubectl, holderPid } = opts;
+  const started = Date.now();
+  // built once per version (flock'd, cached): minutes cold, nothing when cached
+  await sh(
+    "bash",
+    [join(TESTBED_DIR, "build", "go-components.sh"), "netpol"],
+    "building kube-network-policies",
+  );
+  const bin = networkPolicyBinary();
+  const rbac = [
+    {
+      apiVersion: "v1",
+      kind: "ServiceAccount",
+      metadata: { name: "kube-network-policies", namespace: "kube-system" },
+    },
+    {
+      apiVersion: "rbac.authorization.k8s.io/v1",
+      kind: "ClusterRole",
+      metadata: { name: "kube-network-policies" },
+      rules: [
+        { apiGroups: [""], resources: ["pods", "namespaces", "nodes"], verbs: ["get", "list", "watch"] },
+        { apiGroups: ["networking.k8s.io"], resources: ["networkpolicies"], verbs: ["get", "list", "watch"] },
+      ],
+    },
+    {
+      apiVersion: "rbac.authorization.k8s.io/v1",
+      kind: "ClusterRoleBinding",
+      metadata: { name: "kube-network-policies" },
+      roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "ClusterRole", name: "kube-network-policies" },
+      subjects: [{ kind: "ServiceAccount", name: "kube-network-policies", namespace: "kube-system" }],
+    },
+  ];
+  await kubectlJson(
+    { kubectl } as GoBinaries,
+    kubeconfig,
+    ["apply", "-f", "-"],
+    JSON.stringify({ apiVersion: "v1", kind: "List", items: rbac }),
+  );
+  const token = (
+    await sh(kubectl, [
+      "--kubeconfig",
+      kubeconfig,
+      "create",
+      "token",
+      "kube-network-policies",
+      "-n",
+      "kube-system",
+      "--duration=48h",
+    ])
+  ).trim();
+  const cfg = YAML.parse(readFileSync(kubeconfig, "utf8")) as {
+    clusters: Array<{
+      cluster: { server: string; "certificate-authority"?: string; "certificate-authority-data"?: string };
+    }>;
+  };
+  const cluster = cfg.clusters[0]?.cluster;
+  if (!cluster) throw new Error(`${kubeconfig} names no cluster`);
+  const ca = cluster["certificate-authority-data"]
+    ? Buffer.from(cluster["certificate-authority-data"], "base64")
+    : readFileSync(resolve(kubeconfig, "..", cluster["certificate-authority"] ?? ""));
+  const server = new URL(cluster.server);
+  const sa = join(stateDir, "node", "kube-network-policies");
+  mkdirSync(sa, { recursive: true });
+  writeFileSync(join(sa, "token"), token, { mode: 0o600 });
+  writeFileSync(join(sa, "ca.crt"), ca);
+  writeFileSync(join(sa, "namespace"), "kube-system");
+  // where rest.InClusterConfig looks, in the node's own /run (a tmpfs of its mount namespace)
+  await nodeExec(holderPid, [
+    "sh",
+    "-ec",
+    `mkdir -p /run/secrets/kubernetes.io && ln -sfn '${sa}' /run/secrets/kubernetes.io/serviceaccount`,
+  ]);
+  // the node's cgroup, as the holder has it (every hierarchy has the same path): `down` kills what is in it
+  const cgroup = readFileSync(`/proc/${holderPid}/cgroup`, "utf8")
+    .split("\n")
+    .map((l) => l.split(":").slice(2).join(":"))
+    .find((p) => p.endsWith("/node"));
+  if (!cgroup) throw new Error(`the node holder ${holderPid} is not in the node's cgroup`);
+  const procs = cgroupMounts().map((m) => `'${join(m, cgroup, "cgroup.procs")}'`);
+  const proc = startProcess(
+    {
+      name: "kube-network-policies",
+      command: "sh",
+      args: [
+        "-c",
+        `for f in ${procs.join(" ")}; do echo $$ > "$f"; done; exec nsenter -t ${holderPid} -n -m -- "$@"`,
+        "sh",
+        bin,
+        `--hostname-override=${REAL_NODE}`,
+        // no NRI in the node's containerd: pod IPs come from the API server
+        "--disable-nri",
+        // a packet queued while it is not running passes (a test that stops it leaves no node that drops)
+        "--fail-open",
+        // this kernel (>= 6.12) has the conntrack fix that the DNS workaround is for
+        "--netfilter-bug-1766-fix=false",
+        "--metrics-bind-address=127.0.0.1:9080",
+        "--v=2",
+      ],
+      env: {
+        KUBERNETES_SERVICE_HOST: server.hostname,
+        KUBERNETES_SERVICE_PORT: server.port || "443",
+      },
+    },
+    stateDir,
+  );
+  await waitUntil(
+    "kube-network-policies (its nftables rules in place)",
+    async () => /Syncing nftables rules/.test(readFileSync(proc.log, "utf8")),
+    { timeoutMs: 60_000, proc, intervalMs: 100 },
+  );
+  // its first sync has flushed: give it the moment between its log line and the netlink batch
+  await sleep(500);
+  // (not "failed to connect to NRI service": it tries NRI first and goes on without it)
+  const failed = /can not start nftables|failed to (add|create|delete)|netlink receive|error syncing/i.exec(
+    readFileSync(proc.log, "utf8"),
+  );
+  if (failed) {
+    // not left running: nothing else would stop it before `down`
+    process.kill(proc.pid, "SIGKILL");
+    throw new Error(`kube-network-policies failed to set its rules: ${failed[0]} (see ${proc.log})`);
+  }
+  process.stderr.write(`[testbed] kube-network-policies on ${REAL_NODE} in ${Date.now() - started} ms\n`);
+  return {
+    pid: proc.pid,
+    log: proc.log,
+    async stop() {
+      try {
+        process.kill(proc.pid, "SIGINT");
+      } catch {
+        return;
+      }
+      // it waits 5 s after the signal for its cleanup
+      const deadline = Date.now() + 10_000;
+      while (isAlive(proc.pid) && Date.now() < deadline) await sleep(100);
+      if (isAlive(proc.pid)) process.kill(proc.pid, "SIGKILL");
+    },
+  };
 }

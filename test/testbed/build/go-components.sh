@@ -6,6 +6,8 @@
 #   helm  helm 3
 #   node  kubelet, kube-proxy (the real node; same wrapper module and version stamp as k8s)
 #   coredns  CoreDNS (the real node's cluster DNS)
+#   netpol  sigs.k8s.io/kube-network-policies, the real node's NetworkPolicy enforcement (with node/netpol-nfqueue.go:
+#         see why there); not in the default list: the tests that need it build it (cached) when they start
 #   pause, probe  the real node's pause program and test program (test/testbed/node/*.go), keyed by source hash
 #   kind  kind, kubeadm, crictl and a CoreDNS with kubeadm's Corefile plugins (test/kind/coredns.go), for the
 #         kind node image (test/kind/node-image.sh); not in the default list: only TEST_CLUSTER=kind needs them
@@ -118,6 +120,26 @@ build_nodeprog() {
   cp "$src" "$w/main.go"
   (cd "$w" && go build -trimpath -ldflags "-s -w" -o "$out/bin/$name" .) || fail "$name: go build failed"
   touch "$out/.complete"; log "$name built into $out/bin"
+}
+# kube-network-policies from the Go module proxy, its nftables `queue` expressions swapped for the xtables
+# NFQUEUE target (node/netpol-nfqueue.go says why); keyed by version and that file's hash.
+build_netpol() {
+  local started=$SECONDS hash v=$KUBE_NETWORK_POLICIES_VERSION
+  hash=$(sha256sum "$here/../node/netpol-nfqueue.go" | cut -c1-12)
+  local out="$CACHE/kube-network-policies-v$v-$hash"
+  [ -f "$out/.complete" ] && { log "kube-network-policies v$v cached at $out"; return; }
+  log "building kube-network-policies v$v (cold: a few minutes)"
+  local dir; dir=$(cd /tmp && go mod download -json "sigs.k8s.io/kube-network-policies@v$v" | sed -n 's/.*"Dir": "\(.*\)".*/\1/p')
+  [ -d "$dir" ] || fail "netpol: cannot download sigs.k8s.io/kube-network-policies@v$v from the Go module proxy"
+  local w="$CACHE/src/kube-network-policies-v$v-$hash"; rm -rf "$w"; mkdir -p "$(dirname "$w")"
+  cp -r "$dir" "$w" && chmod -R u+w "$w"
+  cp "$here/../node/netpol-nfqueue.go" "$w/pkg/networkpolicy/zz_netpol_nfqueue.go"
+  perl -0pi -e 's/queue := &expr\.Queue\{Num: uint16\(c\.config\.QueueID\)\}\n\s*if c\.config\.FailOpen \{\n\s*queue\.Flag = expr\.QueueFlagBypass\n\s*\}/queue := nfqueueCompat(uint16(c.config.QueueID), c.config.FailOpen)/g' "$w/pkg/networkpolicy/controller.go"
+  perl -0pi -e 's/&expr\.Queue\{Num: uint16\(n\.nfQueueID\), Flag: expr\.QueueFlagBypass\}/nfqueueCompat(uint16(n.nfQueueID), true)/g' "$w/pkg/networkpolicy/dnsagent.go"
+  ! grep -rn 'expr\.Queue{' "$w/pkg" "$w/cmd" || fail "netpol: a native queue expression is left (v$v changed: update the substitutions)"
+  mkdir -p "$out/bin"
+  (cd "$w" && go build -trimpath -ldflags "-s -w" -o "$out/bin/kube-network-policies" ./cmd) || fail "netpol: go build failed"
+  echo $((SECONDS - started)) > "$out/.build-seconds"; touch "$out/.complete"; log "kube-network-policies built into $out/bin"
 }
 build_pause() { build_nodeprog pause; }
 build_probe() { build_nodeprog probe; }
