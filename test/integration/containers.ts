@@ -72,6 +72,9 @@ export interface StartedLivy {
  * filesystem with writable scratch only where the pod mounts emptyDirs, no capabilities, no privilege
  * escalation, and the ConfigMap the operator writes (livy.conf, log4j.properties) mounted read-only.
  */
+/** The longest a Livy container may take to answer /version (callers' hooks allow for it). */
+export const LIVY_CONTAINER_START_MS = 540_000;
+
 export async function startLivyContainer(
   image: BuiltImage,
   opts: { memory?: string } = {},
@@ -119,7 +122,8 @@ export async function startLivyContainer(
       .withSecurityOpt("no-new-privileges")
       .withExposedPorts(LIVY_PORT)
       .withWaitStrategy(Wait.forHttp("/version", LIVY_PORT).forStatusCode(200))
-      .withStartupTimeout(240_000)
+      // Livy's JVM answers /version in ~15 s on an idle machine, and took over 240 s at load 60 (seen in CI)
+      .withStartupTimeout(LIVY_CONTAINER_START_MS)
       .start();
   } catch (err) {
     rmSync(dir, { recursive: true, force: true });

@@ -24,6 +24,7 @@ import { REPO_ROOT, versions } from "../testbed/paths.ts";
 import { freePort } from "../testbed/process.ts";
 import {
   images,
+  LIVY_CONTAINER_START_MS,
   SKIP_IMAGES,
   type StartedLivy,
   type StartedOperator,
@@ -316,7 +317,7 @@ describe.skipIf(SKIP_IMAGES)("the project's images", () => {
 
       beforeAll(async () => {
         started = await startLivyContainer(livy);
-      }, 300_000);
+      }, LIVY_CONTAINER_START_MS + 60_000);
 
       afterAll(async () => {
         await started?.stop();

@@ -20,7 +20,7 @@ import {
   StatementError,
 } from "../../src/livy/index.ts";
 import { testbed } from "../testbed/context.ts";
-import { images, SKIP_IMAGES, startLivyContainer } from "./containers.ts";
+import { images, LIVY_CONTAINER_START_MS, SKIP_IMAGES, startLivyContainer } from "./containers.ts";
 
 const tb = testbed();
 const SKIP_LIVY = process.env.LIVY_TESTBED_SKIP_LIVY === "1";
@@ -35,7 +35,8 @@ interface Target {
 }
 
 const targets: Target[] = [
-  { name: "real Livy", url: tb.livyUrl, sessionStartMs: 300_000 },
+  // a pyspark session starts in ~20 s on an idle machine and took over 5 min at load 65 (seen in CI)
+  { name: "real Livy", url: tb.livyUrl, sessionStartMs: 600_000 },
   {
     name: "Livy server image",
     url: null,
@@ -44,7 +45,7 @@ const targets: Target[] = [
       if (!livy) throw new Error("the test bed built no Livy server image although real Livy is not skipped");
       return await startLivyContainer(livy);
     },
-    sessionStartMs: 300_000,
+    sessionStartMs: 600_000,
     ...(SKIP_IMAGES ? { skipReason: "LIVY_TESTBED_SKIP_IMAGES=1 (no images built)" } : {}),
   },
   { name: "stand-in", url: tb.standinUrl, sessionStartMs: 30_000 },
@@ -113,7 +114,7 @@ describe.each(targets)("Livy contract: $name", ({ name, url, start, sessionStart
     created = await client.createSession({ kind: "pyspark", name: `contract-${Date.now()}` });
     session = client.session(created.id);
     await session.waitForIdle({ timeoutMs: sessionStartMs });
-  });
+  }, LIVY_CONTAINER_START_MS + 660_000);
 
   afterAll(async () => {
     // Normally the last test deleted it; after a failure it must not outlive the run.

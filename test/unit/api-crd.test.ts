@@ -42,11 +42,12 @@ describe("generated CRD files", () => {
     expect(text).toMatch(/^\{\{- if \.Values\.crds\.enabled \}\}$/m);
   });
 
+  // a Node start plus the generator: seconds, but over 20 s at load 55-75 (seen); the timeout bounds a hang
   it("`generate --check` agrees", () => {
     expect(() =>
       execFileSync(process.execPath, [join(ROOT, "scripts", "generate.ts"), "--check"], { stdio: "pipe" }),
     ).not.toThrow();
-  });
+  }, 180_000);
 
   it("carries no empty rule list (the API server drops it: the CRD served would differ from the file)", () => {
     const spec = livySessionCrd() as { spec: { versions: Array<{ schema: { openAPIV3Schema: Json } }> } };

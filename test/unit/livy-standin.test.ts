@@ -322,5 +322,6 @@ describe("stand-in server", () => {
       child.kill("SIGTERM");
       await once(child, "exit");
     }
-  });
+    // a Node start: well over the default 20 s at load 60 (the stand-in imports TypeScript sources)
+  }, 180_000);
 });

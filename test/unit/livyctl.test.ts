@@ -120,7 +120,8 @@ describe("livyctl", { timeout: 180_000 }, () => {
     const yaml = await livyctl(["-o", "yaml", "server", "get", id, "0"]);
     expect(yaml.stdout).toMatch(/^id: 0\n/m);
     expect((await livyctl(["logs", "-s", id, "--tail", "1"])).stdout).toContain("Spark context started");
-    const handle = await fx.client().session(Number(id)).submit("sleep 10");
+    // long enough that only the cancel ends it, however slowly livyctl starts on a loaded machine
+    const handle = await fx.client().session(Number(id)).submit("sleep 600");
     expect(await livyctl(["cancel", "-s", id, String(handle.id)])).toMatchObject({
       code: 0,
       stdout: "canceled\n",
