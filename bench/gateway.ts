@@ -25,8 +25,8 @@ import {
   sessionPath,
   waitUntil,
 } from "./lib/kube.ts";
-import { buildOperator, freePort, metricValue, Operator } from "./lib/operator.ts";
-import { BENCH_DIR, fmt, type Table } from "./lib/report.ts";
+import { buildDirOf, buildOperator, freePort, metricValue, Operator } from "./lib/operator.ts";
+import { fmt, type Table } from "./lib/report.ts";
 import { round, roundSummary, type Summary, summarize } from "./lib/stats.ts";
 import { type Bed, testbed } from "./lib/testbed.ts";
 
@@ -42,7 +42,7 @@ class GatewayProc {
     this.log = log;
   }
   static async start(bed: Bed, name: string, args: string[] = []): Promise<GatewayProc> {
-    await buildOperator();
+    const commit = await buildOperator();
     const [port, httpPort] = [await freePort(), await freePort()];
     const logDir = join(bed.state.stateDir, "logs");
     mkdirSync(logDir, { recursive: true });
@@ -51,7 +51,7 @@ class GatewayProc {
     const proc = spawn(
       process.execPath,
       [
-        join(BENCH_DIR, ".build", "gateway", "main.js"),
+        join(buildDirOf(commit), "gateway", "main.js"),
         "--kubeconfig",
         bed.state.kubeconfig,
         "--host",
