@@ -25,7 +25,7 @@ import type { Informer } from "../kube/informer.ts";
 import type { LivyAuth, LivyClient } from "../livy/client.ts";
 import { LivyHttpError, LivyUnreachableError, SessionGoneError } from "../livy/errors.ts";
 import type { EventRecorder } from "./events.ts";
-import type { Caches } from "./gather.ts";
+import { type Caches, ownedCache } from "./gather.ts";
 import type { Metrics } from "./metrics.ts";
 import { CREDENTIAL_HASH_ANNOTATION, FIELD_MANAGER, SPEC_HASH_ANNOTATION, serverName } from "./objects.ts";
 import { APPLIED_FIRST, type DesiredObject, type OwnedKind, type Plan } from "./plan.ts";
@@ -80,16 +80,7 @@ export class Executor {
   }
 
   private cache(kind: OwnedKind | "credential"): Informer<KubeObject> | undefined {
-    if (kind === "credential") return undefined;
-    const c = this.d.caches;
-    return {
-      deployment: c.deployments,
-      service: c.services,
-      configMap: c.configMaps,
-      networkPolicy: c.networkPolicies,
-      serviceAccount: c.serviceAccounts,
-      roleBinding: c.roleBindings,
-    }[kind] as Informer<KubeObject> | undefined;
+    return kind === "credential" ? undefined : ownedCache(this.d.caches, kind);
   }
 
   /**

@@ -28,6 +28,7 @@ import type {
   LivyQuery,
   Memory,
   Observation,
+  OwnedKind,
   OwnedObjects,
 } from "./plan.ts";
 import { POOL_LABEL } from "./pool.ts";
@@ -47,6 +48,18 @@ export interface Caches {
   /** The drivers' ServiceAccounts and RoleBindings (Spark's kubernetes mode). */
   serviceAccounts: Informer<KubeObject>;
   roleBindings: Informer<KubeObject & { roleRef?: { name?: string } }>;
+}
+
+/** The cache of each kind the operator makes per server (one home for the kind → cache map). */
+export function ownedCache(c: Caches, kind: OwnedKind): Informer<KubeObject> | undefined {
+  return {
+    deployment: c.deployments,
+    service: c.services,
+    configMap: c.configMaps,
+    networkPolicy: c.networkPolicies,
+    serviceAccount: c.serviceAccounts,
+    roleBinding: c.roleBindings,
+  }[kind];
 }
 
 export interface GatherDeps {

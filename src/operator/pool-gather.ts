@@ -5,9 +5,9 @@
  */
 import type { LivySession, LivySessionPool } from "../api/index.ts";
 import type { KubeObject } from "../kube/client.ts";
-import type { Caches } from "./gather.ts";
+import { type Caches, ownedCache } from "./gather.ts";
 import { CREDENTIAL_HASH_ANNOTATION, serverName } from "./objects.ts";
-import type { OwnedKind, PoolMember, PoolObservation } from "./plan.ts";
+import { OWNED_KINDS, type PoolMember, type PoolObservation } from "./plan.ts";
 import { isFree, POOL_LABEL, pooledServerOf, templateKey } from "./pool.ts";
 import { isKubernetesMode } from "./spark.ts";
 
@@ -25,16 +25,7 @@ export function observePool(pool: LivySessionPool, c: Caches): PoolObservation {
     const key = `${ns}/${serverName(m.metadata.name)}`;
     const deployment = c.deployments.get(key);
     out.servers.push(pooledServerOf(m, deployment));
-    const owned: OwnedKind[] = [];
-    const kinds = {
-      deployment: c.deployments,
-      service: c.services,
-      configMap: c.configMaps,
-      networkPolicy: c.networkPolicies,
-      serviceAccount: c.serviceAccounts,
-      roleBinding: c.roleBindings,
-    } as const;
-    for (const [kind, cache] of Object.entries(kinds)) if (cache?.get(key)) owned.push(kind as OwnedKind);
+    const owned = OWNED_KINDS.filter((kind) => ownedCache(c, kind)?.get(key));
     const member: PoolMember = {
       uid: m.metadata.uid ?? "",
       status: m.status ?? {},
