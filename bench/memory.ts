@@ -63,7 +63,7 @@ export async function memory(args: Args): Promise<BenchBody> {
     .map((s) => Number(s.trim()));
   const revs = baseline ? [baseline, "HEAD"] : ["HEAD"];
   const commits: string[] = [];
-  for (const r of revs) commits.push(await buildOperator(r));
+  for (const r of revs) commits.push(await buildOperator(r === "HEAD" ? undefined : r));
   const churn = args.num("churn", 30_000);
   const flags: string[][] = [];
   for (const c of commits) flags.push(await entryFlags(c));

@@ -7,7 +7,7 @@
  * benchmark could not run at all).
  */
 import { Args, type BenchFn } from "./lib/bench.ts";
-import { type BenchOutput, LoadMonitor, machineInfo, render, writeResult } from "./lib/report.ts";
+import { type BenchOutput, gitAtStart, LoadMonitor, machineInfo, render, writeResult } from "./lib/report.ts";
 
 const BENCHES: Record<string, { what: string; load: () => Promise<BenchFn> }> = {
   interactive: {
@@ -81,6 +81,8 @@ async function main(): Promise<number> {
   if (outAt >= 0) rest.splice(outAt, 2);
   if (outAt >= 0 && !outName) throw new Error("--out needs a name");
   const fn = await bench.load();
+  const git = await gitAtStart(); // before the run: what it measures, whatever main does meanwhile
+  process.stderr.write(`bench: commit ${git.gitCommit}${git.gitDirty ? " (dirty)" : ""}\n`);
   const load = new LoadMonitor();
   const started = new Date();
   const body = await fn(new Args(rest));

@@ -7,7 +7,7 @@ import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { promisify } from "node:util";
 import { log } from "./bench.ts";
-import { BENCH_DIR, REPO_ROOT } from "./report.ts";
+import { BENCH_DIR, gitAtStart, REPO_ROOT } from "./report.ts";
 
 const BUILD_DIR = join(BENCH_DIR, ".build");
 const BUILD_SRC = join(BENCH_DIR, ".build-src");
@@ -19,20 +19,25 @@ export function buildDirOf(commit: string): string {
 }
 
 /**
- * The operator as it ships (the image runs `node [flags] dist/operator/main.js`: entryFlags), from the last commit: `git archive
- * HEAD` of src/ and the tsconfigs into bench/.build-src (others edit the shared work tree while benchmarks
+ * The operator as it ships (the image runs `node [flags] dist/operator/main.js`: entryFlags), from the commit the run
+ * began at (gitAtStart, the one the report names): `git archive <commit>` of src/ and the tsconfigs into bench/.build-src (others edit the shared work tree while benchmarks
  * run), compiled with tsconfig.build.json into bench/.build-<commit>. So no TypeScript stripping (its compiler's
  * memory and start time) is measured, and the result names the commit it measured. The request counter is
  * stripped to plain JavaScript beside it for the same reason. Returns the commit. `rev` builds another
  * commit (a baseline measured in the same run). A commit's build, once complete, is reused, never replaced
  * (another benchmark may be running it).
  */
-export function buildOperator(rev = "HEAD"): Promise<string> {
-  let built = builds.get(rev);
+export function buildOperator(rev?: string): Promise<string> {
+  const key = rev ?? "@start";
+  let built = builds.get(key);
   if (built) return built;
   built = (async () => {
     const run = promisify(execFile);
-    const commit = (await run("git", ["rev-parse", "--short", rev], { cwd: REPO_ROOT })).stdout.trim();
+    // no rev: the commit the run began at (the one its report names), not HEAD as it is now
+    const commit =
+      rev === undefined
+        ? (await gitAtStart()).gitCommit
+        : (await run("git", ["rev-parse", "--short", rev], { cwd: REPO_ROOT })).stdout.trim();
     const out = buildDirOf(commit);
     const done = join(out, ".complete");
     if (existsSync(done)) return commit;
@@ -71,7 +76,7 @@ export function buildOperator(rev = "HEAD"): Promise<string> {
     writeFileSync(done, `${commit}\n`);
     return commit;
   })();
-  builds.set(rev, built);
+  builds.set(key, built);
   return built;
 }
 
@@ -116,7 +121,7 @@ export interface OperatorOptions {
   logLevel?: string;
   /** "js" (default): the last commit's operator compiled, as shipped; "ts": the work tree's src/ through type stripping. */
   mode?: "js" | "ts";
-  /** With mode "js": the commit to run (default HEAD), e.g. a baseline measured in the same run. */
+  /** With mode "js": the commit to run (default: the commit the run began at), e.g. a baseline measured in the same run. */
   rev?: string;
 }
 

@@ -22,8 +22,9 @@ export interface MachineInfo {
   spark: string;
   livy: string;
   pylivy: string;
+  /** HEAD when the run began (gitAtStart). */
   gitCommit: string;
-  /** Uncommitted changes under src/, test/standin, test/testbed or bench/ when it ran. */
+  /** Uncommitted changes under src/, test/standin, test/testbed or bench/ when the run began. */
   gitDirty: boolean;
 }
 
@@ -83,6 +84,30 @@ export function loadSample(): LoadSample {
   return { at: new Date().toISOString(), load1, load5, load15 };
 }
 
+let atStart: Promise<{ gitCommit: string; gitDirty: boolean }> | undefined;
+
+/**
+ * The commit (and whether what the benchmarks run had uncommitted changes) when the run began: the first
+ * call reads it (bench/run.ts calls this before the benchmark starts), every later call returns the same.
+ * A run takes minutes to hours while main moves under the shared work tree; the commit at its end is not
+ * what it measured. The one home for a run's commit: the report and buildOperator() both use it.
+ */
+export function gitAtStart(): Promise<{ gitCommit: string; gitDirty: boolean }> {
+  atStart ??= (async () => {
+    // others edit the shared work tree too: only uncommitted changes to what the benchmarks run count
+    const status = await out(
+      "git",
+      ["status", "--porcelain", "--untracked-files=no", "--", "src", "test/standin", "test/testbed", "bench"],
+      { cwd: REPO_ROOT },
+    );
+    return {
+      gitCommit: await out("git", ["rev-parse", "--short", "HEAD"], { cwd: REPO_ROOT }),
+      gitDirty: status.length > 0 && !status.startsWith("unknown"),
+    };
+  })();
+  return atStart;
+}
+
 /** The machine, with the versions of what the benchmarks run on (python and livyUrl from the test bed). */
 export async function machineInfo(
   env: { python?: string | null; livyUrl?: string | null } = {},
@@ -104,12 +129,6 @@ export async function machineInfo(
       livy = "unreachable";
     }
   }
-  // others edit the shared work tree too: only uncommitted changes to what the benchmarks run count
-  const status = await out(
-    "git",
-    ["status", "--porcelain", "--untracked-files=no", "--", "src", "test/standin", "test/testbed", "bench"],
-    { cwd: REPO_ROOT },
-  );
   return {
     nproc: cpus().length,
     cpuModel: cpus()[0]?.model ?? "unknown",
@@ -121,8 +140,7 @@ export async function machineInfo(
     spark,
     livy,
     pylivy,
-    gitCommit: await out("git", ["rev-parse", "--short", "HEAD"], { cwd: REPO_ROOT }),
-    gitDirty: status.length > 0 && !status.startsWith("unknown"),
+    ...(await gitAtStart()),
   };
 }
 
