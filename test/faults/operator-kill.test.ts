@@ -110,22 +110,35 @@ describe(`operator SIGKILLed at random points (seed ${SEED}, ${KILLS} per phase)
       // the status still Ready, the idle deadline passed. (Before the fix the server went first, and the
       // next operator read the half-removed server as ServerLost/SessionLost: Failed instead of Idle.)
       await applySession(ns, "cut", { kind: "pyspark", idleTimeout: "1h" });
-      await convergedReady(ns, ["cut"]);
-      const ready = await getSession(ns, "cut");
-      await op.kill();
-      const res = await fetch(`${testbed().standinUrl}/sessions/${ready?.status?.livySessionId}`, {
-        method: "DELETE",
-      });
-      expect(res.status).toBe(200);
-      await patchSession(ns, "cut", { spec: { idleTimeout: "1s" } });
-      await start();
-      await convergedParked(ns, ["cut"], "Idle");
-      const idle = await getSession(ns, "cut");
-      expect(idle?.status?.conditions?.find((c) => c.type === "Ready")).toMatchObject({
-        reason: "IdleTimeout",
-      });
-      expect(await reconcileErrors(op)).toBe(0);
-      await deleteSession(ns, "cut");
+      try {
+        await convergedReady(ns, ["cut"]);
+        const ready = await getSession(ns, "cut");
+        await op.kill();
+        const res = await fetch(`${testbed().standinUrl}/sessions/${ready?.status?.livySessionId}`, {
+          method: "DELETE",
+        });
+        expect(res.status).toBe(200);
+        await patchSession(ns, "cut", { spec: { idleTimeout: "1s" } });
+        // A teardown deletes the Livy session only once the idle deadline has passed: so must the state
+        // built here, before the next operator looks. (On an idle machine it started within the second
+        // after the session's last activity, saw the session gone before its deadline, and rightly called
+        // it SessionLost: the landing CI of 2ab20f1 failed so.)
+        const st = ready?.status;
+        const lastActivity = Date.parse(st?.lastActivityTime ?? st?.readyTime ?? "");
+        expect(Number.isFinite(lastActivity), "a Ready status records its last activity").toBe(true);
+        await sleep(Math.max(0, lastActivity + 1_000 + 250 - Date.now()));
+        await start();
+        await convergedParked(ns, ["cut"], "Idle");
+        const idle = await getSession(ns, "cut");
+        expect(idle?.status?.conditions?.find((c) => c.type === "Ready")).toMatchObject({
+          reason: "IdleTimeout",
+        });
+        expect(await reconcileErrors(op)).toBe(0);
+      } finally {
+        // whatever failed above, the cycles below start from an empty namespace
+        if (op.proc.exitCode !== null) await start();
+        await deleteSession(ns, "cut").catch(() => undefined);
+      }
       await convergedGone(ns);
     },
     CYCLE_TIMEOUT_MS,
