@@ -52,8 +52,8 @@ interface Container {
   args?: string[];
   env?: Array<{ name: string; value?: string; valueFrom?: unknown }>;
   securityContext?: Record<string, unknown>;
-  livenessProbe?: { httpGet?: { path: string; port: string | number } };
-  readinessProbe?: { httpGet?: { path: string; port: string | number } };
+  livenessProbe?: { httpGet?: { path: string; port: string | number }; timeoutSeconds?: number };
+  readinessProbe?: { httpGet?: { path: string; port: string | number }; timeoutSeconds?: number };
   ports?: Array<{ name: string; containerPort: number }>;
   resources?: { requests?: Record<string, string>; limits?: Record<string, string> };
 }
@@ -268,6 +268,9 @@ describe("the Helm chart", () => {
     expect(c.ports).toEqual([{ name: "http", containerPort: 8080, protocol: "TCP" }]);
     expect(c.livenessProbe?.httpGet).toEqual({ path: "/healthz", port: "http" });
     expect(c.readinessProbe?.httpGet).toEqual({ path: "/readyz", port: "http" });
+    // a probe slower than 2 s at load 60-70 restarted a healthy operator: 5 s by default
+    expect(c.livenessProbe?.timeoutSeconds).toBe(5);
+    expect(c.readinessProbe?.timeoutSeconds).toBe(5);
     expect(c.args).toBeUndefined();
     const env = envOf(c);
     expect(env.LIVY_OPERATOR_DEFAULT_IMAGE).toBe(
