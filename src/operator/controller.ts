@@ -17,7 +17,7 @@ import { LivyClients } from "./livy-clients.ts";
 import type { Metrics } from "./metrics.ts";
 import { LIVY_PORT, MANAGED_SELECTOR, SESSION_LABEL, serverName } from "./objects.ts";
 import type { DeploymentLike, PodLike } from "./observe.ts";
-import { poolIndexOf } from "./pool-gather.ts";
+import { handedOverIndexOf, poolIndexOf } from "./pool-gather.ts";
 import { LIVYSESSIONPOOLS, PoolReconciler } from "./pool-reconciler.ts";
 import { WorkQueue } from "./queue.ts";
 import { type Caches, LIVYSESSIONS, Reconciler } from "./reconciler.ts";
@@ -142,7 +142,7 @@ export function createController(opts: {
     {
       transform: keepDeployment,
       // the servers a pool handed over, by pool (pool-reconciler.ts counts them)
-      indexBy: poolIndexOf,
+      indexBy: handedOverIndexOf,
     },
   );
   const services = cacheOf<KubeObject>(CORE.services, "services", MANAGED_SELECTOR, metadataOnly);

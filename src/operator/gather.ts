@@ -31,11 +31,11 @@ import type {
   OwnedKind,
   OwnedObjects,
 } from "./plan.ts";
-import { POOL_LABEL } from "./pool.ts";
+import { pooledBy } from "./pool.ts";
 import { observePoolFor } from "./pool-gather.ts";
 
 export interface Caches {
-  /** Indexed by the pool of pooled LivySessions (`namespace/pool`, pool-gather.ts POOL_LABEL). */
+  /** Indexed by the pool of pooled LivySessions (`namespace/pool`, pool.ts pooledBy). */
   sessions: Informer<LivySession>;
   /** LivySessionPools; absent: no pool is watched (nothing is handed over). */
   pools?: Informer<LivySessionPool> | undefined;
@@ -124,7 +124,7 @@ export class Gatherer {
       memory,
       ...(credential ? { credential } : {}),
       ...(pool ? { pool } : {}),
-      ...(member?.metadata.labels?.[POOL_LABEL]
+      ...(member && pooledBy(member)
         ? { handedFrom: { name: member.metadata.name, deleting: Boolean(member.metadata.deletionTimestamp) } }
         : {}),
     };

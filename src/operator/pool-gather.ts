@@ -8,11 +8,20 @@ import type { KubeObject } from "../kube/client.ts";
 import { type Caches, ownedCache } from "./gather.ts";
 import { CREDENTIAL_HASH_ANNOTATION, serverName } from "./objects.ts";
 import { OWNED_KINDS, type PoolMember, type PoolObservation } from "./plan.ts";
-import { isFree, POOL_LABEL, pooledServerOf, templateKey } from "./pool.ts";
+import { isFree, POOL_LABEL, pooledBy, pooledServerOf, templateKey } from "./pool.ts";
 import { isKubernetesMode } from "./spark.ts";
 
-/** The sessions cache's index: a pooled LivySession under `namespace/pool`. */
+/** The sessions cache's index: a pooled LivySession (pool.ts pooledBy) under `namespace/pool`. */
 export function poolIndexOf(o: KubeObject): string | undefined {
+  const pool = pooledBy(o);
+  return pool && o.metadata?.namespace ? `${o.metadata.namespace}/${pool}` : undefined;
+}
+
+/**
+ * The Deployments cache's index: a server a pool handed over, under `namespace/pool`. Its label is set only
+ * by the claim (execute.ts), which also makes the taker its owner, so the label alone names the pool here.
+ */
+export function handedOverIndexOf(o: KubeObject): string | undefined {
   const pool = o.metadata?.labels?.[POOL_LABEL];
   return pool && o.metadata?.namespace ? `${o.metadata.namespace}/${pool}` : undefined;
 }
@@ -45,7 +54,7 @@ export function observePool(pool: LivySessionPool, c: Caches): PoolObservation {
  * mode (a pooled server runs its driver in the Livy pod).
  */
 export function observePoolFor(obj: LivySession, c: Caches): PoolObservation | undefined {
-  if (!c.pools || obj.metadata.labels?.[POOL_LABEL] !== undefined) return undefined;
+  if (!c.pools || pooledBy(obj) !== undefined) return undefined;
   if (isKubernetesMode(obj.spec.spark)) return undefined;
   const ns = obj.metadata.namespace;
   const uid = obj.metadata.uid;

@@ -12,7 +12,7 @@
  * again; an operator killed after the swap finds the server by that label and finishes the hand-over.
  */
 import { STARTUP_TIMEOUT_MAX } from "../api/livysession.ts";
-import { POOL_NAME_MAX } from "../api/livysessionpool.ts";
+import { POOL_KIND, POOL_NAME_MAX } from "../api/livysessionpool.ts";
 import { hashOf } from "./objects.ts";
 
 /** On every object of a pooled server: the name of its LivySessionPool. */
@@ -255,6 +255,30 @@ export interface PooledSessionLike {
         livySessionId?: number | null | undefined;
       }
     | undefined;
+}
+
+/**
+ * A pooled LivySession: labelled POOL_LABEL and controlled by the LivySessionPool that label names. The
+ * label alone is not enough: a user's LivySession that carries it (copied from a pooled one's YAML, say)
+ * would be counted as a server of the pool, handed to another LivySession's claim, or deleted when the
+ * pool scales down.
+ */
+export function pooledBy(o: {
+  metadata?:
+    | {
+        labels?: Record<string, string> | undefined;
+        ownerReferences?:
+          | ReadonlyArray<{ kind: string; name: string; controller?: boolean | undefined }>
+          | undefined;
+      }
+    | undefined;
+}): string | undefined {
+  const pool = o.metadata?.labels?.[POOL_LABEL];
+  if (!pool) return undefined;
+  const owned = o.metadata?.ownerReferences?.some(
+    (r) => r.controller === true && r.kind === POOL_KIND && r.name === pool,
+  );
+  return owned ? pool : undefined;
 }
 
 export function pooledServerOf(

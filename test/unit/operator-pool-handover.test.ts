@@ -7,10 +7,13 @@ import type { Observation, OwnedObjects, PoolObservation } from "../../src/opera
 import {
   CLAIMED_BY_LABEL,
   decidePool,
+  POOL_LABEL,
+  pooledBy,
   pooledServerOf,
   pooledSessionSpec,
   templateKey,
 } from "../../src/operator/pool.ts";
+import { handedOverIndexOf, poolIndexOf } from "../../src/operator/pool-gather.ts";
 import {
   cond,
   livySession,
@@ -221,6 +224,41 @@ describe("the pool's own decisions", () => {
     expect(pooledServerOf({ ...base, status: { phase: "Failed" } }, undefined).state).toBe("failed");
     expect(pooledServerOf(base, undefined).state).toBe("starting");
     expect(pooledServerOf(base, { metadata: { labels: { [CLAIMED_BY_LABEL]: "u" } } }).claimedBy).toBe("u");
+  });
+
+  it("counts as pooled only a LivySession the labelled pool controls, not one that merely carries the label", () => {
+    const owner = { apiVersion: "livy.dev/v1alpha1", kind: "LivySessionPool", name: "small", uid: "u-pool" };
+    const labelled = { metadata: { name: "mine", namespace: "data", labels: { [POOL_LABEL]: "small" } } };
+    // a user's LivySession with the label copied from a pooled one's YAML: never handed over or scaled away
+    expect(pooledBy(labelled)).toBeUndefined();
+    expect(poolIndexOf(labelled)).toBeUndefined();
+    const notController = { metadata: { ...labelled.metadata, ownerReferences: [owner] } };
+    expect(pooledBy(notController)).toBeUndefined();
+    const otherPool = {
+      metadata: { ...labelled.metadata, ownerReferences: [{ ...owner, name: "big", controller: true }] },
+    };
+    expect(pooledBy(otherPool)).toBeUndefined();
+    const pooled = { metadata: { ...labelled.metadata, ownerReferences: [{ ...owner, controller: true }] } };
+    expect(pooledBy(pooled)).toBe("small");
+    expect(poolIndexOf(pooled)).toBe("data/small");
+    // a handed-over server's Deployment: labelled by the claim, owned by its taker, still counted by the pool
+    const claimed = {
+      metadata: {
+        name: "livy-small-p1",
+        namespace: "data",
+        labels: { [POOL_LABEL]: "small", [CLAIMED_BY_LABEL]: "u-user" },
+        ownerReferences: [
+          {
+            apiVersion: "livy.dev/v1alpha1",
+            kind: "LivySession",
+            name: "user",
+            uid: "u-user",
+            controller: true,
+          },
+        ],
+      },
+    };
+    expect(handedOverIndexOf(claimed)).toBe("data/small");
   });
 
   it("gives a pooled LivySession the pool's template, never idling out, failing fast; and it matches the pool", () => {
