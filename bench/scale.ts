@@ -9,6 +9,7 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import type { LivySession } from "../src/api/index.ts";
 import { CORE, type KubeList, type KubeObject, resourcePath } from "../src/kube/client.ts";
+import { parseQuantity } from "../src/operator/pool.ts";
 import { FAKE_NODE, fakeNodeManifest } from "../test/testbed/controlplane.ts";
 import { type Args, type BenchBody, log } from "./lib/bench.ts";
 import {
@@ -32,6 +33,7 @@ import {
   type RequestCounts,
   reconcileTotals,
 } from "./lib/operator.ts";
+import { chartMemoryLimit } from "./lib/pod-memory.ts";
 import { newestProfile, type ProfileSummary, summarizeProfile } from "./lib/profile.ts";
 import { BENCH_DIR, fmt, type Goal, marginBelow, type Table } from "./lib/report.ts";
 import { percentile, round } from "./lib/stats.ts";
@@ -149,6 +151,14 @@ async function scaleOnce(args: Args, rev?: string): Promise<BenchBody> {
   const profile = args.bool("cpu-prof");
   const readyTimeoutS = args.num("ready-timeout-s", 600);
   const limits = args.str("control-plane", "raised") === "default" ? "default" : "raised";
+  // the operator's pod limit (chart values), as the kubelet sets it: Node sizes V8's heap from it
+  const memoryLimitArg = args.str("memory-limit", "chart");
+  const memoryLimitBytes =
+    memoryLimitArg === "none"
+      ? undefined
+      : memoryLimitArg === "chart"
+        ? chartMemoryLimit()
+        : parseQuantity(memoryLimitArg);
   const bed = await testbed();
   const controlPlaneFlags = await setControlPlaneLimits(bed, limits);
   await bed.standin.reset();
@@ -190,8 +200,11 @@ async function scaleOnce(args: Args, rev?: string): Promise<BenchBody> {
     ...(profile ? { cpuProfDir: profDir } : {}),
     mode: args.str("operator", "js") === "ts" ? "ts" : "js",
     ...(rev ? { rev } : {}),
+    ...(memoryLimitBytes !== undefined ? { memoryLimitBytes } : {}),
   });
-  log(`operator pid ${op.pid}, namespace ${ns}, ${n} sessions, idleTimeout ${idleTimeout}`);
+  log(
+    `operator pid ${op.pid}, namespace ${ns}, ${n} sessions, idleTimeout ${idleTimeout}, memory limit ${memoryLimitBytes === undefined ? "none" : `${memoryLimitBytes / 2 ** 20} MiB`}`,
+  );
 
   const per = new Map<string, PerSession>();
   const rec = (name: string) => {
@@ -564,6 +577,10 @@ async function scaleOnce(args: Args, rev?: string): Promise<BenchBody> {
       standin: "session start 300 ms",
       controlPlane: limits,
       controlPlaneExtraFlags: controlPlaneFlags,
+      operatorMemoryLimit:
+        memoryLimitBytes === undefined
+          ? "none (--memory-limit none): V8's heap sized from the machine's memory"
+          : `${memoryLimitBytes / 2 ** 20} MiB memory cgroup (${memoryLimitArg === "chart" ? "the chart's resources.limits.memory, as in its pod" : "--memory-limit"})`,
     },
     results: {
       allReady,

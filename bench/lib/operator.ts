@@ -7,6 +7,7 @@ import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { promisify } from "node:util";
 import { log } from "./bench.ts";
+import { memoryCgroup } from "./pod-memory.ts";
 import { BENCH_DIR, gitAtStart, REPO_ROOT } from "./report.ts";
 
 const BUILD_DIR = join(BENCH_DIR, ".build");
@@ -148,6 +149,8 @@ export interface OperatorOptions {
   mode?: "js" | "ts";
   /** With mode "js": the commit to run (default: the commit the run began at), e.g. a baseline measured in the same run. */
   rev?: string;
+  /** Run the operator in a memory cgroup of this many bytes, as its pod's limit does (pod-memory.ts). */
+  memoryLimitBytes?: number;
 }
 
 export interface RequestCounts {
@@ -164,6 +167,8 @@ export class Operator {
   readonly log: string;
   /** The commit whose operator runs ("work tree" for mode ts). */
   commit = "work tree";
+  /** The memory cgroup limit it runs under (its pod's), if any. */
+  memoryLimitBytes: number | undefined;
   readonly #exited: Promise<number | null>;
 
   private constructor(proc: ChildProcess, port: number, countPort: number, log: string) {
@@ -192,36 +197,41 @@ export class Operator {
       mkdirSync(o.cpuProfDir, { recursive: true });
       nodeArgs.push("--cpu-prof", "--cpu-prof-dir", o.cpuProfDir);
     }
-    const proc = spawn(
+    const argv = [
       process.execPath,
-      [
-        ...nodeArgs,
-        entry,
-        "--kubeconfig",
-        o.kubeconfig,
-        "--server-url-template",
-        o.serverUrlTemplate,
-        "--http-port",
-        String(port),
-        "--http-host",
-        "127.0.0.1",
-        "--session-poll-interval-ms",
-        String(o.sessionPollIntervalMs ?? 5_000),
-        "--concurrency",
-        String(o.concurrency ?? 16),
-        "--log-level",
-        o.logLevel ?? "info",
-        ...(o.extraArgs ?? []),
-      ],
-      {
-        stdio: ["ignore", fd, fd],
-        env: { ...process.env, BENCH_COUNT_PORT: String(countPort), BENCH_KUBE_ORIGIN: o.kubeOrigin },
-      },
-    );
+      ...nodeArgs,
+      entry,
+      "--kubeconfig",
+      o.kubeconfig,
+      "--server-url-template",
+      o.serverUrlTemplate,
+      "--http-port",
+      String(port),
+      "--http-host",
+      "127.0.0.1",
+      "--session-poll-interval-ms",
+      String(o.sessionPollIntervalMs ?? 5_000),
+      "--concurrency",
+      String(o.concurrency ?? 16),
+      "--log-level",
+      o.logLevel ?? "info",
+      ...(o.extraArgs ?? []),
+    ];
+    const cgroup =
+      o.memoryLimitBytes !== undefined
+        ? memoryCgroup(`livy-bench-operator-${port}`, o.memoryLimitBytes)
+        : undefined;
+    const run = cgroup ? cgroup.wrap(argv) : { command: argv[0] ?? "", args: argv.slice(1) };
+    const proc = spawn(run.command, run.args, {
+      stdio: ["ignore", fd, fd],
+      env: { ...process.env, BENCH_COUNT_PORT: String(countPort), BENCH_KUBE_ORIGIN: o.kubeOrigin },
+    });
+    if (cgroup) proc.once("exit", () => cgroup.dispose());
     closeSync(fd);
     reapOnExit(proc);
     const op = new Operator(proc, port, countPort, log);
     op.commit = commit;
+    op.memoryLimitBytes = cgroup?.limitBytes;
     // loading its modules alone took 6-30 s at load average 20-28 on 2 cores (test/faults/helpers.ts)
     const deadline = Date.now() + 180_000;
     for (;;) {
