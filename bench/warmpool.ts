@@ -12,11 +12,12 @@ import {
   GROUP,
   isReady,
   type LivySession,
+  phaseOf,
   type LivySessionPool,
   POOL_PLURAL,
   VERSION,
 } from "../src/api/index.ts";
-import { resourcePath } from "../src/kube/client.ts";
+import { CORE, type KubeList, type KubeObject, resourcePath } from "../src/kube/client.ts";
 import { connectLivySession } from "../src/livy/kube.ts";
 import { Product } from "../test/e2e/product.ts";
 import { type Args, type BenchBody, log } from "./lib/bench.ts";
@@ -55,6 +56,8 @@ async function start(
   for (;;) {
     ls = await k.getOrNull<LivySession>(path);
     if (ls && isReady(ls)) break;
+    // Failed does not turn Ready by itself: say why instead of waiting out the timeout
+    if (phaseOf(ls) === "Failed") throw new Error(`${name} Failed: ${ls?.status?.message ?? ""}`);
     if (performance.now() > deadline)
       throw new Error(`${name} not Ready within ${timeoutMs} ms: ${JSON.stringify(ls?.status?.conditions)}`);
     await sleep(20);
@@ -124,6 +127,17 @@ export async function warmpool(args: Args): Promise<BenchBody> {
         cold.push(c);
         await k.delete(resourcePath(LS, NS, `warm-${i}`));
         await k.delete(resourcePath(LS, NS, `cold-${i}`));
+        // The next round's cold start must find the node as this one did: the Livy pods just deleted keep
+        // their CPU requests while they terminate, and a pod that does not fit fails its LivySession
+        // (Unschedulable). Wait until only the pool's own servers are left.
+        const t0 = performance.now();
+        for (;;) {
+          const pods = await k.get<KubeList<KubeObject>>(resourcePath(CORE.pods, NS));
+          if (pods.items.length <= 1) break;
+          if (performance.now() - t0 > 300_000)
+            throw new Error(`round ${i + 1}'s pods not gone within 300 s: ${pods.items.length} left`);
+          await sleep(500);
+        }
       }
       const med = (xs: Start[], f: (s: Start) => number) => round(median(xs.map(f)), 0);
       const row = (what: string, f: (s: Start) => number) => {
