@@ -12,9 +12,9 @@ import {
   GROUP,
   isReady,
   type LivySession,
-  phaseOf,
   type LivySessionPool,
   POOL_PLURAL,
+  phaseOf,
   VERSION,
 } from "../src/api/index.ts";
 import { CORE, type KubeList, type KubeObject, resourcePath } from "../src/kube/client.ts";
