@@ -7,7 +7,7 @@ import { afterAll, describe, expect, it } from "vitest";
 import { testbed } from "../testbed/context.ts";
 import { cgroupMounts, nodeExec, sweepDeadSlots } from "../testbed/node.ts";
 import { stopProcess } from "../testbed/process.ts";
-import { readOwner, runDir } from "../testbed/slots.ts";
+import { mentionsAny, readOwner, runDir } from "../testbed/slots.ts";
 import { down, type TestbedState, up } from "../testbed/testbed.ts";
 import { until } from "./harness.ts";
 
@@ -114,7 +114,7 @@ describe("a second test bed, up and down", () => {
       node.hostIp,
       node.cgroupRoot,
     ];
-    const ours = (l: string) => slotBits.some((b) => l.includes(b)) || l.includes(stateDir);
+    const ours = mentionsAny([...slotBits, stateDir]);
     expect(after.links.filter(ours), "veth").toEqual([]);
     expect(after.routes.filter(ours), "routes").toEqual([]);
     expect(after.iptables.filter(ours), "iptables rules").toEqual([]);

@@ -52,6 +52,23 @@ export interface NodeNetwork {
   cgroupRoot: string;
 }
 
+/**
+ * Whether a line names one of `tokens` as a whole: not as the start of a longer name. A plain substring
+ * test matched the second test bed's cgroup root `/livy-testbed-1` inside this run's own state dir
+ * `/tmp/livy-testbed-1LaiGG` (a fresh-clone CI failed so: every process of the run's own test bed counted
+ * as left behind), and would match `lvtb1` in `lvtb10` or `10.247.1.2` in `10.247.1.25`.
+ */
+export function mentionsAny(tokens: string[]): (line: string) => boolean {
+  const escape = (t: string) => t.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+  const bounded = tokens
+    .filter((t) => t !== "")
+    .map(
+      (t) => `${/^[\w]/.test(t) ? "(?<![\\w.-])" : ""}${escape(t)}${/[\w]$/.test(t) ? "(?![\\w.-])" : ""}`,
+    );
+  const re = new RegExp(bounded.join("|"));
+  return (line) => bounded.length > 0 && re.test(line);
+}
+
 export function networkFor(slot: number): NodeNetwork {
   if (!Number.isInteger(slot) || slot < 0 || slot >= MAX_SLOTS) throw new Error(`no test bed slot ${slot}`);
   const svc = `10.246.${slot * 8}`;
