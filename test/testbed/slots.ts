@@ -59,11 +59,11 @@ export interface NodeNetwork {
  * as left behind), and would match `lvtb1` in `lvtb10` or `10.247.1.2` in `10.247.1.25`.
  */
 export function mentionsAny(tokens: string[]): (line: string) => boolean {
-  const escape = (t: string) => t.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+  const literal = (t: string) => t.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
   const bounded = tokens
     .filter((t) => t !== "")
     .map(
-      (t) => `${/^[\w]/.test(t) ? "(?<![\\w.-])" : ""}${escape(t)}${/[\w]$/.test(t) ? "(?![\\w.-])" : ""}`,
+      (t) => `${/^[\w]/.test(t) ? "(?<![\\w.-])" : ""}${literal(t)}${/[\w]$/.test(t) ? "(?![\\w.-])" : ""}`,
     );
   const re = new RegExp(bounded.join("|"));
   return (line) => bounded.length > 0 && re.test(line);
