@@ -29,6 +29,8 @@ export interface InformerOptions {
   watchTimeoutSeconds?: number;
   /** Called with a reason each time the list/watch is restarted after a failure or a stall. */
   onRestart?(reason: string): void;
+  /** Called after each successful list, once its objects were handed to the handlers (healthy again). */
+  onRelisted?(): void;
   onError?(err: unknown): void;
   /** Backoff between failed attempts. */
   minBackoffMs?: number;
@@ -86,6 +88,7 @@ export class Informer<T extends KubeObject> {
       | "labelSelector"
       | "namespace"
       | "onRestart"
+      | "onRelisted"
       | "onError"
       | "watchTimeoutSeconds"
       | "transform"
@@ -330,6 +333,7 @@ export class Informer<T extends KubeObject> {
       this.synced = true;
       for (const w of this.syncWaiters.splice(0)) w();
     }
+    this.opts.onRelisted?.();
   }
 
   private async watchOnce(): Promise<void> {

@@ -121,6 +121,10 @@ export function createController(opts: {
           metrics.watchRestarts.inc({ resource, reason });
           log.warn({ resource, namespace: ns, reason }, "list/watch restarted");
         },
+        // every cache follows the API server again: what failed while it did not starts afresh (queue.ts)
+        onRelisted: () => {
+          if (informers.every((i) => i.healthy)) queue.forgetAll();
+        },
         onError: (err) => log.warn({ resource, err: String(err) }, "list/watch failed"),
       });
       informers.push(inf as unknown as Informer<KubeObject>);

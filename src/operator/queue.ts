@@ -120,6 +120,17 @@ export class WorkQueue {
     this.failures.delete(key);
   }
 
+  /**
+   * Clears every key's failure count: the API server is back after an outage. Every key failed while it
+   * was away, and each failure doubled that key's backoff; kept, one more failure right after the
+   * recovery (a conflict, a 503 while the API server finishes starting) put the key out of reach for
+   * 25-100 s after everything was healthy again (a fresh-clone CI's outage test saw two LivySessions
+   * still Starting 60 s after /readyz). Keys already waiting keep their timers; the relist re-adds them.
+   */
+  forgetAll(): void {
+    this.failures.clear();
+  }
+
   numRequeues(key: string): number {
     return this.failures.get(key) ?? 0;
   }

@@ -47,6 +47,19 @@ describe("WorkQueue", () => {
     q.shutdown();
   });
 
+  it("starts every key's backoff afresh once the API server is back (forgetAll)", () => {
+    const q = new WorkQueue({ backoff: { baseMs: 10, maxMs: 100_000 }, random: () => 1 });
+    // an outage: every key fails again and again
+    for (let i = 0; i < 10; i++) for (const k of ["a", "b"]) q.addRateLimited(k);
+    expect(q.addRateLimited("a")).toBe(10 * 2 ** 10);
+    q.forgetAll();
+    expect(q.numRequeues("a")).toBe(0);
+    expect(q.numRequeues("b")).toBe(0);
+    // a failure right after the recovery retries at once, not minutes later
+    expect(q.addRateLimited("b")).toBe(10);
+    q.shutdown();
+  });
+
   it("addAfter keeps the earliest pending time", async () => {
     const q = new WorkQueue();
     q.addAfter("k", 10_000);
