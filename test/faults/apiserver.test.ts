@@ -270,7 +270,12 @@ describe("kube-apiserver outage", () => {
     expect(op.proc.exitCode).toBeNull();
     expect(await restarts(op, { reason: "error" })).toBeGreaterThan(before);
 
-    await convergedReady(ns, fresh, 60_000);
+    // Kubernetes' own controllers come back slower than ours: each ReplicaSet and Deployment that failed
+    // during the outage waits out kube-controller-manager's per-item backoff (5 ms doubling per failure,
+    // up to 1000 s). Seen here: a pod bound and patched by kwok 20 s after the restart while its Deployment stayed
+    // "ReplicaSet is progressing" for over 100 s, the operator looking every 30 s and on every event.
+    // Our convergence is measured from there, so the bound is the controller-manager's, not ours.
+    await convergedReady(ns, fresh, 300_000);
     for (const n of old) expect(await getSession(ns, n), `${n} deleted`).toBeNull();
     const left = await standinSessions(`${ns}.old-`);
     expect(left).toEqual([]);
@@ -284,5 +289,5 @@ describe("kube-apiserver outage", () => {
     console.log(
       `[faults] apiserver outage: stopped ${OUTAGE_MS} ms (+ ${upAt - stoppedAt - OUTAGE_MS} ms to start again), /readyz 503 from ${seen.find((s) => s.status === 503)?.t} ms after the stop, ready ${readyAfterMs} ms after the API server was back (the controller-manager, scheduler and kwok after ${controlPlaneMs} ms)`,
     );
-  });
+  }, 600_000);
 });
