@@ -827,6 +827,8 @@ class Step {
     if (!answer) return this.done(0); // asked for, but the session was not usable then: look again
     if (!answer.ok) return this.livyFailure(answer.error, startupLeft);
     const st: Statement | null = answer.value;
+    // polled as tightly as a starting session (bounded in total over all that start or warm up at once)
+    const poll = startingPollMs(this.o.starting ?? 1, this.o.settings.sessionPollIntervalMs);
     const waiting = (msg: string): Decision => {
       this.cond(ConditionType.Ready, "False", Reason.WarmingUp, msg);
       if (startupLeft <= 0)
@@ -835,11 +837,22 @@ class Step {
           `warm-up not done within ${this.spec.startupTimeout}: ${msg}`,
           "session",
         );
-      return this.done(Math.min(STARTING_POLL_MS, startupLeft));
+      return this.done(Math.min(poll, startupLeft));
     };
     if (!st) {
       this.plan.submitWarmup = { url, auth, sessionId: session.id, code };
       this.log("info", "warming up the Livy session before Ready", { livySessionId: session.id });
+      const tag = `${session.id}/${session.name ?? ""}`;
+      const memory = { ...this.o.memory, warmupSubmitted: tag };
+      if (this.o.memory.warmupSubmitted !== tag) {
+        // The first submission to this Livy session goes out before any status write and is looked at
+        // again at once: a warm-up that has ended by then goes straight to Ready (one status write, and
+        // Ready follows its end without a status write and a poll in between); one still running is
+        // recorded as WarmingUp by that next step. A crash in between finds it by its code.
+        return { plan: { ...this.plan, submitWarmup: this.plan.submitWarmup, memory, requeueAfterMs: 0 } };
+      }
+      // submitted before and not listed yet: submitted again, a poll later (never a tight loop)
+      this.plan.memory = memory;
       return waiting(`Livy session ${session.id} is running its warm-up statement`);
     }
     const state = quote(st.state, STATUS_LIMITS.livySessionState);

@@ -113,6 +113,14 @@ export class Executor {
       const { url, auth, id, name } = plan.deleteLivySession;
       await deleteLivySession(this.d.livy(url, auth), { id, name }, this.d.livyRequestTimeoutMs, log, signal);
     }
+    // A warm-up statement goes out while the status is written: one round trip, not two, on the way to
+    // Ready. Either order survives a crash (it is found again by its code, decide.ts).
+    let warmup: Promise<void> | undefined;
+    if (plan.submitWarmup) {
+      act();
+      warmup = this.submitWarmup(plan.submitWarmup, log, signal);
+      warmup.catch(() => undefined);
+    }
     let statusWritten = false;
     if (plan.status) {
       act();
@@ -177,15 +185,7 @@ export class Executor {
       });
       log.info({ livySessionId: created.id, name: body.name }, "created Livy session");
     }
-    if (plan.submitWarmup) {
-      act();
-      const { url, auth, sessionId, code } = plan.submitWarmup;
-      const st = await this.d.livy(url, auth).submitStatement(sessionId, code, {
-        timeoutMs: this.d.livyRequestTimeoutMs,
-        ...(signal ? { signal } : {}),
-      });
-      log.info({ livySessionId: sessionId, statement: st.id }, "submitted the warm-up statement");
-    }
+    if (warmup) await warmup;
     if (plan.finalizer === "remove") {
       act();
       const finalizers = (current.metadata.finalizers ?? []).filter((f) => f !== FINALIZER);
@@ -197,6 +197,18 @@ export class Executor {
     // a phase-change event is planned only with a status that changes the phase: it was written by now
     for (const e of plan.events ?? [])
       void this.d.events.record(target(current), e.type, e.reason, e.message);
+  }
+
+  private async submitWarmup(
+    w: NonNullable<Plan["submitWarmup"]>,
+    log: Logger,
+    signal?: AbortSignal,
+  ): Promise<void> {
+    const st = await this.d.livy(w.url, w.auth).submitStatement(w.sessionId, w.code, {
+      timeoutMs: this.d.livyRequestTimeoutMs,
+      ...(signal ? { signal } : {}),
+    });
+    log.info({ livySessionId: w.sessionId, statement: st.id }, "submitted the warm-up statement");
   }
 
   /**

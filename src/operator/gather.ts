@@ -14,7 +14,7 @@ import {
   LivyUnreachableError,
   SessionGoneError,
 } from "../livy/errors.ts";
-import { isSessionUsable, LIVY_MESSAGES } from "../livy/protocol.ts";
+import { isSessionUsable, LIVY_MESSAGES, type Session } from "../livy/protocol.ts";
 import { authFromSecret, type SecretLike } from "../livy/secret-auth.ts";
 import type { OperatorConfig } from "./config.ts";
 import { serverName, usesCredential } from "./objects.ts";
@@ -174,47 +174,68 @@ export class Gatherer {
         : client.findSessionByName(q.sessionName ?? "", opts),
     );
     const out: LivyObservation = { url: q.url, session };
+    // the warm-up and the activity are read together: one round trip, not two, on the way to Ready
+    const reads: Promise<void>[] = [];
     if (q.warmup && session.ok && session.value && isSessionUsable(session.value.state)) {
       const { code } = q.warmup;
       const id = session.value.id;
       // the warm-up is submitted as soon as the session is usable: among its first statements
-      out.warmup = await answer(
-        async () =>
-          (await client.listStatements(id, { from: 0, size: WARMUP_PAGE, ...opts })).statements.find(
-            (s) => s.code === code,
-          ) ?? null,
+      reads.push(
+        answer(
+          async () =>
+            (await client.listStatements(id, { from: 0, size: WARMUP_PAGE, ...opts })).statements.find(
+              (s) => s.code === code,
+            ) ?? null,
+        ).then((a) => {
+          out.warmup = a;
+        }),
       );
     }
     if (q.activity && session.ok && session.value && isSessionUsable(session.value.state)) {
       const own = session.value;
-      out.activity = await answer(async (): Promise<Activity> => {
-        const newestOf = async (id: number) =>
-          (await client.listStatements(id, { order: "desc", size: 1, ...opts })).statements[0];
-        const [others, batches, ownNewest] = await Promise.all([
-          client.listSessions({ from: 0, size: ACTIVITY_PAGE, ...opts }),
-          client.listBatches({ from: 0, size: ACTIVITY_PAGE, ...opts }).catch((err: unknown) => {
-            // a server that serves no batches has none running
-            if (err instanceof LivyHttpError && err.status === 404) return { sessions: [] };
-            throw err;
-          }),
-          newestOf(own.id),
-        ]);
-        const newest = new Map([[own.id, ownNewest]]);
-        const usable = others.sessions.filter(
-          (s) => s.id !== own.id && isSessionUsable(s.state) && !ofAnotherLivySession(s.name, q.owner),
-        );
-        // the others' statements are read as far as they answer (one may end meanwhile)
-        const theirs = await Promise.all(usable.map((s) => newestOf(s.id).catch(() => undefined)));
-        for (const [i, s] of usable.entries()) newest.set(s.id, theirs[i]);
-        return observeActivity({
-          owner: q.owner,
-          sessions: [own, ...others.sessions.filter((s) => s.id !== own.id)],
-          newest,
-          batches: batches.sessions,
-        });
-      });
+      reads.push(
+        this.activity(client, own, q, opts).then((a) => {
+          out.activity = a;
+        }),
+      );
     }
+    await Promise.all(reads);
     return out;
+  }
+
+  /** The activity on the server (observe.ts observeActivity), its own session's read already. */
+  private activity(
+    client: LivyClient,
+    own: Session,
+    q: LivyQuery,
+    opts: { timeoutMs: number; signal?: AbortSignal },
+  ): Promise<LivyAnswer<Activity>> {
+    return answer(async (): Promise<Activity> => {
+      const newestOf = async (id: number) =>
+        (await client.listStatements(id, { order: "desc", size: 1, ...opts })).statements[0];
+      const [others, batches, ownNewest] = await Promise.all([
+        client.listSessions({ from: 0, size: ACTIVITY_PAGE, ...opts }),
+        client.listBatches({ from: 0, size: ACTIVITY_PAGE, ...opts }).catch((err: unknown) => {
+          // a server that serves no batches has none running
+          if (err instanceof LivyHttpError && err.status === 404) return { sessions: [] };
+          throw err;
+        }),
+        newestOf(own.id),
+      ]);
+      const newest = new Map([[own.id, ownNewest]]);
+      const usable = others.sessions.filter(
+        (s) => s.id !== own.id && isSessionUsable(s.state) && !ofAnotherLivySession(s.name, q.owner),
+      );
+      // the others' statements are read as far as they answer (one may end meanwhile)
+      const theirs = await Promise.all(usable.map((s) => newestOf(s.id).catch(() => undefined)));
+      for (const [i, s] of usable.entries()) newest.set(s.id, theirs[i]);
+      return observeActivity({
+        owner: q.owner,
+        sessions: [own, ...others.sessions.filter((s) => s.id !== own.id)],
+        newest,
+        batches: batches.sessions,
+      });
+    });
   }
 }
 

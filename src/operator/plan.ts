@@ -113,6 +113,11 @@ export interface Memory {
   livyFailures?: { since: number; count: number; last: string };
   /** Tries to delete the Livy session of a LivySession being deleted. */
   deleteAttempts?: number;
+  /**
+   * The Livy session (`<id>/<name>`) the warm-up statement was last submitted to: the first submission is
+   * looked at again at once, a later one (Livy not listing it yet) a poll later.
+   */
+  warmupSubmitted?: string;
 }
 
 export interface Observation {
@@ -135,7 +140,7 @@ export interface Observation {
   credential?: string | undefined;
   memory: Memory;
   /**
-   * LivySessions whose Livy session is starting, polled tightly (this one included when it is): sets how
+   * LivySessions whose Livy session is starting or warming up, polled tightly (this one included when it is): sets how
    * tightly (decide.ts startingPollMs). Absent: 1.
    */
   starting?: number | undefined;
@@ -196,7 +201,7 @@ export interface LogLine {
  * What to do, carried out by execute() in this order, whichever fields are set:
  * finalizer added → pooled server claimed → its objects adopted → Livy session deleted → status written →
  * pooled LivySession deleted → owned objects deleted → owned objects applied →
- * Livy session created → warm-up statement submitted → finalizer removed → events. The order is what makes a crash anywhere harmless:
+ * Livy session created → finalizer removed → events; a warm-up statement goes out with the status write. The order is what makes a crash anywhere harmless:
  * the Livy session goes before the record that names it; the record of a new attempt is written before
  * the Livy session named after it is created (so a crash after the POST adopts it); the record of a
  * teardown is written before the server goes (so a half-removed server is never read as lost).
@@ -235,7 +240,11 @@ export interface Plan {
   deleteOwned?: Array<OwnedKind | "credential">;
   apply?: DesiredObject[];
   createLivySession?: { url: string; auth?: LivyAuth | undefined; body: CreateSessionRequest };
-  /** The warm-up statement, submitted after the status that says WarmingUp was written. */
+  /**
+   * The warm-up statement: submitted first on its own (the next step records WarmingUp, or Ready when it
+   * has ended by then); submitted again with the status write when Livy did not list it (both at once:
+   * it is found again by its code, so no order loses or duplicates it across a crash).
+   */
   submitWarmup?: { url: string; auth?: LivyAuth | undefined; sessionId: number; code: string };
   /** Recorded after the status write succeeded. */
   events?: PlannedEvent[];

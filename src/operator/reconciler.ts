@@ -42,7 +42,7 @@ export class Reconciler {
   private readonly executor: Executor;
   private readonly caches: Caches;
   private readonly memory = new Map<string, Memory>();
-  /** LivySessions whose Livy session is starting (polled tightly; how tightly depends on how many). */
+  /** LivySessions whose Livy session is starting or warming up (polled tightly; how tightly depends on how many). */
   private readonly starting = new Set<string>();
 
   constructor(deps: ReconcilerDeps) {
@@ -82,8 +82,14 @@ export class Reconciler {
       }
       if (plan.memory) this.memory.set(key, plan.memory);
       if (plan.status) {
+        // starting or warming up: polled tightly, all of them together at a bounded rate (decide.ts)
         const session = getCondition(plan.status.conditions, ConditionType.SessionReady);
-        if (session?.status === "False" && session.reason === Reason.SessionStarting) this.starting.add(key);
+        const ready = getCondition(plan.status.conditions, ConditionType.Ready);
+        if (
+          (session?.status === "False" && session.reason === Reason.SessionStarting) ||
+          (ready?.status === "False" && ready.reason === Reason.WarmingUp)
+        )
+          this.starting.add(key);
         else this.starting.delete(key);
       }
       if (plan.requeueAfterMs !== 0)

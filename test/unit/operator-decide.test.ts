@@ -1006,14 +1006,65 @@ describe("decide: warm-up before Ready (spec.warmup)", () => {
     });
     expect(query?.warmup).toEqual({ code });
     expect(plan.submitWarmup).toEqual({ url: SERVER_URL, auth: undefined, sessionId: 7, code });
-    const st = statusOf(plan);
+    // submitted before any status write and looked at again at once: the next step records WarmingUp, or
+    // Ready when it has ended by then (one status write, no poll between its end and Ready)
+    expect(plan.status, "no status write before the submission").toBeUndefined();
+    expect(plan.requeueAfterMs).toBe(0);
+    expect(plan.memory).toEqual({ warmupSubmitted: "7/data.ws.x.0" });
+    expect(plan.metrics?.demandToReadySeconds).toBeUndefined();
+    // the step right after: still waiting or running → WarmingUp, polled
+    const next = step(
+      world(started(), { server: "available", now: T0 + 20 * S, memory: plan.memory ?? {} }),
+      {
+        session: ok(livySession(7, "busy")),
+        warmup: ok(statement(0, code, { state: "waiting", output: null })),
+      },
+    ).plan;
+    const st = statusOf(next);
     expect(phase(st)).toBe("Starting");
     expect(cond(st, "Ready")).toMatchObject({ status: "False", reason: "WarmingUp" });
-    expect(cond(st, "SessionReady")).toMatchObject({ status: "True", reason: "SessionIdle" });
+    expect(cond(st, "SessionReady")).toMatchObject({ status: "True", reason: "SessionBusy" });
     expect(st.readyTime).toBeUndefined();
     expect(st.sessionURL).toBe(`${SERVER_URL}/sessions/7`);
+    expect(next.submitWarmup).toBeUndefined();
+    expect(next.requeueAfterMs).toBe(STARTING_POLL_MS);
+    // or it has ended: Ready in the same step
+    const ended = step(
+      world(started(), { server: "available", now: T0 + 20 * S, memory: plan.memory ?? {} }),
+      { session: ok(livySession(7, "idle")), warmup: ok(statement(0, code)) },
+    ).plan;
+    expect(phase(statusOf(ended))).toBe("Ready");
+  });
+
+  it("submitted and not listed yet at the look right after: submitted again with WarmingUp a poll later, never in a tight loop", () => {
+    const { plan } = step(
+      world(started(), {
+        server: "available",
+        now: T0 + 20 * S,
+        memory: { warmupSubmitted: "7/data.ws.x.0" },
+      }),
+      { session: ok(livySession(7, "idle")), warmup: ok(null) },
+    );
+    expect(plan.submitWarmup?.sessionId).toBe(7);
+    expect(cond(statusOf(plan), "Ready")).toMatchObject({ status: "False", reason: "WarmingUp" });
     expect(plan.requeueAfterMs).toBe(STARTING_POLL_MS);
-    expect(plan.metrics?.demandToReadySeconds).toBeUndefined();
+    // a Livy session of a later attempt (the same id on a new server) gets the fast look again
+    const next = step(
+      world(started(), { server: "available", memory: { warmupSubmitted: "7/data.ws.x.0" } }),
+      { session: ok(livySession(7, "idle", { name: "data.ws.y.0" })), warmup: ok(null) },
+    );
+    expect(next.plan.requeueAfterMs).toBe(0);
+    expect(next.plan.status).toBeUndefined();
+  });
+
+  it("a running warm-up is polled as tightly as a starting session, spread over all starting at once", () => {
+    const running = { ...world(started(), { server: "available" }), starting: 2_000 };
+    const { plan } = step(running, {
+      session: ok(livySession(7, "busy")),
+      warmup: ok(statement(0, code, { state: "running", output: null, completed: 0 })),
+    });
+    expect(plan.requeueAfterMs).toBe(startingPollMs(2_000, SETTINGS.sessionPollIntervalMs));
+    expect(plan.requeueAfterMs).toBeGreaterThan(STARTING_POLL_MS);
   });
 
   it("waits while it runs, without submitting it again (found by its code: a killed pass adopts it)", () => {
