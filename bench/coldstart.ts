@@ -50,6 +50,12 @@ interface Timeline {
    * which lies between "Livy idle" and "Ready": Spark's work, not the operator's. 0 without a warm-up.
    */
   warmupRunMs?: number;
+  /**
+   * The operator's Kubernetes API requests from the demand to Ready seen (watches left out: they are
+   * shared by all LivySessions), and its Livy requests over the same span.
+   */
+  kubeRequests?: number;
+  livyRequests?: number;
 }
 
 const STAGES = [
@@ -61,7 +67,10 @@ const STAGES = [
   ["client+Livy: Ready → first result (1 + 1)", "ready", "result"],
 ] as const;
 
-type Key = Exclude<keyof Timeline, "kind" | "startTimeBefore" | "livyId" | "livyAnswerMs" | "warmupRunMs">;
+type Key = Exclude<
+  keyof Timeline,
+  "kind" | "startTimeBefore" | "livyId" | "livyAnswerMs" | "warmupRunMs" | "kubeRequests" | "livyRequests"
+>;
 
 function span(t: Timeline, a: Key, b: Key): number {
   const x = t[a];
@@ -100,23 +109,57 @@ interface TargetResult {
   leftovers: unknown;
 }
 
+interface TargetOpts {
+  n: number;
+  wakes: number;
+  idleTimeout: string;
+  pollMs: number;
+  sessionPollMs: number;
+  mode: "js" | "ts";
+}
+
+/**
+ * One target on each commit of `revs` (undefined: the commit the run began at). With more than one, each
+ * commit's operator runs at once beside the other, each watching a namespace of its own, and their starts
+ * alternate (A B, B A, ...): both see the same machine, whatever else runs on it meanwhile. (One after the
+ * other, a baseline and the change measured minutes apart were compared under different loads.)
+ */
 async function runTarget(
   bed: Bed,
   target: "livy" | "standin",
-  opts: {
-    n: number;
-    wakes: number;
-    idleTimeout: string;
-    pollMs: number;
-    sessionPollMs: number;
-    mode: "js" | "ts";
-    /** A commit other than HEAD (a baseline in the same run). */
-    rev?: string | undefined;
-  },
-): Promise<TargetResult> {
+  opts: TargetOpts,
+  revs: Array<string | undefined>,
+): Promise<TargetResult[]> {
+  if (target === "standin") await bed.standin.reset();
+  const lanes: Lane[] = [];
+  for (const rev of revs) lanes.push(await startLane(bed, target, opts, rev, revs.length > 1));
+  try {
+    for (let i = 0; i < opts.n; i++)
+      for (const lane of i % 2 === 0 ? lanes : [...lanes].reverse()) await lane.cycle(i);
+  } finally {
+    for (const lane of lanes) await lane.close();
+  }
+  const results: TargetResult[] = [];
+  for (const lane of lanes) results.push(await lane.finish());
+  return results;
+}
+
+interface Lane {
+  /** Cold start `cold-<i>`, its wake when asked for, its deletion. */
+  cycle(i: number): Promise<void>;
+  close(): Promise<void>;
+  finish(): Promise<TargetResult>;
+}
+
+async function startLane(
+  bed: Bed,
+  target: "livy" | "standin",
+  opts: TargetOpts,
+  rev: string | undefined,
+  ownNamespace: boolean,
+): Promise<Lane> {
   const livyUrl = target === "livy" ? bed.state.livyUrl : bed.state.standinUrl;
   if (!livyUrl) throw new Error("no real Livy in the test bed");
-  if (target === "standin") await bed.standin.reset();
   const ns = await createNamespace(bed.kube, `bench-cold-${target}`);
   const op = await Operator.start({
     kubeconfig: bed.state.kubeconfig,
@@ -126,7 +169,8 @@ async function runTarget(
     name: `coldstart-${target}`,
     sessionPollIntervalMs: opts.sessionPollMs,
     mode: opts.mode,
-    ...(opts.rev ? { rev: opts.rev } : {}),
+    ...(rev ? { rev } : {}),
+    ...(ownNamespace ? { extraArgs: ["--namespaces", ns] } : {}),
   });
   const current = new Map<string, Timeline>();
   const seenLivyIds = new Set<number>();
@@ -198,7 +242,8 @@ async function runTarget(
     current.set(name, t);
     const stop = new AbortController();
     const poller = pollLivy(name, t, stop.signal);
-    const lat0 = (await op.requests()).latency;
+    const req0 = await op.requests();
+    const lat0 = req0.latency;
     t.t0 = performance.now();
     await demand();
     t.applied = performance.now();
@@ -212,6 +257,13 @@ async function runTarget(
       await poller;
       return t;
     }
+    const atReady = await op.requests();
+    const delta = (prefix: string) =>
+      Object.entries(atReady.counts)
+        .filter(([k]) => k.startsWith(prefix) && !k.endsWith("(watch)"))
+        .reduce((a, [k, v]) => a + v - (req0.counts[k] ?? 0), 0);
+    t.kubeRequests = delta("kube ");
+    t.livyRequests = delta("livy ");
     const ls = sessions.get(`${ns}/${name}`);
     const id = ls?.status?.livySessionId;
     try {
@@ -239,62 +291,62 @@ async function runTarget(
     await poller;
     timelines.push(t);
     const parts = STAGES.map(([, a, b]) => `${fmt(span(t, a, b))}`).join(" / ");
-    log(`${target} ${name} ${kind}: ${parts} ms; operator added ${fmt(operatorAdded(t))} ms`);
+    log(`${target} ${op.commit} ${name} ${kind}: ${parts} ms; operator added ${fmt(operatorAdded(t))} ms`);
     return t;
   };
 
   const spec = { kind: "pyspark", idleTimeout: opts.idleTimeout, startupTimeout: "10m" };
-  try {
-    for (let i = 0; i < opts.n; i++) {
-      const name = `cold-${i}`;
-      await measure(name, "cold", () => applySession(bed.kube, ns, name, spec));
-      if (i < opts.wakes) {
-        const idle = await waitUntil(
-          `${name} idle teardown`,
-          () => isIdle(sessions.get(`${ns}/${name}`)),
-          120_000 + 1_000 * Number.parseInt(opts.idleTimeout, 10),
-          20,
+  const cycle = async (i: number) => {
+    const name = `cold-${i}`;
+    await measure(name, "cold", () => applySession(bed.kube, ns, name, spec));
+    if (i < opts.wakes) {
+      const idle = await waitUntil(
+        `${name} idle teardown`,
+        () => isIdle(sessions.get(`${ns}/${name}`)),
+        120_000 + 1_000 * Number.parseInt(opts.idleTimeout, 10),
+        20,
+      );
+      if (idle) {
+        // the Deployment must be gone before the wake, or the wake would find the old server
+        await waitUntil(
+          `${name} server removed`,
+          async () => (await leftovers(bed.kube, ns)).deployments === 0,
+          60_000,
+          100,
         );
-        if (idle) {
-          // the Deployment must be gone before the wake, or the wake would find the old server
-          await waitUntil(
-            `${name} server removed`,
-            async () => (await leftovers(bed.kube, ns)).deployments === 0,
-            60_000,
-            100,
-          );
-          await measure(name, "wake", () =>
-            bed.kube.mergePatch(sessionPath(ns, name), {
-              metadata: { annotations: { [ANNOTATION_DEMANDED_AT]: new Date().toISOString() } },
-            }),
-          );
-        } else failures.push(`${name}: never idled out`);
-      }
-      current.delete(name);
-      await bed.kube.delete(sessionPath(ns, name));
-      await waitUntil(`${name} deleted`, async () => !sessions.get(`${ns}/${name}`), 120_000, 50);
+        await measure(name, "wake", () =>
+          bed.kube.mergePatch(sessionPath(ns, name), {
+            metadata: { annotations: { [ANNOTATION_DEMANDED_AT]: new Date().toISOString() } },
+          }),
+        );
+      } else failures.push(`${name}: never idled out`);
     }
-  } finally {
-    await client.close();
-  }
-  const m1 = await op.metrics();
-  const sum = (m: string) => metricValue(m, "livy_operator_demand_to_ready_seconds_sum");
-  const cnt = (m: string) => metricValue(m, "livy_operator_demand_to_ready_seconds_count");
-  const demandToReadyOperatorS = (sum(m1) - sum(m0)) / Math.max(1, cnt(m1) - cnt(m0));
-  await sessions.stop();
-  await deployments.stop();
-  await op.stop();
-  const left = await leftovers(bed.kube, ns);
-  await bed.kube.delete(`/api/v1/namespaces/${ns}`);
-  return {
-    target,
-    commit: op.commit,
-    n: opts.n,
-    timelines,
-    failures,
-    demandToReadyOperatorS,
-    leftovers: left,
+    current.delete(name);
+    await bed.kube.delete(sessionPath(ns, name));
+    await waitUntil(`${name} deleted`, async () => !sessions.get(`${ns}/${name}`), 120_000, 50);
   };
+  return { cycle, close: () => client.close(), finish };
+
+  async function finish(): Promise<TargetResult> {
+    const m1 = await op.metrics();
+    const sum = (m: string) => metricValue(m, "livy_operator_demand_to_ready_seconds_sum");
+    const cnt = (m: string) => metricValue(m, "livy_operator_demand_to_ready_seconds_count");
+    const demandToReadyOperatorS = (sum(m1) - sum(m0)) / Math.max(1, cnt(m1) - cnt(m0));
+    await sessions.stop();
+    await deployments.stop();
+    await op.stop();
+    const left = await leftovers(bed.kube, ns);
+    await bed.kube.delete(`/api/v1/namespaces/${ns}`);
+    return {
+      target,
+      commit: op.commit,
+      n: opts.n,
+      timelines,
+      failures,
+      demandToReadyOperatorS,
+      leftovers: left,
+    };
+  }
 }
 
 /** The first operator stage of a cold start, split: its own pass that adds the finalizer, then the start pass. */
@@ -347,6 +399,14 @@ function stageTable(r: TargetResult, kind: "cold" | "wake"): Table | null {
       ),
       row("**operator adds** (net)", ts.map(operatorAdded)),
       row("Ready − max(Deployment available, Livy idle)", ts.map(formulaOverhead)),
+      row(
+        "operator's API requests, demand → Ready (count, watches left out)",
+        ts.map((t) => t.kubeRequests ?? Number.NaN),
+      ),
+      row(
+        "operator's Livy requests, demand → Ready (count)",
+        ts.map((t) => t.livyRequests ?? Number.NaN),
+      ),
     ],
   };
 }
@@ -357,36 +417,42 @@ export async function coldstart(args: Args): Promise<BenchBody> {
   const nStandin = args.num("n-standin", 20);
   const mode = args.str("operator", "js") === "ts" ? "ts" : "js";
   const bed = await testbed({ needLivy: which !== "standin" });
-  // --baseline REV: each target on REV's operator first, then on HEAD's, in this run
+  // --baseline REV: each target on REV's operator and on HEAD's, side by side, their starts alternating
   const baseline = args.str("baseline", "");
   const revs = baseline ? [baseline, undefined] : [undefined];
   const results: TargetResult[] = [];
-  for (const rev of revs)
-    if (which === "standin" || which === "both")
-      results.push(
-        await runTarget(bed, "standin", {
+  if (which === "standin" || which === "both")
+    results.push(
+      ...(await runTarget(
+        bed,
+        "standin",
+        {
           n: nStandin,
           wakes: args.num("wakes-standin", nStandin),
           idleTimeout: args.str("idle-timeout-standin", "2s"),
           pollMs: args.num("poll-ms-standin", 5),
           sessionPollMs: args.num("session-poll-ms", 500),
           mode,
-          rev,
-        }),
-      );
-  for (const rev of revs)
-    if (which === "livy" || which === "both")
-      results.push(
-        await runTarget(bed, "livy", {
+        },
+        revs,
+      )),
+    );
+  if (which === "livy" || which === "both")
+    results.push(
+      ...(await runTarget(
+        bed,
+        "livy",
+        {
           n,
           wakes: args.num("wakes", n),
           idleTimeout: args.str("idle-timeout", "10s"),
           pollMs: args.num("poll-ms", 20),
           sessionPollMs: args.num("session-poll-ms", 500),
           mode,
-          rev,
-        }),
-      );
+        },
+        revs,
+      )),
+    );
   const tables: Table[] = [];
   const goals: Goal[] = [];
   const summaries: Record<string, unknown> = {};
@@ -407,6 +473,8 @@ export async function coldstart(args: Args): Promise<BenchBody> {
           summarize(ts.map(formulaOverhead).filter(Number.isFinite)),
         ),
         demandToFirstResultMs: roundSummary(summarize(ts.map((t) => span(t, "applied", "result")))),
+        kubeRequestsDemandToReady: roundSummary(summarize(ts.map((t) => t.kubeRequests ?? Number.NaN))),
+        livyRequestsDemandToReady: roundSummary(summarize(ts.map((t) => t.livyRequests ?? Number.NaN))),
         stagesMs: Object.fromEntries(
           STAGES.map(([label, a, b]) => [label, roundSummary(summarize(ts.map((t) => span(t, a, b))))]),
         ),
@@ -438,9 +506,22 @@ export async function coldstart(args: Args): Promise<BenchBody> {
             b,
             a ? round(b / a, 2) : "",
           ]);
+        const reqs = (c: string | undefined) => {
+          const ts = byKey.get(`${target} ${c}`)?.timelines.filter((t) => t.kind === kind) ?? [];
+          const v = ts.map((t) => t.kubeRequests ?? Number.NaN).filter(Number.isFinite);
+          return v.length ? round(v.reduce((x, y) => x + y, 0) / v.length) : Number.NaN;
+        };
+        const [ra, rb] = [reqs(commits[0]), reqs(commits[1])];
+        if (Number.isFinite(ra) || Number.isFinite(rb))
+          rows.push([
+            `${target === "livy" ? "real Livy" : "stand-in"}, ${kind}: API requests demand → Ready (mean)`,
+            ra,
+            rb,
+            ra ? round(rb / ra, 2) : "",
+          ]);
       }
     tables.unshift({
-      title: "Operator adds (net, median ms), side by side in this run",
+      title: "Operator adds (net, median ms) and its API requests, side by side in this run",
       columns: ["target", `${commits[0]} (baseline)`, `${commits[1]}`, "ratio"],
       rows,
     });
@@ -467,6 +548,8 @@ export async function coldstart(args: Args): Promise<BenchBody> {
           operatorGrossMs: round(operatorGross(t)),
           livyAnswerMs: round(t.livyAnswerMs ?? Number.NaN),
           warmupRunMs: round(t.warmupRunMs ?? Number.NaN),
+          kubeRequests: t.kubeRequests,
+          livyRequests: t.livyRequests,
           operatorAddedMs: round(operatorAdded(t)),
           readyMinusMaxMs: round(formulaOverhead(t)),
           totalMs: round(span(t, "applied", "result")),
