@@ -107,6 +107,8 @@ interface TargetResult {
   failures: string[];
   demandToReadyOperatorS: number;
   leftovers: unknown;
+  /** The operator's requests from demand to Ready by route, summed over the starts of each kind. */
+  routes: Record<"cold" | "wake", Record<string, number>>;
 }
 
 interface TargetOpts {
@@ -173,6 +175,7 @@ async function startLane(
     ...(ownNamespace ? { extraArgs: ["--namespaces", ns] } : {}),
   });
   const current = new Map<string, Timeline>();
+  const routes: TargetResult["routes"] = { cold: {}, wake: {} };
   const seenLivyIds = new Set<number>();
   const sessions = watchKind<LivySession>(bed.kube, sessionPath(ns), (_type, o, at) => {
     const t = current.get(o.metadata.name);
@@ -264,6 +267,9 @@ async function startLane(
         .reduce((a, [k, v]) => a + v - (req0.counts[k] ?? 0), 0);
     t.kubeRequests = delta("kube ");
     t.livyRequests = delta("livy ");
+    for (const [k, v] of Object.entries(atReady.counts))
+      if (!k.endsWith("(watch)") && v > (req0.counts[k] ?? 0))
+        routes[kind][k] = (routes[kind][k] ?? 0) + v - (req0.counts[k] ?? 0);
     const ls = sessions.get(`${ns}/${name}`);
     const id = ls?.status?.livySessionId;
     try {
@@ -345,6 +351,7 @@ async function startLane(
       failures,
       demandToReadyOperatorS,
       leftovers: left,
+      routes,
     };
   }
 }
@@ -541,6 +548,20 @@ export async function coldstart(args: Args): Promise<BenchBody> {
         target: r.target,
         failures: r.failures,
         operatorDemandToReadyMeanS: round(r.demandToReadyOperatorS),
+        // per start: the routes' counts divided by the starts of that kind
+        requestsPerStartByRoute: Object.fromEntries(
+          (["cold", "wake"] as const).map((kind) => {
+            const starts = Math.max(1, r.timelines.filter((t) => t.kind === kind).length);
+            return [
+              kind,
+              Object.fromEntries(
+                Object.entries(r.routes[kind])
+                  .sort(([a], [b]) => a.localeCompare(b))
+                  .map(([k, v]) => [k, round(v / starts)]),
+              ),
+            ];
+          }),
+        ),
         leftovers: r.leftovers,
         timelines: r.timelines.map((t) => ({
           kind: t.kind,
