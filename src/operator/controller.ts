@@ -194,7 +194,8 @@ export function createController(opts: {
     inf.addHandlers({
       onAdd: (o) => {
         usesOf.set(urlOf(o), (usesOf.get(urlOf(o)) ?? 0) + 1);
-        queue.add(keyOf(o));
+        // a first look (a new LivySession, or each one of the initial list) waits behind progress
+        queue.add(keyOf(o), "new");
         poolOf(o);
         noteServer(o);
       },

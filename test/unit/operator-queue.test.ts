@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { WorkQueue } from "../../src/operator/queue.ts";
+import { NEW_LANE_SHARE, WorkQueue } from "../../src/operator/queue.ts";
 
 describe("WorkQueue", () => {
   it("collapses adds of a queued key into one entry", async () => {
@@ -26,6 +26,69 @@ describe("WorkQueue", () => {
     expect(await q.get()).toBe("ns/a");
     q.done("ns/a");
     expect(q.length).toBe(0);
+  });
+
+  it("serves progress before first looks, yet gives first looks one pick in NEW_LANE_SHARE", async () => {
+    const q = new WorkQueue();
+    for (let i = 0; i < 10; i++) q.add(`ns/new-${i}`, "new");
+    for (let i = 0; i < 10; i++) q.add(`ns/p-${i}`);
+    expect(q.length).toBe(20);
+    const order: string[] = [];
+    for (let i = 0; i < 20; i++) {
+      const k = (await q.get()) as string;
+      order.push(k);
+      q.done(k);
+    }
+    // three progress keys, then a new one, while both lanes wait; then the rest of the new lane in order
+    expect(NEW_LANE_SHARE).toBe(4);
+    expect(order.slice(0, 8)).toEqual([
+      "ns/p-0",
+      "ns/p-1",
+      "ns/p-2",
+      "ns/new-0",
+      "ns/p-3",
+      "ns/p-4",
+      "ns/p-5",
+      "ns/new-1",
+    ]);
+    expect(order.filter((k) => k.startsWith("ns/p-"))).toEqual(
+      Array.from({ length: 10 }, (_, i) => `ns/p-${i}`),
+    );
+    expect(order.filter((k) => k.startsWith("ns/new-"))).toEqual(
+      Array.from({ length: 10 }, (_, i) => `ns/new-${i}`),
+    );
+    expect(order.slice(13)).toEqual([
+      "ns/new-3",
+      "ns/new-4",
+      "ns/new-5",
+      "ns/new-6",
+      "ns/new-7",
+      "ns/new-8",
+      "ns/new-9",
+    ]);
+  });
+
+  it("a key queued as new keeps its place when it progresses meanwhile; one added while processed comes back as progress", async () => {
+    const q = new WorkQueue();
+    q.add("ns/a", "new");
+    q.add("ns/a");
+    expect(q.length).toBe(1);
+    expect(await q.get()).toBe("ns/a");
+    q.add("ns/a", "new");
+    q.add("ns/b", "new");
+    q.add("ns/c", "new");
+    q.done("ns/a");
+    // ns/a was dirty while processed: back in the progress lane, ahead of the two first looks
+    expect(await q.get()).toBe("ns/a");
+  });
+
+  it("a lone new lane is served at once", async () => {
+    const q = new WorkQueue();
+    const pending = q.get();
+    q.add("ns/x", "new");
+    expect(await pending).toBe("ns/x");
+    q.add("ns/y", "new");
+    expect(await q.get()).toBe("ns/y");
   });
 
   it("wakes a waiting worker on add", async () => {
