@@ -17,7 +17,7 @@ import {
 import { testbed } from "../testbed/context.ts";
 import { KWOK_POD_PLACEMENT } from "../testbed/controlplane.ts";
 import { nodeExec } from "../testbed/node.ts";
-import { readState, startProcessByName, stopProcessByName } from "../testbed/testbed.ts";
+import { readState, restartProcess, startProcessByName, stopProcessByName } from "../testbed/testbed.ts";
 
 /**
  * What the fault tests share: reading the world (the stand-in's Livy sessions, the owned objects, the
@@ -305,6 +305,28 @@ export async function stopApiserver(): Promise<void> {
 export async function startApiserver(args?: string[]): Promise<void> {
   startProcessByName(testbed().stateDir, "kube-apiserver", args ? { args } : {});
   await apiserverUp();
+}
+
+/**
+ * kube-controller-manager's and kube-scheduler's leader-election renew deadline by default (10 s): an API
+ * server outage longer than this makes both lose their lease in a cluster.
+ */
+export const LEADER_RENEW_DEADLINE_MS = 10_000;
+
+/**
+ * What a cluster does after an API server outage longer than LEADER_RENEW_DEADLINE_MS: kubeadm and kind run
+ * kube-controller-manager and kube-scheduler with leader election, so both lose their lease, exit
+ * ("leaderelection lost") and are started again by the kubelet, with fresh work queues. The test bed runs
+ * one of each without leader election, so they never exit, and every Deployment and ReplicaSet whose sync
+ * failed during the outage waits out kube-controller-manager's per-item backoff (5 ms doubling per
+ * failure, up to 1000 s): Deployments created just before a 15 s outage stayed "ReplicaSet is progressing"
+ * for 100 s to over 5 minutes after the API server was back (fresh-clone CIs; a test bed at load 11), where
+ * a cluster takes seconds. This restarts both as the kubelet would.
+ */
+export async function restartLeaderElected(): Promise<void> {
+  const dir = testbed().stateDir;
+  for (const name of ["kube-controller-manager", "kube-scheduler"])
+    await restartProcess(dir, name, { graceMs: 1_000 });
 }
 
 /** The arguments the test bed started kube-apiserver with. */
