@@ -187,7 +187,12 @@ describe("a watch that expires (410 Gone)", () => {
       async () => (await restarts(op as OperatorProcess, { resource: "configmaps", reason: "expired" })) > 0,
       20_000,
     );
-    expect(op.logs()).toMatch(/"reason":"expired"/);
+    // the log line may reach us after the metric moved (the operator's log is written asynchronously)
+    await until(
+      "the expired watch in the operator's log",
+      async () => /"reason":"expired"/.test(op?.logs() ?? ""),
+      10_000,
+    );
     // the relisted cache serves the operator as before: a teardown and a start both see their ConfigMaps
     await patchSession(ns, "a", { spec: { suspend: true } });
     await convergedParked(ns, ["a"], "Suspended");
