@@ -840,6 +840,10 @@ class Step {
       return this.done(Math.min(poll, startupLeft));
     };
     if (!st) {
+      // past the deadline nothing is submitted: the failure deletes the Livy session in the same plan (a
+      // 10,000-session run saw the warm-up POSTed to sessions the same step had deleted: HTTP 404)
+      if (startupLeft <= 0)
+        return waiting(`Livy session ${session.id} had not started its warm-up statement`);
       this.plan.submitWarmup = { url, auth, sessionId: session.id, code };
       this.log("info", "warming up the Livy session before Ready", { livySessionId: session.id });
       const tag = `${session.id}/${session.name ?? ""}`;

@@ -1165,6 +1165,21 @@ describe("decide: warm-up before Ready (spec.warmup)", () => {
     expect(st.message).toMatch(/warm-up not done within 1m: .*warm-up statement 0 \(running\)/);
   });
 
+  it("past startupTimeout with no warm-up submitted: StartupTimeout, and nothing submitted to the session it deletes", () => {
+    const spec = { startupTimeout: "1m" };
+    for (const memory of [{}, { warmupSubmitted: "7/data.ws.x.0" }]) {
+      const { plan } = step(world(started(spec), { server: "available", now: T0 + 61 * S, memory }), {
+        session: ok(livySession(7, "idle")),
+        warmup: ok(null),
+      });
+      const st = statusOf(plan);
+      expect(cond(st, "Ready")?.reason).toBe("StartupTimeout");
+      expect(st.message).toMatch(/warm-up not done within 1m: Livy session 7 had not started its warm-up/);
+      expect(plan.deleteLivySession?.id).toBe(7);
+      expect(plan.submitWarmup).toBeUndefined();
+    }
+  });
+
   it("a failed look for the warm-up before Ready is retried until startupTimeout, as any look", () => {
     const { plan } = step(world(started(), { server: "available" }), {
       session: ok(livySession(7, "idle")),
