@@ -839,6 +839,7 @@ class Step {
         );
       return this.done(Math.min(poll, startupLeft));
     };
+    const tag = `${session.id}/${session.name ?? ""}`;
     if (!st) {
       // past the deadline nothing is submitted: the failure deletes the Livy session in the same plan (a
       // 10,000-session run saw the warm-up POSTed to sessions the same step had deleted: HTTP 404)
@@ -846,7 +847,6 @@ class Step {
         return waiting(`Livy session ${session.id} had not started its warm-up statement`);
       this.plan.submitWarmup = { url, auth, sessionId: session.id, code };
       this.log("info", "warming up the Livy session before Ready", { livySessionId: session.id });
-      const tag = `${session.id}/${session.name ?? ""}`;
       const memory = { ...this.o.memory, warmupSubmitted: tag };
       if (this.o.memory.warmupSubmitted !== tag) {
         // The first submission to this Livy session goes out before any status write and is looked at
@@ -875,6 +875,19 @@ class Step {
       );
     // done with its output: warm (Livy briefly reports `available` before the output is there)
     if (isStatementDone(st.state) && output?.status === "ok") {
+      if (session.state === "busy" && this.o.memory.warmupSubmitted === tag) {
+        // This look read the session while the warm-up still ran and its statements after it ended (as the
+        // look right after a short warm-up's submission does): Livy says idle a moment later. Looked at
+        // once more, at once, rather than Ready recorded as busy and corrected by the next poll (a status
+        // write more, and `busy` shown at Ready). Once only: a session still busy then runs something else.
+        return {
+          plan: {
+            ...this.plan,
+            memory: { ...this.o.memory, warmupSubmitted: `${tag}/ended` },
+            requeueAfterMs: 0,
+          },
+        };
+      }
       const tookMs = st.started && st.completed ? st.completed - st.started : undefined;
       this.log("info", "warmed up", { livySessionId: session.id, statement: st.id, tookMs });
       return undefined;

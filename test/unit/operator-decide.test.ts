@@ -1057,6 +1057,37 @@ describe("decide: warm-up before Ready (spec.warmup)", () => {
     expect(next.plan.status).toBeUndefined();
   });
 
+  it("ended, but the session read busy at the look right after its submission: one more look at once, then Ready as Livy says", () => {
+    const memory = { warmupSubmitted: "7/data.ws.x.0" };
+    const { plan } = step(world(started(), { server: "available", memory }), {
+      session: ok(livySession(7, "busy")),
+      warmup: ok(statement(0, code)),
+    });
+    expect(plan.status, "not Ready as busy").toBeUndefined();
+    expect(plan.requeueAfterMs).toBe(0);
+    expect(plan.memory).toEqual({ warmupSubmitted: "7/data.ws.x.0/ended" });
+    // idle now: Ready, idle
+    const idle = step(world(started(), { server: "available", memory: plan.memory ?? {} }), {
+      session: ok(livySession(7, "idle")),
+      warmup: ok(statement(0, code)),
+    }).plan;
+    expect(phase(statusOf(idle))).toBe("Ready");
+    expect(statusOf(idle).livySessionState).toBe("idle");
+    // still busy (something else runs): Ready, busy; no further look at once
+    const busy = step(world(started(), { server: "available", memory: plan.memory ?? {} }), {
+      session: ok(livySession(7, "busy")),
+      warmup: ok(statement(0, code)),
+    }).plan;
+    expect(phase(statusOf(busy))).toBe("Ready");
+    expect(cond(statusOf(busy), "SessionReady")?.reason).toBe("SessionBusy");
+    // a look without that memory (a restarted operator) does not wait either
+    const fresh = step(world(started(), { server: "available" }), {
+      session: ok(livySession(7, "busy")),
+      warmup: ok(statement(0, code)),
+    }).plan;
+    expect(phase(statusOf(fresh))).toBe("Ready");
+  });
+
   it("a running warm-up is polled as tightly as a starting session, spread over all starting at once", () => {
     const running = { ...world(started(), { server: "available" }), starting: 2_000 };
     const { plan } = step(running, {
