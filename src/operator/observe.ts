@@ -114,10 +114,16 @@ export function observeServer(deployment: DeploymentLike | undefined, pods: PodL
   const current = (st.observedGeneration ?? 0) >= (deployment.metadata?.generation ?? 0);
   if (current && (st.availableReplicas ?? 0) >= 1 && (st.updatedReplicas ?? 0) >= 1)
     return { state: "Available" };
+  // Kubernetes rewrites the Progressing condition's message as a rollout moves on ("Created new replica
+  // set", "ReplicaSet ... is progressing"); mirrored into status, each rewording was a status write of its
+  // own (2-3 per start, nothing a user acts on). Only a rollout past its progress deadline (status False)
+  // says something new: its message is kept.
   const progressing = st.conditions?.find((c) => c.type === "Progressing");
+  if (progressing?.status === "False" && progressing.message)
+    return { state: "Progressing", message: progressing.message };
   return {
     state: "Progressing",
-    message: progressing?.message ?? `waiting for the Livy server pod (${st.readyReplicas ?? 0}/1 ready)`,
+    message: `waiting for the Livy server pod (${st.readyReplicas ?? 0}/1 ready)`,
   };
 }
 

@@ -34,7 +34,31 @@ describe("observeServer", () => {
       { state: "Terminating" },
     ],
     ["stale observedGeneration", { ...available, metadata: { generation: 2 } }, [], { state: "Progressing" }],
-    ["progressing", progressing, [], { state: "Progressing", message: "ReplicaSet is progressing" }],
+    [
+      "progressing: one message however Kubernetes words the rollout",
+      progressing,
+      [],
+      { state: "Progressing", message: "waiting for the Livy server pod (0/1 ready)" },
+    ],
+    [
+      "progress deadline exceeded: Kubernetes' message",
+      {
+        ...progressing,
+        status: {
+          observedGeneration: 1,
+          conditions: [
+            {
+              type: "Progressing",
+              status: "False",
+              reason: "ProgressDeadlineExceeded",
+              message: 'ReplicaSet "livy-a-1" has timed out progressing.',
+            },
+          ],
+        },
+      },
+      [],
+      { state: "Progressing", message: 'ReplicaSet "livy-a-1" has timed out progressing.' },
+    ],
     [
       "image pull backoff",
       progressing,
