@@ -7,7 +7,7 @@
  * Every time is the benchmark's own clock at the moment it observed the event: LivySessions and Deployments
  * through watches, the Livy session through polling Livy directly in parallel (every --poll-ms).
  */
-import { ANNOTATION_DEMANDED_AT, FINALIZER, type LivySession } from "../src/api/index.ts";
+import { ANNOTATION_DEMANDED_AT, FINALIZER, type LivySession, serverName } from "../src/api/index.ts";
 import { CORE, resourcePath } from "../src/kube/client.ts";
 import { LivyClient } from "../src/livy/index.ts";
 import { type Args, type BenchBody, log } from "./lib/bench.ts";
@@ -56,6 +56,13 @@ interface Timeline {
    */
   kubeRequests?: number;
   livyRequests?: number;
+  /**
+   * The same span, only the requests that name this LivySession, its objects (`livy-<name>`) or its Livy
+   * session (by id or name): what one start costs while earlier LivySessions of the run idle out beside
+   * it. Requests naming no object (`POST events`, `GET /sessions`) are not in it.
+   */
+  ownKubeRequests?: number;
+  ownLivyRequests?: number;
 }
 
 const STAGES = [
@@ -69,7 +76,15 @@ const STAGES = [
 
 type Key = Exclude<
   keyof Timeline,
-  "kind" | "startTimeBefore" | "livyId" | "livyAnswerMs" | "warmupRunMs" | "kubeRequests" | "livyRequests"
+  | "kind"
+  | "startTimeBefore"
+  | "livyId"
+  | "livyAnswerMs"
+  | "warmupRunMs"
+  | "kubeRequests"
+  | "livyRequests"
+  | "ownKubeRequests"
+  | "ownLivyRequests"
 >;
 
 function span(t: Timeline, a: Key, b: Key): number {
@@ -173,6 +188,7 @@ async function startLane(
     mode: opts.mode,
     ...(rev ? { rev } : {}),
     ...(ownNamespace ? { extraArgs: ["--namespaces", ns] } : {}),
+    countByObject: true,
   });
   const current = new Map<string, Timeline>();
   const routes: TargetResult["routes"] = { cold: {}, wake: {} };
@@ -272,6 +288,18 @@ async function startLane(
         routes[kind][k] = (routes[kind][k] ?? 0) + v - (req0.counts[k] ?? 0);
     const ls = sessions.get(`${ns}/${name}`);
     const id = ls?.status?.livySessionId;
+    // this LivySession's own: its objects by namespace/name, its Livy session by id or by name (ns.name.…)
+    const own = (k: string) => {
+      const obj = k.slice(k.lastIndexOf(" ") + 1);
+      if (k.startsWith("kube ")) return obj === `${ns}/${name}` || obj === `${ns}/${serverName(name)}`;
+      return (id !== undefined && id !== null && obj === String(id)) || obj.startsWith(`${ns}.${name}.`);
+    };
+    const ownDelta = (prefix: string) =>
+      Object.entries(atReady.byObject ?? {})
+        .filter(([k]) => k.startsWith(prefix) && own(k))
+        .reduce((a, [k, v]) => a + v - (req0.byObject?.[k] ?? 0), 0);
+    t.ownKubeRequests = ownDelta("kube ");
+    t.ownLivyRequests = ownDelta("livy ");
     try {
       if (id === undefined || id === null) throw new Error("Ready without livySessionId");
       // before the first statement of ours: what the session ran before Ready is the operator's warm-up
@@ -414,6 +442,14 @@ function stageTable(r: TargetResult, kind: "cold" | "wake"): Table | null {
         "operator's Livy requests, demand → Ready (count)",
         ts.map((t) => t.livyRequests ?? Number.NaN),
       ),
+      row(
+        "  of them naming this LivySession or its objects (its own start's; events not named)",
+        ts.map((t) => t.ownKubeRequests ?? Number.NaN),
+      ),
+      row(
+        "  of the Livy requests, naming its Livy session",
+        ts.map((t) => t.ownLivyRequests ?? Number.NaN),
+      ),
     ],
   };
 }
@@ -513,9 +549,11 @@ export async function coldstart(args: Args): Promise<BenchBody> {
             b,
             a ? round(b / a, 2) : "",
           ]);
-        const reqs = (c: string | undefined) => {
+        const reqs = (c: string | undefined, own = false) => {
           const ts = byKey.get(`${target} ${c}`)?.timelines.filter((t) => t.kind === kind) ?? [];
-          const v = ts.map((t) => t.kubeRequests ?? Number.NaN).filter(Number.isFinite);
+          const v = ts
+            .map((t) => (own ? t.ownKubeRequests : t.kubeRequests) ?? Number.NaN)
+            .filter(Number.isFinite);
           return v.length ? round(v.reduce((x, y) => x + y, 0) / v.length) : Number.NaN;
         };
         const [ra, rb] = [reqs(commits[0]), reqs(commits[1])];
@@ -525,6 +563,14 @@ export async function coldstart(args: Args): Promise<BenchBody> {
             ra,
             rb,
             ra ? round(rb / ra, 2) : "",
+          ]);
+        const [oa, ob] = [reqs(commits[0], true), reqs(commits[1], true)];
+        if (Number.isFinite(oa) || Number.isFinite(ob))
+          rows.push([
+            `${target === "livy" ? "real Livy" : "stand-in"}, ${kind}: of them naming this LivySession or its objects (mean)`,
+            oa,
+            ob,
+            oa ? round(ob / oa, 2) : "",
           ]);
       }
     tables.unshift({
@@ -571,6 +617,8 @@ export async function coldstart(args: Args): Promise<BenchBody> {
           warmupRunMs: round(t.warmupRunMs ?? Number.NaN),
           kubeRequests: t.kubeRequests,
           livyRequests: t.livyRequests,
+          ownKubeRequests: t.ownKubeRequests,
+          ownLivyRequests: t.ownLivyRequests,
           operatorAddedMs: round(operatorAdded(t)),
           readyMinusMaxMs: round(formulaOverhead(t)),
           totalMs: round(span(t, "applied", "result")),

@@ -2,7 +2,11 @@
  * Preloaded into the operator process (`node --import`) by the benchmarks: counts the HTTP requests the
  * process sends through undici (the Kubernetes client and the Livy client both use it), by target and
  * route, from undici's diagnostics channel, and serves the counts as JSON on 127.0.0.1:$BENCH_COUNT_PORT.
- * Nothing in the operator changes; the counts are the operator's own requests only.
+ * Nothing in the operator changes; the counts are the operator's own requests only. With
+ * BENCH_COUNT_BY_OBJECT=1 it also counts by the object a request names (`byObject`, keyed
+ * `<route key> <namespace>/<name>` for Kubernetes and `<route key> <session id or name>` for Livy), so that a
+ * benchmark can count one LivySession's requests while others are busy (requests that name no object, such
+ * as `POST events` or `GET /sessions`, are not in it).
  */
 import { subscribe } from "node:diagnostics_channel";
 import { createServer } from "node:http";
@@ -13,10 +17,21 @@ interface CreateMessage {
 
 const kubeOrigin = process.env.BENCH_KUBE_ORIGIN ?? "";
 const counts: Record<string, number> = {};
+const byObjectOn = process.env.BENCH_COUNT_BY_OBJECT === "1";
+const byObject: Record<string, number> = {};
 /** Time from sending a request to its response headers, by the same keys: sum and count in ms. */
 const latency: Record<string, { sumMs: number; n: number; maxMs: number }> = {};
 const started = new WeakMap<object, { key: string; at: number }>();
 let total = 0;
+
+/** The object a request names: `ns/name` (Kubernetes) or the Livy session's id or name; "" for none. */
+function objectOf(path: string, kube: boolean): string {
+  const seg = (path.split("?")[0] ?? "").split("/").filter(Boolean);
+  if (!kube) return seg[0] === "sessions" && seg[1] ? decodeURIComponent(seg[1]) : "";
+  const i = seg[0] === "api" ? 2 : 3;
+  if (seg[i] !== "namespaces" || seg.length <= i + 3) return "";
+  return `${seg[i + 1]}/${seg[i + 3]}`;
+}
 
 /** `/apis/g/v/namespaces/ns/plural/name/status` → `plural/{name}/status`; Livy ids become `:id`. */
 function route(path: string, kube: boolean): string {
@@ -37,6 +52,10 @@ subscribe("undici:request:create", (msg) => {
   const kube = kubeOrigin !== "" && origin.replace(/\/$/, "") === kubeOrigin.replace(/\/$/, "");
   const key = `${kube ? "kube" : "livy"} ${request.method ?? "?"} ${route(request.path ?? "", kube)}`;
   counts[key] = (counts[key] ?? 0) + 1;
+  if (byObjectOn) {
+    const obj = objectOf(request.path ?? "", kube);
+    if (obj) byObject[`${key} ${obj}`] = (byObject[`${key} ${obj}`] ?? 0) + 1;
+  }
   total++;
   started.set(request, { key, at: performance.now() });
 });
@@ -57,7 +76,7 @@ const port = Number(process.env.BENCH_COUNT_PORT ?? 0);
 if (port > 0) {
   const server = createServer((_req, res) => {
     res.setHeader("content-type", "application/json");
-    res.end(JSON.stringify({ total, counts, latency }));
+    res.end(JSON.stringify({ total, counts, latency, ...(byObjectOn ? { byObject } : {}) }));
   });
   server.listen(port, "127.0.0.1");
   server.unref();

@@ -151,6 +151,8 @@ export interface OperatorOptions {
   rev?: string;
   /** Run the operator in a memory cgroup of this many bytes, as its pod's limit does (pod-memory.ts). */
   memoryLimitBytes?: number;
+  /** Also count requests by the object they name (count-requests.ts `byObject`). */
+  countByObject?: boolean;
 }
 
 export interface RequestCounts {
@@ -158,6 +160,8 @@ export interface RequestCounts {
   counts: Record<string, number>;
   /** Request → response headers, per route, as the operator saw it. */
   latency: Record<string, { sumMs: number; n: number; maxMs: number }>;
+  /** With `countByObject`: counts by `<route key> <namespace/name | Livy session id or name>`. */
+  byObject?: Record<string, number>;
 }
 
 export class Operator {
@@ -224,7 +228,12 @@ export class Operator {
     const run = cgroup ? cgroup.wrap(argv) : { command: argv[0] ?? "", args: argv.slice(1) };
     const proc = spawn(run.command, run.args, {
       stdio: ["ignore", fd, fd],
-      env: { ...process.env, BENCH_COUNT_PORT: String(countPort), BENCH_KUBE_ORIGIN: o.kubeOrigin },
+      env: {
+        ...process.env,
+        BENCH_COUNT_PORT: String(countPort),
+        BENCH_KUBE_ORIGIN: o.kubeOrigin,
+        ...(o.countByObject ? { BENCH_COUNT_BY_OBJECT: "1" } : {}),
+      },
     });
     if (cgroup) proc.once("exit", () => cgroup.dispose());
     closeSync(fd);
