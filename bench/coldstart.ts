@@ -294,10 +294,13 @@ async function startLane(
       if (k.startsWith("kube ")) return obj === `${ns}/${name}` || obj === `${ns}/${serverName(name)}`;
       return (id !== undefined && id !== null && obj === String(id)) || obj.startsWith(`${ns}.${name}.`);
     };
+    // an operator whose preloaded counter predates the count by object (a baseline commit's) has none
     const ownDelta = (prefix: string) =>
-      Object.entries(atReady.byObject ?? {})
-        .filter(([k]) => k.startsWith(prefix) && own(k))
-        .reduce((a, [k, v]) => a + v - (req0.byObject?.[k] ?? 0), 0);
+      atReady.byObject === undefined
+        ? Number.NaN
+        : Object.entries(atReady.byObject)
+            .filter(([k]) => k.startsWith(prefix) && own(k))
+            .reduce((a, [k, v]) => a + v - (req0.byObject?.[k] ?? 0), 0);
     t.ownKubeRequests = ownDelta("kube ");
     t.ownLivyRequests = ownDelta("livy ");
     try {

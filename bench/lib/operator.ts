@@ -196,6 +196,12 @@ export class Operator {
       mode === "js" ? join(dir, "operator", "main.js") : join(REPO_ROOT, "src", "operator", "main.ts");
     const counter =
       mode === "js" ? join(dir, "count-requests.mjs") : join(BENCH_DIR, "lib", "count-requests.ts");
+    // the counter is the benchmark's, whichever commit's operator it counts: a cached build keeps an older one
+    if (mode === "js")
+      writeFileSync(
+        counter,
+        stripTypeScriptTypes(readFileSync(join(BENCH_DIR, "lib", "count-requests.ts"), "utf8")),
+      );
     const nodeArgs = [...(mode === "js" ? await entryFlags(commit) : []), "--import", counter];
     if (o.cpuProfDir) {
       mkdirSync(o.cpuProfDir, { recursive: true });
