@@ -104,6 +104,12 @@ export function observeServer(deployment: DeploymentLike | undefined, pods: PodL
   const failure = deployment.status?.conditions?.find(
     (c) => c.type === "ReplicaFailure" && c.status === "True",
   );
+  // A pod creation the API server could not complete (etcd timing out under load, a restart) is retried by
+  // kube-controller-manager and the condition clears when it succeeds: still progressing, not a refusal
+  // such as an exceeded quota or a policy (a loaded test bed failed a LivySession on "etcdserver: request
+  // timed out").
+  if (failure && TRANSIENT_API_ERROR.test(failure.message ?? ""))
+    return { state: "Progressing", message: `the Livy server pod is not created yet: ${failure.message}` };
   if (failure)
     return {
       state: "Failed",
@@ -126,6 +132,10 @@ export function observeServer(deployment: DeploymentLike | undefined, pods: PodL
     message: `waiting for the Livy server pod (${st.readyReplicas ?? 0}/1 ready)`,
   };
 }
+
+/** API server answers that say "try again", as kube-controller-manager records them in ReplicaFailure. */
+const TRANSIENT_API_ERROR =
+  /etcdserver: (request timed out|leader changed|too many requests)|Timeout: request did not complete|the server was unable to return a response|the server is currently unable to handle the request|the server has received too many requests|context deadline exceeded|connection refused/i;
 
 export interface LivyServerActivity {
   /** The LivySession asking. */

@@ -113,6 +113,20 @@ describe("observeServer", () => {
       { state: "Failed", reason: "ReplicaFailure", message: "exceeded quota" },
     ],
     [
+      "replica failure the API server could not complete: retried by Kubernetes, still progressing",
+      {
+        metadata: { generation: 1 },
+        status: {
+          conditions: [{ type: "ReplicaFailure", status: "True", message: "etcdserver: request timed out" }],
+        },
+      },
+      [],
+      {
+        state: "Progressing",
+        message: "the Livy server pod is not created yet: etcdserver: request timed out",
+      },
+    ],
+    [
       "terminating pod is ignored",
       progressing,
       [{ ...waitingPod("ImagePullBackOff"), metadata: { deletionTimestamp: "x" } }],
