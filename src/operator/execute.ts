@@ -385,7 +385,6 @@ function target(obj: LivySession) {
   };
 }
 
-/** Drops undefined fields so that comparison and the merge patch see only what is set. */
 /**
  * Whether `next` would change nothing in the stored status `current`. Key order is not significant: the API
  * server returns a custom resource's fields sorted by name, while decide() builds them in the order it sets
@@ -398,6 +397,7 @@ export function sameStatus(current: object, next: object): boolean {
   return isDeepStrictEqual(plain(current), plain(next));
 }
 
+/** Drops undefined and null fields so that comparison and the merge patch see only what is set. */
 function prune<T extends object>(o: T): Record<string, unknown> {
   const out: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(o)) if (v !== undefined && v !== null) out[k] = v;
