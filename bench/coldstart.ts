@@ -442,12 +442,12 @@ function stageTable(r: TargetResult, kind: "cold" | "wake"): Table | null {
         ts.map((t) => t.kubeRequests ?? Number.NaN),
       ),
       row(
-        "operator's Livy requests, demand → Ready (count)",
-        ts.map((t) => t.livyRequests ?? Number.NaN),
-      ),
-      row(
         "  of them naming this LivySession or its objects (its own start's; events not named)",
         ts.map((t) => t.ownKubeRequests ?? Number.NaN),
+      ),
+      row(
+        "operator's Livy requests, demand → Ready (count)",
+        ts.map((t) => t.livyRequests ?? Number.NaN),
       ),
       row(
         "  of the Livy requests, naming its Livy session",
