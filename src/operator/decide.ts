@@ -60,6 +60,7 @@ import { observeServer, type ServerObservation, serverPodLost } from "./observe.
 import {
   type Decision,
   type DesiredObject,
+  type LivyAnswer,
   type LivyFailure,
   type Observation,
   OWNED_KINDS,
@@ -291,6 +292,12 @@ class Step {
     const live = this.o.pods.filter((p) => !p.metadata?.deletionTimestamp);
     if (!this.o.owned.deployment && live.length === 0)
       return done(`the Livy server is gone, and session ${label} with it (${why})`);
+    // No id recorded (the attempt's record names the server from its first write, before the server is up)
+    // and a server that neither answers nor has an available pod: whatever it holds goes with its pod, and
+    // a deletion while the pod cannot start does not wait FINALIZE_GIVE_UP_MS for a Livy that never came.
+    const silent = !livy.session.ok && ["unreachable", "timeout"].includes(livy.session.error.kind);
+    if (byName && silent && observeServer(this.o.owned.deployment, this.o.pods).state !== "Available")
+      return done(`the Livy server has no available pod (${why}); what it holds ends with it`);
     const waitedMs = this.now - Date.parse(String(this.o.resource.metadata.deletionTimestamp));
     if (waitedMs >= FINALIZE_GIVE_UP_MS) {
       const msg = `gave up deleting Livy session ${label} after ${Math.round(waitedMs / 60_000)} min: ${why}; it ends with its server`;
@@ -618,7 +625,17 @@ class Step {
         },
       };
 
-    // 2. The server.
+    // 2. The server. Its URL is part of the attempt's record from the attempt's first status write on, with
+    // startTime (the Livy session's name): the step that creates the Livy session then needs no status write
+    // of its own before the POST (both go out together), and a failure or a deletion that comes before the
+    // session's id is recorded finds it by name at this URL.
+    const url = serverUrl(this.o.settings.serverUrlTemplate, {
+      name: this.serverId,
+      namespace: this.owner.namespace,
+      service: name,
+      port: LIVY_PORT,
+    });
+    this.st.serverURL = url;
     const server = quoted(observeServer(liveDeployment, this.o.pods));
     this.log("debug", "observed the server", { server });
     if (server.state === "Failed") {
@@ -665,13 +682,6 @@ class Step {
     }
 
     // 3. The Livy session.
-    const url = serverUrl(this.o.settings.serverUrlTemplate, {
-      name: this.serverId,
-      namespace: this.owner.namespace,
-      service: name,
-      port: LIVY_PORT,
-    });
-    this.st.serverURL = url;
     if (this.o.auth.state === "invalid" && this.st.readyTime) {
       // never ask Livy without the credentials it was opened with: a failed look, as for Livy's own faults
       return this.livyFailure(
@@ -696,6 +706,14 @@ class Step {
     const auth = authOf(this.o);
     const livy = this.o.livy;
     const warmup = this.st.readyTime ? undefined : warmupCode(this.spec);
+    // This operator saw the session starting at its last look: nothing can have submitted the warm-up since
+    // (Livy takes statements once the session is idle or busy, and only the operator submits the warm-up).
+    // Once it is usable the warm-up goes out at once, without first searching the statements for it and
+    // reading the activity (one round trip to Livy, and four requests, less on the way to Ready).
+    const unsubmitted =
+      warmup !== undefined &&
+      this.hasSession() &&
+      this.o.memory.sawStarting === `${this.st.livySessionId}/${this.livySessionName()}`;
     if (!livy) {
       return {
         observe: {
@@ -704,9 +722,9 @@ class Step {
           ...(this.hasSession()
             ? { sessionId: this.st.livySessionId ?? undefined }
             : { sessionName: this.livySessionName() }),
-          activity: true,
+          activity: !unsubmitted,
           owner: { namespace: this.owner.namespace, name: this.serverId },
-          ...(warmup !== undefined ? { warmup: { code: warmup } } : {}),
+          ...(warmup !== undefined && !unsubmitted ? { warmup: { code: warmup } } : {}),
         },
       };
     }
@@ -723,12 +741,21 @@ class Step {
       );
     }
     if (!session) {
-      // Nothing of this attempt on the server yet: record the attempt first (the name derives from it, so a
-      // crash after the POST is adopted later), then create it, then look again.
+      // Nothing of this attempt on the server yet: create it, then look again. The attempt's record (what the
+      // name derives from, and the URL) comes first, so that a crash after the POST adopts the session and a
+      // deletion finds it: when an earlier write stored it (the attempt's first status write did), the POST
+      // goes out with this step's status write instead of after it (one API round trip less to Ready).
+      const stored = this.o.resource.status;
+      const recorded =
+        stored?.serverURL === url &&
+        stored.startTime === this.st.startTime &&
+        (stored.restarts ?? 0) === (this.st.restarts ?? 0) &&
+        (stored.server ?? undefined) === (this.st.server ?? undefined);
       this.plan.createLivySession = {
         url,
         auth,
         body: { ...this.sessionBody(), name: this.livySessionName() },
+        ...(recorded ? { recorded: true } : {}),
       };
       this.event("Normal", "SessionCreated", `Livy session ${this.livySessionName()} created at ${url}`);
       return this.done(0);
@@ -747,6 +774,9 @@ class Step {
     if (isEnded(session)) return this.sessionDead(session);
     if (!isSessionUsable(session.state)) {
       const msg = `Livy session ${session.id} is ${state}`;
+      // not yet taking statements (a `recovering` one may hold some already)
+      if (session.state === "starting" || session.state === "not_started")
+        this.plan.memory = { ...this.o.memory, sawStarting: `${session.id}/${session.name ?? ""}` };
       this.cond(ConditionType.SessionReady, "False", Reason.SessionStarting, msg);
       this.cond(ConditionType.Ready, "False", this.startingReason(), msg);
       if (startupLeft <= 0)
@@ -775,7 +805,7 @@ class Step {
       `Livy session ${session.id} is ${session.state}`,
     );
     if (warmup !== undefined) {
-      const warming = this.warmUp(session, warmup, url, auth, startupLeft);
+      const warming = this.warmUp(session, warmup, url, auth, startupLeft, unsubmitted);
       if (warming) return warming;
     }
     this.cond(
@@ -822,8 +852,11 @@ class Step {
     url: string,
     auth: LivyAuth | undefined,
     startupLeft: number,
+    unsubmitted: boolean,
   ): Decision | undefined {
-    const answer = this.o.livy?.warmup;
+    const answer: LivyAnswer<Statement | null> | undefined = unsubmitted
+      ? { ok: true, value: null }
+      : this.o.livy?.warmup;
     if (!answer) return this.done(0); // asked for, but the session was not usable then: look again
     if (!answer.ok) return this.livyFailure(answer.error, startupLeft);
     const st: Statement | null = answer.value;
@@ -847,7 +880,8 @@ class Step {
         return waiting(`Livy session ${session.id} had not started its warm-up statement`);
       this.plan.submitWarmup = { url, auth, sessionId: session.id, code };
       this.log("info", "warming up the Livy session before Ready", { livySessionId: session.id });
-      const memory = { ...this.o.memory, warmupSubmitted: tag };
+      const { sawStarting: _, ...rest } = this.o.memory;
+      const memory = { ...rest, warmupSubmitted: tag };
       if (this.o.memory.warmupSubmitted !== tag) {
         // The first submission to this Livy session goes out before any status write and is looked at
         // again at once: a warm-up that has ended by then goes straight to Ready (one status write, and

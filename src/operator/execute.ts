@@ -122,69 +122,78 @@ export class Executor {
       warmup = this.submitWarmup(plan.submitWarmup, log, signal);
       warmup.catch(() => undefined);
     }
+    // The Livy session of an attempt recorded by an earlier write goes out with this status write.
+    let creating: Promise<void> | undefined;
+    if (plan.createLivySession?.recorded) {
+      act();
+      creating = this.createLivySession(plan.createLivySession, log, signal);
+      creating.catch(() => undefined);
+    }
     let statusWritten = false;
-    if (plan.status) {
-      act();
-      const written = await this.writeStatus(current, plan.status, signal);
-      if (written) {
-        current = written;
-        statusWritten = true;
-      }
-    }
-    if (plan.deletePooled) {
-      act();
-      // its finalizer stands down: its server's Deployment is claimed by this LivySession (decide.ts)
-      await this.d.kube
-        .delete(resourcePath(LIVYSESSIONS, current.metadata.namespace, plan.deletePooled), { signal })
-        .catch(notFound);
-    }
-    for (const kind of plan.deleteOwned ?? []) {
-      act();
-      const name = current.status?.server ?? current.metadata.name;
-      const path = resourcePath(
-        RESOURCE[kind],
-        current.metadata.namespace,
-        kind === "credential" ? credentialSecretName(name) : serverName(name),
-      );
-      await this.d.kube.delete(path, { signal });
-    }
-    if (plan.apply?.length) {
-      act();
-      // The driver's identity first (its pod cannot be created without its ServiceAccount), then the
-      // independent objects together, all while the finalizer is added: a cold start waits for one round
-      // trip (two in Kubernetes mode), not four.
-      const first = plan.apply.filter((d) => APPLIED_FIRST.includes(d.kind));
-      const rest = plan.apply.filter((d) => !APPLIED_FIRST.includes(d.kind));
-      for (const wave of [first, rest]) {
-        if (!wave.length) continue;
+    try {
+      if (plan.status) {
         act();
-        await Promise.all(wave.map((d) => this.applyOne(d, signal)));
+        const written = await this.writeStatus(current, plan.status, signal);
+        if (written) {
+          current = written;
+          statusWritten = true;
+        }
       }
-      if (finalizer) current = await finalizer;
-    }
-    if (plan.credentialHash) {
-      act();
-      // metadata only: the server's pod template, and so the server, stays as it is
-      const updated = await this.d.kube.mergePatch<KubeObject>(
-        resourcePath(
-          CORE.deployments,
+      if (plan.deletePooled) {
+        act();
+        // its finalizer stands down: its server's Deployment is claimed by this LivySession (decide.ts)
+        await this.d.kube
+          .delete(resourcePath(LIVYSESSIONS, current.metadata.namespace, plan.deletePooled), { signal })
+          .catch(notFound);
+      }
+      for (const kind of plan.deleteOwned ?? []) {
+        act();
+        const name = current.status?.server ?? current.metadata.name;
+        const path = resourcePath(
+          RESOURCE[kind],
           current.metadata.namespace,
-          serverName(current.status?.server ?? current.metadata.name),
-        ),
-        { metadata: { annotations: { [CREDENTIAL_HASH_ANNOTATION]: plan.credentialHash } } },
-        undefined,
-        { signal },
-      );
-      this.cache("deployment")?.setIfNewer(updated);
+          kind === "credential" ? credentialSecretName(name) : serverName(name),
+        );
+        await this.d.kube.delete(path, { signal });
+      }
+      if (plan.apply?.length) {
+        act();
+        // The driver's identity first (its pod cannot be created without its ServiceAccount), then the
+        // independent objects together, all while the finalizer is added: a cold start waits for one round
+        // trip (two in Kubernetes mode), not four.
+        const first = plan.apply.filter((d) => APPLIED_FIRST.includes(d.kind));
+        const rest = plan.apply.filter((d) => !APPLIED_FIRST.includes(d.kind));
+        for (const wave of [first, rest]) {
+          if (!wave.length) continue;
+          act();
+          await Promise.all(wave.map((d) => this.applyOne(d, signal)));
+        }
+        if (finalizer) current = await finalizer;
+      }
+      if (plan.credentialHash) {
+        act();
+        // metadata only: the server's pod template, and so the server, stays as it is
+        const updated = await this.d.kube.mergePatch<KubeObject>(
+          resourcePath(
+            CORE.deployments,
+            current.metadata.namespace,
+            serverName(current.status?.server ?? current.metadata.name),
+          ),
+          { metadata: { annotations: { [CREDENTIAL_HASH_ANNOTATION]: plan.credentialHash } } },
+          undefined,
+          { signal },
+        );
+        this.cache("deployment")?.setIfNewer(updated);
+      }
+    } catch (err) {
+      // a retry must not POST again while this POST is in flight: Livy lists its name only once it answered
+      await creating?.catch(() => undefined);
+      throw err;
     }
-    if (plan.createLivySession) {
+    if (creating) await creating;
+    else if (plan.createLivySession) {
       act();
-      const { url, auth, body } = plan.createLivySession;
-      const created = await this.d.livy(url, auth).createSession(body, {
-        timeoutMs: Math.max(this.d.livyRequestTimeoutMs, CREATE_SESSION_TIMEOUT_MS),
-        ...(signal ? { signal } : {}),
-      });
-      log.info({ livySessionId: created.id, name: body.name }, "created Livy session");
+      await this.createLivySession(plan.createLivySession, log, signal);
     }
     if (warmup) await warmup;
     if (plan.finalizer === "remove") {
@@ -198,6 +207,18 @@ export class Executor {
     // a phase-change event is planned only with a status that changes the phase: it was written by now
     for (const e of plan.events ?? [])
       void this.d.events.record(target(current), e.type, e.reason, e.message);
+  }
+
+  private async createLivySession(
+    c: NonNullable<Plan["createLivySession"]>,
+    log: Logger,
+    signal?: AbortSignal,
+  ): Promise<void> {
+    const created = await this.d.livy(c.url, c.auth).createSession(c.body, {
+      timeoutMs: Math.max(this.d.livyRequestTimeoutMs, CREATE_SESSION_TIMEOUT_MS),
+      ...(signal ? { signal } : {}),
+    });
+    log.info({ livySessionId: created.id, name: c.body.name }, "created Livy session");
   }
 
   private async submitWarmup(

@@ -118,6 +118,11 @@ export interface Memory {
    * looked at again at once, a later one (Livy not listing it yet) a poll later.
    */
   warmupSubmitted?: string;
+  /**
+   * The Livy session (`<id>/<name>`) this operator last saw starting, before its warm-up: the look that finds
+   * it usable submits the warm-up without searching for it first (decide.ts).
+   */
+  sawStarting?: string;
 }
 
 export interface Observation {
@@ -201,9 +206,10 @@ export interface LogLine {
  * What to do, carried out by execute() in this order, whichever fields are set:
  * finalizer added → pooled server claimed → its objects adopted → Livy session deleted → status written →
  * pooled LivySession deleted → owned objects deleted → owned objects applied →
- * Livy session created → finalizer removed → events; a warm-up statement goes out with the status write. The order is what makes a crash anywhere harmless:
- * the Livy session goes before the record that names it; the record of a new attempt is written before
- * the Livy session named after it is created (so a crash after the POST adopts it); the record of a
+ * Livy session created → finalizer removed → events; a warm-up statement goes out with the status write, and so
+ * does the Livy session's creation once an earlier write recorded the attempt. The order is what makes a crash
+ * anywhere harmless: the Livy session goes before the record that names it; the record of a new attempt is
+ * written before the Livy session named after it is created (so a crash after the POST adopts it); the record of a
  * teardown is written before the server goes (so a half-removed server is never read as lost).
  */
 export interface Plan {
@@ -239,7 +245,18 @@ export interface Plan {
   status?: LivySessionStatus;
   deleteOwned?: Array<OwnedKind | "credential">;
   apply?: DesiredObject[];
-  createLivySession?: { url: string; auth?: LivyAuth | undefined; body: CreateSessionRequest };
+  /**
+   * `recorded`: the attempt's record (startTime, restarts, serverURL: the session's name and where it is) was
+   * stored by an earlier status write, so the POST goes out together with this plan's status write rather
+   * than after it. The pass still waits for the POST when the write fails: a retry while it is in flight would
+   * not find the session by name yet and POST a second one.
+   */
+  createLivySession?: {
+    url: string;
+    auth?: LivyAuth | undefined;
+    body: CreateSessionRequest;
+    recorded?: boolean;
+  };
   /**
    * The warm-up statement: submitted first on its own (the next step records WarmingUp, or Ready when it
    * has ended by then); submitted again with the status write when Livy did not list it (both at once:

@@ -122,6 +122,31 @@ describe("decide: creation to Ready", () => {
     expect(plan.requeueAfterMs).toBe(0);
   });
 
+  it("records the server's URL with the attempt from its first status write, before the server is up", () => {
+    const { plan } = step(world(resource(), { server: "progressing" }));
+    expect(statusOf(plan).serverURL).toBe(SERVER_URL);
+    expect(statusOf(plan).livySessionId).toBeUndefined();
+  });
+
+  it("creates the Livy session together with the status write once an earlier write recorded the attempt", () => {
+    const deploying = statusOf(step(world(resource(), { server: "progressing" })).plan);
+    const available = world(resource({}, { status: deploying }), { server: "available", now: T0 + S });
+    const { plan } = step(available, { session: ok(null) });
+    expect(plan.createLivySession?.recorded, "its name and URL are stored: no write to wait for").toBe(true);
+    expect(plan.createLivySession?.body.name).toMatch(new RegExp(`^data\\.ws\\.${T0.toString(36)}\\.0\\.`));
+    expect(statusOf(plan).startTime).toBe(deploying.startTime);
+    // a record without the URL (written by an operator before this one), or of another attempt: write first
+    const { serverURL: _, ...withoutUrl } = deploying;
+    const older = world(resource({}, { status: withoutUrl }), { server: "available", now: T0 + S });
+    expect(step(older, { session: ok(null) }).plan.createLivySession?.recorded).toBeUndefined();
+    // the record of a restart of the attempt (Recover) is the one stored: recorded too
+    const otherAttempt = { ...deploying, restarts: 1 };
+    const restarted = world(resource({}, { status: otherAttempt }), { server: "available", now: T0 + S });
+    expect(step(restarted, { session: ok(null) }).plan.createLivySession?.recorded).toBe(true);
+    const fresh = step(world(resource(), { server: "available" }), { session: ok(null) });
+    expect(fresh.plan.createLivySession?.recorded, "the attempt starts in this very step").toBeUndefined();
+  });
+
   it("adopts the attempt's session found by name (a pass killed after its POST): no second one", () => {
     const { plan } = step(world(resource(), { server: "available" }), {
       session: ok(livySession(3, "starting")),
@@ -660,6 +685,20 @@ describe("decide: deletion", () => {
     expect(plan.finalizer).toBe("remove");
   });
 
+  it("removes the finalizer at once when no id is recorded and the server neither answers nor has an available pod", () => {
+    const deploying = statusOf(step(world(resource(), { server: "progressing" })).plan);
+    const ls = resource({}, { status: deploying, deleting: true });
+    const pending = step(world(ls, { server: "progressing", now: T0 + S }), {
+      session: failed("unreachable", "connect ECONNREFUSED"),
+    });
+    expect(pending.query?.sessionName, "looked up by name at the recorded URL").toBeDefined();
+    expect(pending.plan.finalizer).toBe("remove");
+    // a server with an available pod that does not answer may still hold the session: wait for it
+    const up = step(world(ls, { server: "available", now: T0 + S }), { session: failed("timeout") });
+    expect(up.plan.finalizer).toBeUndefined();
+    expect(up.plan.requeueAfterMs).toBeGreaterThan(0);
+  });
+
   it("gives up after a while, saying so: a deletion never hangs for good", () => {
     const { plan } = step(deleting(T0 + 11 * MIN), { session: failed("timeout") });
     expect(plan.finalizer).toBe("remove");
@@ -1034,6 +1073,39 @@ describe("decide: warm-up before Ready (spec.warmup)", () => {
       { session: ok(livySession(7, "idle")), warmup: ok(statement(0, code)) },
     ).plan;
     expect(phase(statusOf(ended))).toBe("Ready");
+  });
+
+  it("submits the warm-up without searching for it at the first usable look after seeing the session starting", () => {
+    const name = step(world(resource(), { server: "available" }), { session: ok(null) }).plan
+      .createLivySession?.body.name;
+    const seen = step(world(started(), { server: "available", now: T0 + S }), {
+      session: ok(livySession(7, "starting", { name })),
+    }).plan;
+    expect(seen.memory?.sawStarting).toBe(`7/${name}`);
+    const recorded = resource({}, { status: statusOf(seen) });
+    const later = { server: "available" as const, now: T0 + 2 * S };
+    const { plan, query } = step(world(recorded, { ...later, memory: seen.memory ?? {} }), {
+      session: ok(livySession(7, "idle", { name })),
+    });
+    expect(query?.warmup, "nothing can have submitted it since it was starting").toBeUndefined();
+    expect(query?.activity).toBe(false);
+    expect(plan.submitWarmup).toEqual({ url: SERVER_URL, auth: undefined, sessionId: 7, code });
+    expect(plan.memory).toEqual({ warmupSubmitted: `7/${name}` });
+    expect(plan.requeueAfterMs).toBe(0);
+    // still starting at that look: polled as before
+    const still = step(world(recorded, { ...later, memory: seen.memory ?? {} }), {
+      session: ok(livySession(7, "starting", { name })),
+    }).plan;
+    expect(still.submitWarmup).toBeUndefined();
+    expect(still.requeueAfterMs).toBe(STARTING_POLL_MS);
+    // not seen starting by this operator (restarted since): searched for first, and found, not submitted again
+    const fresh = step(world(recorded, later), {
+      session: ok(livySession(7, "idle", { name })),
+      warmup: ok(statement(0, code)),
+    });
+    expect(fresh.query?.warmup).toEqual({ code });
+    expect(fresh.plan.submitWarmup).toBeUndefined();
+    expect(phase(statusOf(fresh.plan))).toBe("Ready");
   });
 
   it("submitted and not listed yet at the look right after: submitted again with WarmingUp a poll later, never in a tight loop", () => {
