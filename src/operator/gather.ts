@@ -191,24 +191,33 @@ export class Gatherer {
         }),
       );
     }
+    // the activity's list of sessions was read after the session itself: its copy of the session is the newer
+    let listed: Session | undefined;
     if (q.activity && session.ok && session.value && isSessionUsable(session.value.state)) {
       const own = session.value;
       reads.push(
-        this.activity(client, own, q, opts).then((a) => {
+        this.activity(client, own, q, opts, (s) => {
+          listed = s;
+        }).then((a) => {
           out.activity = a;
         }),
       );
     }
     await Promise.all(reads);
+    // A short warm-up (as the look right after its submission sees it) ends between the two reads: the
+    // session read `busy`, the statement read done. Decided from the first copy, Ready waited for one more
+    // look (decide.ts); from the newer one, it is Ready at this one.
+    if (listed) out.session = { ok: true, value: listed };
     return out;
   }
 
   /** The activity on the server (observe.ts observeActivity), its own session's read already. */
   private activity(
     client: LivyClient,
-    own: Session,
+    read: Session,
     q: LivyQuery,
     opts: { timeoutMs: number; signal?: AbortSignal },
+    onListed: (own: Session) => void,
   ): Promise<LivyAnswer<Activity>> {
     return answer(async (): Promise<Activity> => {
       const newestOf = async (id: number) =>
@@ -220,8 +229,11 @@ export class Gatherer {
           if (err instanceof LivyHttpError && err.status === 404) return { sessions: [] };
           throw err;
         }),
-        newestOf(own.id),
+        newestOf(read.id),
       ]);
+      // the list was read after the session: its copy is the newer one
+      const own = others.sessions.find((s) => s.id === read.id) ?? read;
+      if (own !== read) onListed(own);
       const newest = new Map([[own.id, ownNewest]]);
       const usable = others.sessions.filter(
         (s) => s.id !== own.id && isSessionUsable(s.state) && !ofAnotherLivySession(s.name, q.owner),

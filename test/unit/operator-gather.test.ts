@@ -116,3 +116,34 @@ describe("Gatherer.livy on a server several LivySessions share", () => {
     expect(seen.activity).toEqual({ ok: true, value: { busy: false, latestMs: 5001 } });
   });
 });
+
+describe("Gatherer.livy: the session as last read", () => {
+  it("takes the session's state from the activity's list, read after the session itself", async () => {
+    const { Gatherer } = await import("../../src/operator/gather.ts");
+    const code = "warm";
+    // as right after a short warm-up's submission: the session read busy, then the warm-up done and the
+    // session idle in the reads that follow
+    const client = {
+      getSession: async (id: number) => ({ id, name: "ns.a.x1.0", state: "busy" }),
+      listSessions: async () => ({ sessions: [{ id: 1, name: "ns.a.x1.0", state: "idle" }] }),
+      listBatches: async () => ({ sessions: [] }),
+      listStatements: async () => ({
+        statements: [{ id: 0, code, state: "available", output: { status: "ok" }, started: 1, completed: 2 }],
+      }),
+    };
+    const g = new Gatherer({
+      kube: {} as never,
+      caches: {} as never,
+      config: { livyRequestTimeoutMs: 1000 } as never,
+      livy: () => client as never,
+    });
+    const q = { url: "http://livy", sessionId: 1, owner: { namespace: "ns", name: "a" }, warmup: { code } };
+    const seen = await g.livy({ ...q, activity: true });
+    expect(seen.session).toEqual({ ok: true, value: { id: 1, name: "ns.a.x1.0", state: "idle" } });
+    expect(seen.activity).toEqual({ ok: true, value: { busy: false, latestMs: 2 } });
+    expect(seen.warmup).toMatchObject({ ok: true, value: { id: 0, state: "available" } });
+    // no list read: the session as read
+    const alone = await g.livy({ ...q, activity: false });
+    expect(alone.session).toMatchObject({ ok: true, value: { state: "busy" } });
+  });
+});
