@@ -5,7 +5,7 @@
  * sent again.
  */
 import type { Readable } from "node:stream";
-import { Agent, request } from "undici";
+import { Agent, type Dispatcher, requestUrl } from "../util/undici.ts";
 
 export interface UpstreamAnswer {
   status: number;
@@ -63,13 +63,12 @@ export class Upstream {
     if (opts.body !== undefined) headers["content-type"] = "application/json";
     const signals = [AbortSignal.timeout(this.#timeoutMs)];
     if (opts.signal) signals.push(opts.signal);
-    let res: Awaited<ReturnType<typeof request>>;
+    let res: Dispatcher.ResponseData;
     try {
-      res = await request(url, {
+      res = await requestUrl(this.#agent, url, {
         method: method as "GET",
         headers,
         body: opts.body,
-        dispatcher: this.#agent,
         signal: AbortSignal.any(signals),
       });
     } catch (err) {
@@ -104,10 +103,9 @@ export class Upstream {
     const signals = [AbortSignal.timeout(this.#timeoutMs)];
     if (opts.signal) signals.push(opts.signal);
     try {
-      const res = await request(url, {
+      const res = await requestUrl(this.#agent, url, {
         method: "GET",
         headers: opts.headers ?? {},
-        dispatcher: this.#agent,
         signal: AbortSignal.any(signals),
       });
       return { status: res.statusCode, headers: res.headers, body: res.body };

@@ -1,5 +1,5 @@
 import type { RequestOptions } from "node:https";
-import { Agent, type Dispatcher, request } from "undici";
+import { Agent, type Dispatcher, requestUrl } from "../util/undici.ts";
 import { KubeConfig, type KubeConfigLike } from "./config.ts";
 
 export { KubeConfig, type KubeConfigLike } from "./config.ts";
@@ -185,11 +185,10 @@ export class KubeClient {
     if (opts.signal) signals.push(opts.signal);
     const signal = AbortSignal.any(signals);
     for (let attempt = 0; ; attempt++) {
-      const res = await request(this.url(path, opts.query), {
+      const res = await requestUrl(this.agent, this.url(path, opts.query), {
         method,
         headers,
         body,
-        dispatcher: this.agent,
         signal,
       });
       const text = await res.body.text();
@@ -291,10 +290,9 @@ export class KubeClient {
     signal: AbortSignal,
   ): Promise<void> {
     this.requestCounts.WATCH = (this.requestCounts.WATCH ?? 0) + 1;
-    const res = await request(this.url(path, { ...query, watch: true }), {
+    const res = await requestUrl(this.agent, this.url(path, { ...query, watch: true }), {
       method: "GET",
       headers: { accept: "application/json", ...(await this.authHeaders()) },
-      dispatcher: this.agent,
       signal,
       // watches are long: the body timeout is our watchdog's job, not undici's
       bodyTimeout: 0,

@@ -1,8 +1,15 @@
 import { existsSync, readFileSync } from "node:fs";
 import type { RequestOptions } from "node:https";
+import { createRequire } from "node:module";
 import { homedir } from "node:os";
 import { delimiter, dirname, isAbsolute, join } from "node:path";
-import { parse } from "yaml";
+
+/**
+ * yaml, loaded when a kubeconfig file is read: a pod (the operator, the gateway) reads its service
+ * account instead and never needs it (1.3 MiB of RSS in a bare Node process, bench/RESULTS.md 17.1).
+ */
+const parseYaml = (text: string): unknown =>
+  (createRequire(import.meta.url)("yaml") as typeof import("yaml")).parse(text);
 
 /**
  * The kubeconfig, read as kubectl reads it: $KUBECONFIG (several files merged, the first to set a value
@@ -121,7 +128,7 @@ export class KubeConfig implements KubeConfigLike {
   private merge(files: string[]): void {
     const seen = { c: new Set<string>(), u: new Set<string>(), x: new Set<string>() };
     for (const file of files) {
-      const doc = rec(parse(readFileSync(file, "utf8")));
+      const doc = rec(parseYaml(readFileSync(file, "utf8")));
       // relative paths in a kubeconfig are relative to the file that names them
       const abs = (p: unknown) => {
         const s = str(p);

@@ -4,8 +4,8 @@
  * The operator uses the plain methods; applications usually go through `client.session(id)`.
  */
 import { Buffer } from "node:buffer";
-import { Client, type Dispatcher, Pool } from "undici";
 import type { z } from "zod";
+import { Client, type Dispatcher, Pool } from "../util/undici.ts";
 import {
   isTransient,
   LivyAbortError,

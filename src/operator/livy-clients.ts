@@ -1,6 +1,6 @@
 import { createHash } from "node:crypto";
-import { Pool } from "undici";
 import { type LivyAuth, LivyClient } from "../livy/client.ts";
+import { Pool } from "../util/undici.ts";
 
 export interface LivyClientsOptions {
   requestTimeoutMs: number;
