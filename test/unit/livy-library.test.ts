@@ -120,7 +120,7 @@ describe("typed rows", () => {
 });
 
 describe("the light package (packages/client)", () => {
-  /** Relative imports reachable from a module, and the packages it imports. */
+  /** Relative imports reachable from a module, and the packages it imports or requires. */
   function closure(entry: string): { files: Set<string>; packages: Set<string> } {
     const files = new Set<string>();
     const packages = new Set<string>();
@@ -128,7 +128,12 @@ describe("the light package (packages/client)", () => {
       if (files.has(file)) return;
       files.add(file);
       const text = readFileSync(file, "utf8");
-      for (const m of text.matchAll(/^(?:import|export)\s[^;]*?from\s+"([^"]+)"/gms)) {
+      // static imports, and packages loaded through createRequire (src/util/undici.ts)
+      const specs = [
+        ...text.matchAll(/^(?:import|export)\s[^;]*?from\s+"([^"]+)"/gms),
+        ...text.matchAll(/\brequire\("([^"]+)"\)/g),
+      ];
+      for (const m of specs) {
         const spec = m[1] ?? "";
         if (/^(?:import|export)\s+type\s/.test(m[0])) continue;
         if (spec.startsWith(".")) visit(resolve(dirname(file), spec));
