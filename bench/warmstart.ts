@@ -5,6 +5,9 @@
  * the warm-up on (the default) and off (`spec.warmup.enabled: false`), alternating in one run. After Ready,
  * the same data-prep step runs 1 + K times in the session: the first is what a user's first step costs,
  * the median of the K after it is the warm time. Goal: the first within 1.2 × the warm time with warm-up.
+ * With --old-warmup a third mode sets `spec.warmup.code` to the default before section 17.5 of
+ * bench/RESULTS.md (one group-by of 1000 rows and a 4-element RDD job), on the same operator, so the former
+ * and the current default are compared side by side.
  *
  * Every time is the benchmark's clock: Ready through a watch, each step from its submission to its result
  * through our client.
@@ -39,7 +42,12 @@ const STEP = [
 ].join("\n");
 const STEP_OUTPUT = "97 334";
 
-type Mode = "warmup" | "none";
+/** The default warm-up code before bench/RESULTS.md section 17.5 (commit a3d6c67 and earlier). */
+const OLD_WARMUP =
+  'spark.range(1000).selectExpr("id % 10 AS k").groupBy("k").count().collect()\n' +
+  "sc.parallelize(range(4), 2).map(lambda x: x + 1).sum()";
+
+type Mode = "warmup" | "old" | "none";
 
 interface Sample {
   mode: Mode;
@@ -50,11 +58,14 @@ interface Sample {
   /** Recover's restarts before Ready (Livy giving up on a slow Spark context start). */
   restarts: number;
   load1: number;
+  /** The warm-up statement's own run in Livy (its started → completed), when there was one. */
+  warmupInLivyS?: number;
 }
 
 export async function warmstart(args: Args): Promise<BenchBody> {
   const n = args.num("n", 2);
   const k = args.num("k", 3);
+  const withOld = args.bool("old-warmup");
   const bed = await testbed({ needLivy: true });
   const livyUrl = bed.state.livyUrl;
   if (!livyUrl) throw new Error("no real Livy in the test bed");
@@ -77,7 +88,7 @@ export async function warmstart(args: Args): Promise<BenchBody> {
   const failures: string[] = [];
 
   const one = async (mode: Mode, round: number) => {
-    const name = `${mode === "warmup" ? "warm" : "cold"}-${round}`;
+    const name = `${mode === "warmup" ? "warm" : mode === "old" ? "old" : "cold"}-${round}`;
     // Recover: real Livy at load 40 sometimes gives up on a Spark context that starts too slowly (its
     // own connect timeout); a restart is then part of the start, as for a user, and counted.
     const spec = {
@@ -86,7 +97,11 @@ export async function warmstart(args: Args): Promise<BenchBody> {
       startupTimeout: "20m",
       failurePolicy: "Recover",
       maxRestarts: 3,
-      ...(mode === "none" ? { warmup: { enabled: false } } : {}),
+      ...(mode === "none"
+        ? { warmup: { enabled: false } }
+        : mode === "old"
+          ? { warmup: { code: OLD_WARMUP } }
+          : {}),
     };
     const t0 = performance.now();
     await applySession(bed.kube, ns, name, spec);
@@ -114,10 +129,20 @@ export async function warmstart(args: Args): Promise<BenchBody> {
       }
       const [firstS = Number.NaN, ...warmS] = times;
       const restarts = ls?.status?.restarts ?? 0;
-      const sample = { mode, round, applyToReadyS, firstS, warmS, restarts, load1: loadSample().load1 };
+      const warmupInLivyS = mode === "none" ? undefined : await warmupRun(livyUrl, id);
+      const sample = {
+        mode,
+        round,
+        applyToReadyS,
+        firstS,
+        warmS,
+        restarts,
+        load1: loadSample().load1,
+        ...(warmupInLivyS === undefined ? {} : { warmupInLivyS }),
+      };
       samples.push(sample);
       log(
-        `${name}: apply → Ready ${applyToReadyS.toFixed(1)} s (${restarts} restarts); first step ${firstS.toFixed(2)} s, then ${warmS.map((w) => w.toFixed(2)).join(", ")} s (load ${sample.load1})`,
+        `${name}: apply → Ready ${applyToReadyS.toFixed(1)} s (${restarts} restarts; warm-up in Livy ${warmupInLivyS?.toFixed(1) ?? "-"} s); first step ${firstS.toFixed(2)} s, then ${warmS.map((w) => w.toFixed(2)).join(", ")} s (load ${sample.load1})`,
       );
     } catch (err) {
       failures.push(`${name}: ${String(err)}`);
@@ -131,7 +156,8 @@ export async function warmstart(args: Args): Promise<BenchBody> {
   try {
     for (let r = 0; r < n; r++) {
       // alternating which goes first, so that load from others falls on both alike
-      const order: Mode[] = r % 2 === 0 ? ["warmup", "none"] : ["none", "warmup"];
+      const modes: Mode[] = withOld ? ["warmup", "old", "none"] : ["warmup", "none"];
+      const order = r % 2 === 0 ? modes : [...modes].reverse();
       for (const mode of order) await one(mode, r);
     }
   } finally {
@@ -157,21 +183,41 @@ export async function warmstart(args: Args): Promise<BenchBody> {
       row("warm-up on: first step after Ready (s)", "warmup", (s) => s.firstS),
       row("warm-up on: warm step, median of K (s)", "warmup", (s) => median(s.warmS)),
       row("**warm-up on: first / warm**", "warmup", ratio),
+      ...(withOld
+        ? [
+            row("former warm-up: apply → Ready (s)", "old", (s) => s.applyToReadyS),
+            row("former warm-up: first step after Ready (s)", "old", (s) => s.firstS),
+            row("former warm-up: warm step, median of K (s)", "old", (s) => median(s.warmS)),
+            row("**former warm-up: first / warm**", "old", ratio),
+          ]
+        : []),
       row("warm-up off: apply → Ready (s)", "none", (s) => s.applyToReadyS),
       row("warm-up off: first step after Ready (s)", "none", (s) => s.firstS),
       row("warm-up off: warm step, median of K (s)", "none", (s) => median(s.warmS)),
       row("warm-up off: first / warm", "none", ratio),
       row("apply → first result, warm-up on (s)", "warmup", (s) => s.applyToReadyS + s.firstS),
+      ...(withOld
+        ? [row("apply → first result, former warm-up (s)", "old", (s) => s.applyToReadyS + s.firstS)]
+        : []),
       row("apply → first result, warm-up off (s)", "none", (s) => s.applyToReadyS + s.firstS),
+      row(
+        "warm-up statement in Livy (started → completed, s)",
+        "warmup",
+        (s) => s.warmupInLivyS ?? Number.NaN,
+      ),
+      ...(withOld
+        ? [row("former warm-up statement in Livy (s)", "old", (s) => s.warmupInLivyS ?? Number.NaN)]
+        : []),
     ],
   };
   const warmRatio = median(of("warmup").map(ratio).filter(Number.isFinite));
   const coldRatio = median(of("none").map(ratio).filter(Number.isFinite));
+  const oldRatio = median(of("old").map(ratio).filter(Number.isFinite));
   const goals: Goal[] = [
     {
       goal: "first statement after Ready (warm-up on)",
       target: "≤ 1.2 × the warm time (median over sessions)",
-      measured: `${fmt(warmRatio)}x (off: ${fmt(coldRatio)}x)`,
+      measured: `${fmt(warmRatio)}x (${withOld ? `former warm-up: ${fmt(oldRatio)}x, ` : ""}off: ${fmt(coldRatio)}x)`,
       met: Number.isFinite(warmRatio) ? warmRatio <= 1.2 : null,
       margin: marginBelow(warmRatio, 1.2, "x"),
     },
@@ -182,21 +228,25 @@ export async function warmstart(args: Args): Promise<BenchBody> {
       n,
       k,
       operator: `commit ${await buildOperator()}, compiled; --session-poll-interval-ms 500`,
-      spec: "kind pyspark, idleTimeout 0, startupTimeout 20m, failurePolicy Recover (maxRestarts 3); warmup default (on) vs warmup.enabled false",
+      spec: `kind pyspark, idleTimeout 0, startupTimeout 20m, failurePolicy Recover (maxRestarts 3); warmup default (on)${withOld ? " vs warmup.code = the former default" : ""} vs warmup.enabled false`,
+      ...(withOld ? { formerWarmup: OLD_WARMUP } : {}),
       step: STEP,
     },
     results: {
       summary: {
         firstOverWarmWithWarmup: round(warmRatio),
         firstOverWarmWithout: round(coldRatio),
+        ...(withOld ? { firstOverWarmWithFormerWarmup: round(oldRatio) } : {}),
         warmup: roundSummary(summarize(of("warmup").map(ratio).filter(Number.isFinite))),
         none: roundSummary(summarize(of("none").map(ratio).filter(Number.isFinite))),
+        ...(withOld ? { old: roundSummary(summarize(of("old").map(ratio).filter(Number.isFinite))) } : {}),
       },
       samples: samples.map((s) => ({
         ...s,
         applyToReadyS: round(s.applyToReadyS),
         firstS: round(s.firstS),
         warmS: s.warmS.map(round),
+        ...(s.warmupInLivyS === undefined ? {} : { warmupInLivyS: round(s.warmupInLivyS) }),
       })),
       failures,
       leftovers: left,
@@ -207,6 +257,15 @@ export async function warmstart(args: Args): Promise<BenchBody> {
       "Each LivySession opens its own Livy session (its own Spark driver JVM) on the test bed's one real Livy server; the operator runs as built from the commit, against kwok Deployments.",
       "The step is a DataFrame filter, group-by with a shuffle and sort, plus an RDD job through a Python worker; its text differs from the warm-up's.",
       "Modes alternate (warm-up first on even rounds, off first on odd ones).",
+      "The warm-up's own run is Livy's started → completed of statement 0 in the Livy session.",
     ],
   };
+}
+
+/** Livy's own started → completed of the warm-up (the session's statement 0), in seconds. */
+async function warmupRun(livyUrl: string, id: number): Promise<number | undefined> {
+  const res = await fetch(`${livyUrl}/sessions/${id}/statements/0`, { signal: AbortSignal.timeout(10_000) });
+  if (!res.ok) return undefined;
+  const st = (await res.json()) as { started?: number; completed?: number };
+  return st.started && st.completed ? (st.completed - st.started) / 1000 : undefined;
 }

@@ -906,15 +906,39 @@ export const authSchema = describe(
 // ---------------------------------------------------------------- warm-up
 
 /**
- * What a new Livy session runs before it is reported Ready, by kind: a small Spark job through the paths a
- * first real step takes (SQL planning and code generation, a shuffle, for pyspark a Python worker), so the
- * user's first statement does not pay for a cold JVM (19.1 s for a 2.7 s step was measured, issue 14).
+ * What a new Livy session runs before it is reported Ready, by kind: small Spark jobs through the paths
+ * nearly every interactive DataFrame step takes, so that the user's first statement finds them warm: SQL
+ * analysis and planning, a filter, a broadcast join, aggregations with their shuffle, a sort (its range
+ * partitioner's sampling job), a limit, a distinct, and for pyspark a Python worker running lambdas.
+ *
+ * Measured on real Livy 0.9 / Spark 3.5 (bench/RESULTS.md section 17.5): a fresh driver's first DataFrame
+ * job costs 12-18 s, mostly loading classes (about 7,000 for the first job) and JIT-compiling Spark and
+ * Janino, not Spark's own work; after the former default (one 1,000-row group-by and a 4-element RDD job)
+ * Janino still took 0.2-0.3 s for each class a new query generates, so the first real step still paid
+ * 2-3 x the warm time. Several distinct queries (about 35 generated classes) make Janino itself warm (then
+ * 0.02-0.03 s a class). Each line is one expression on fresh DataFrames, so the warm-up leaves no names in
+ * the user's namespace; the rows are few, so the jobs themselves are short.
  */
+const PYSPARK_WARMUP = [
+  'spark.range(20000).selectExpr("id % 50 AS k", "id * 3 AS v", "cast(id % 7 AS string) AS s").where("v % 2 = 0").join(spark.range(50).selectExpr("id AS k", "id % 5 AS g"), "k").groupBy("g", "s").agg({"v": "sum", "k": "max"}).orderBy("g", "s").collect()',
+  'spark.range(20000).selectExpr("id % 50 AS k").groupBy("k").count().orderBy("count").limit(5).collect()',
+  'spark.range(20000).selectExpr("cast(id % 7 AS string) AS s", "id % 50 + 1 AS k", "id / 2 AS h").where("s = \'3\'").drop("s").distinct().count()',
+  "sc.parallelize(range(200), 2).map(lambda x: (x % 5, x)).filter(lambda x: x[1] > 3).reduceByKey(lambda a, b: a + b).collect()",
+].join("\n");
+
+// The same jobs in Scala, in a block so that the REPL keeps no names of them.
+const SPARK_WARMUP = [
+  "{",
+  '  spark.range(20000).selectExpr("id % 50 AS k", "id * 3 AS v", "cast(id % 7 AS string) AS s").where("v % 2 = 0").join(spark.range(50).selectExpr("id AS k", "id % 5 AS g"), "k").groupBy("g", "s").agg(Map("v" -> "sum", "k" -> "max")).orderBy("g", "s").collect()',
+  '  spark.range(20000).selectExpr("id % 50 AS k").groupBy("k").count().orderBy("count").limit(5).collect()',
+  '  spark.range(20000).selectExpr("cast(id % 7 AS string) AS s", "id % 50 + 1 AS k", "id / 2 AS h").where("s = \'3\'").drop("s").distinct().count()',
+  "  sc.parallelize(1 to 200, 2).map(x => (x % 5, x)).filter(_._2 > 3).reduceByKey(_ + _).count()",
+  "}",
+].join("\n");
+
 export const DEFAULT_WARMUP_CODE: Readonly<Record<(typeof SESSION_KINDS)[number], string>> = {
-  pyspark:
-    'spark.range(1000).selectExpr("id % 10 AS k").groupBy("k").count().collect()\n' +
-    "sc.parallelize(range(4), 2).map(lambda x: x + 1).sum()",
-  spark: 'spark.range(1000).selectExpr("id % 10 AS k").groupBy("k").count().collect()',
+  pyspark: PYSPARK_WARMUP,
+  spark: SPARK_WARMUP,
   sparkr:
     'SparkR::collect(SparkR::count(SparkR::groupBy(SparkR::createDataFrame(data.frame(k = 1:10 %% 3)), "k")))',
   sql: "SELECT id FROM range(1)",
@@ -932,7 +956,7 @@ export const warmupSchema = describe(
       min: 1,
       max: WARMUP_CODE_MAX,
       description:
-        "The warm-up statement, in the session's kind; defaults to a small Spark job (for pyspark also a Python worker). An error in it is WarmupFailed.",
+        "The warm-up statement, in the session's kind; defaults to small Spark jobs with a filter, a join, aggregations, a sort and a distinct (for pyspark also a Python worker; for sql one trivial query). An error in it is WarmupFailed.",
     }).optional(),
   }),
   "A warm-up statement each new Livy session runs before Ready, so the first real statement finds a warm JVM. On unless enabled is false.",
