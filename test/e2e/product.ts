@@ -24,7 +24,14 @@ import {
   readyCondition,
   VERSION,
 } from "../../src/api/index.ts";
-import { CORE, KubeApiError, KubeClient, loadKubeConfig, resourcePath } from "../../src/kube/client.ts";
+import {
+  CORE,
+  KubeApiError,
+  KubeClient,
+  type KubeObject,
+  loadKubeConfig,
+  resourcePath,
+} from "../../src/kube/client.ts";
 import { REPO_ROOT } from "../testbed/paths.ts";
 
 const run = promisify(execFile);
@@ -175,23 +182,79 @@ export class Product {
    */
   async helmInstall(opts: { replicas?: number; timeout?: string } = {}): Promise<void> {
     await this.handOverCrd();
-    await this.sh(
-      "helm",
-      [
-        "install",
-        RELEASE,
-        CHART,
-        "--namespace",
-        RELEASE_NS,
-        "--create-namespace",
-        "--set",
-        `replicaCount=${opts.replicas ?? 2}`,
-        "--wait",
-        "--timeout",
-        opts.timeout ?? "10m",
-      ],
-      { timeoutMs: 900_000 },
-    );
+    try {
+      await this.sh(
+        "helm",
+        [
+          "install",
+          RELEASE,
+          CHART,
+          "--namespace",
+          RELEASE_NS,
+          "--create-namespace",
+          "--set",
+          `replicaCount=${opts.replicas ?? 2}`,
+          "--wait",
+          "--timeout",
+          opts.timeout ?? "10m",
+        ],
+        { timeoutMs: 900_000 },
+      );
+    } catch (err) {
+      // the release's pods are gone with the namespace by the time anyone reads the failure: say why they
+      // were not ready (a fresh-clone CI once saw the gateway restarting for 10 min, and nothing more)
+      throw new Error(
+        `${err instanceof Error ? err.message : String(err)}\n${await this.podReport(RELEASE_NS)}`,
+      );
+    }
+  }
+
+  /** The namespace's pods, and for each container that is not ready its last termination and log tail. */
+  async podReport(namespace: string): Promise<string> {
+    const out: string[] = [];
+    const r = await this.exec("kubectl", ["get", "pods", "-n", namespace, "-o", "json"]);
+    if (r.code !== 0) return `(kubectl get pods -n ${namespace}: ${r.stderr.trim()})`;
+    const pods = (JSON.parse(r.stdout) as { items: KubeObject[] }).items as Array<
+      KubeObject & {
+        status?: {
+          phase?: string;
+          containerStatuses?: Array<{
+            name: string;
+            ready?: boolean;
+            restartCount?: number;
+            state?: unknown;
+            lastState?: unknown;
+          }>;
+        };
+      }
+    >;
+    for (const pod of pods) {
+      const name = pod.metadata?.name ?? "?";
+      out.push(`pod ${name}: ${pod.status?.phase ?? "?"}`);
+      for (const c of pod.status?.containerStatuses ?? []) {
+        out.push(
+          `  ${c.name}: ready ${c.ready}, restarts ${c.restartCount ?? 0}, state ${JSON.stringify(c.state)}, last ${JSON.stringify(c.lastState)}`,
+        );
+        if (c.ready) continue;
+        for (const previous of [true, false]) {
+          const logs = await this.exec("kubectl", [
+            "logs",
+            "-n",
+            namespace,
+            name,
+            "-c",
+            c.name,
+            "--tail=30",
+            ...(previous ? ["--previous"] : []),
+          ]);
+          if (logs.code === 0 && logs.stdout.trim())
+            out.push(
+              `  ${previous ? "previous " : ""}log of ${c.name}:\n${logs.stdout.trimEnd().replace(/^/gm, "    ")}`,
+            );
+        }
+      }
+    }
+    return out.join("\n");
   }
 
   /**
