@@ -5,7 +5,8 @@
  * Why by hand: undici's index (`import … from "undici"`) loads all of undici before it returns: fetch,
  * WebSocket, EventSource, the cache stores (node:sqlite among them), mocks, proxies, interceptors. The
  * operator, the gateway and the Livy client use none of that, and loading it costs their processes RSS for
- * code they never run (bench/RESULTS.md 17.1: measured beside this project's other dependencies, 3.5 MiB).
+ * code they never run (bench/RESULTS.md 17.1: 4.4 MiB, measured in a bare process beside this project's
+ * other dependencies).
  * The package has no `exports` map, so its files are importable; the three classes below are what its
  * index exports under these names, and the index's one piece of wiring (the request/stream/… methods on
  * every Dispatcher) is done here the same way. The version is pinned by package-lock.json, and
