@@ -347,7 +347,7 @@ class Step {
     const specChanged = parkedAt !== undefined && this.generation > parkedAt;
     if ((parkedIdle || parkedFailed) && !newAnnotation && !specChanged) {
       // Parked: keep the record as it is, make sure nothing runs.
-      this.teardown();
+      this.teardown(parkedIdle);
       return { plan: this.plan };
     }
     if (this.o.handedFrom && !this.o.handedFrom.deleting) this.plan.deletePooled = this.o.handedFrom.name;
@@ -541,7 +541,8 @@ class Step {
 
   /**
    * The owned objects to apply (missing or changed) and to delete first: the driver's ServiceAccount and
-   * RoleBinding when the spec no longer asks for them (local mode, or a ServiceAccount of the user's), and a
+   * RoleBinding when the spec no longer asks for them (local mode, or a ServiceAccount of the user's), the
+   * NetworkPolicy when the operator no longer makes them (all three may be left from before a park), and a
    * RoleBinding whose ClusterRole changed (roleRef is immutable: it is deleted and created again).
    */
   private changes(): { apply: DesiredObject[]; deleteOwned: OwnedKind[] } {
@@ -551,7 +552,8 @@ class Step {
       return !live || (!live.metadata?.deletionTimestamp && !upToDate(live, d.object));
     });
     const deleteOwned: OwnedKind[] = [];
-    for (const kind of ["serviceAccount", "roleBinding"] as const) {
+    // kept while parked (removeServer): the spec or the operator's settings may no longer ask for them
+    for (const kind of ["serviceAccount", "roleBinding", "networkPolicy"] as const) {
       const live = this.o.owned[kind];
       if (live && !live.metadata?.deletionTimestamp && !desired.some((d) => d.kind === kind))
         deleteOwned.push(kind);
@@ -1175,14 +1177,14 @@ class Step {
     this.cond(ConditionType.ServerReady, "False", reason, "");
     this.cond(ConditionType.SessionReady, "False", reason, "");
     this.st.message = undefined;
-    this.removeServer();
+    this.removeServer(true);
     return this.done();
   }
 
   /** Parked: make sure nothing runs, without touching the record. */
-  private teardown(): void {
+  private teardown(parked: boolean): void {
     this.deleteSession();
-    this.removeServer();
+    this.removeServer(parked);
   }
 
   /**
@@ -1199,8 +1201,22 @@ class Step {
       this.plan.deleteLivySession = { url, name: this.livySessionName(), auth: authOf(this.o) };
   }
 
-  /** The owned objects that exist and are not already being deleted. */
-  private removeServer(): void {
+  /**
+   * The owned objects that exist and are not already being deleted. Parked (idle or suspended) on its own
+   * server, only the Deployment goes: what runs. Its Service, ConfigMap, NetworkPolicy, credential Secret
+   * and the driver's ServiceAccount and RoleBinding hold no pod and no compute, and stay until the
+   * LivySession is deleted (garbage collection, by their owner references), so that an idle teardown is one
+   * DELETE and a wake applies only the Deployment (the rest is up to date unless the spec changed): the
+   * way a Deployment scaled to zero keeps its Service. A failure removes everything (the next start, if
+   * any, builds it again), and so does parking on a pooled server taken over (status.server): the next
+   * start is the LivySession's own, named after it, and the pooled one's objects would be left over.
+   */
+  private removeServer(parked = false): void {
+    if (parked && !this.st.server) {
+      const live = this.o.owned.deployment;
+      if (live && !live.metadata?.deletionTimestamp) this.plan.deleteOwned = ["deployment"];
+      return;
+    }
     const kinds: Array<OwnedKind | "credential"> = OWNED_KINDS.filter((k) => {
       const live = this.o.owned[k];
       return live && !live.metadata?.deletionTimestamp;

@@ -254,7 +254,7 @@ export function e2eSuite(title: string, provision: () => Promise<Cluster>): void
     );
 
     it(
-      "idle teardown: no statements for spec.idleTimeout removes the Livy pod and its objects; the LivySession stays Idle",
+      "idle teardown: no statements for spec.idleTimeout removes the Livy pod and its Deployment; the LivySession stays Idle",
       async () => {
         need(state.ready, "a Ready LivySession");
         // the example's 15m shortened, as a user may edit it: a change that needs no restart
@@ -270,7 +270,21 @@ export function e2eSuite(title: string, provision: () => Promise<Cluster>): void
         const idle = await p.waitFor(NS, MINIMAL.name, "Idle", (ls) => phaseOf(ls) === "Idle", 3 * MIN);
         expect(readyCondition(idle)?.reason).toBe("IdleTimeout");
         expect(idle.status?.sessionURL).toBeUndefined();
-        await noneLeft(NS, "the Livy server's objects removed", 2 * MIN);
+        // what runs goes; the Service, ConfigMap and NetworkPolicy stay for the wake (decide.ts removeServer)
+        let left: string[] = [];
+        await until(
+          "the Livy server's pod, ReplicaSet and Deployment removed",
+          async () => {
+            left = (await p.ownedLeft(NS)).filter((o) =>
+              /^(pod|replicaset\.apps|deployment\.apps)\//.test(o),
+            );
+            return left.length === 0;
+          },
+          2 * MIN,
+        ).catch((err: Error) => {
+          throw new Error(`${err.message}; still there: ${left.join(", ")}`);
+        });
+        expect(await p.ownedLeft(NS)).toContain(`service/livy-${MINIMAL.name}`);
         expect(await p.livyPods(NS, MINIMAL.name)).toEqual([]);
       },
       6 * MIN,

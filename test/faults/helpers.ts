@@ -110,7 +110,10 @@ async function readyProblems(ns: string, names: string[]): Promise<string> {
   return problems.join("\n");
 }
 
-/** Waits until the named LivySessions are Idle (or `phase`) with no Livy session and no server left. */
+/**
+ * Waits until the named LivySessions are Idle (or `phase`) with no Livy session and no Deployment left (a
+ * parked session keeps its Service and ConfigMap for the wake: decide.ts removeServer).
+ */
 export async function convergedParked(
   ns: string,
   names: string[],
@@ -129,8 +132,7 @@ export async function convergedParked(
         if (ls?.status?.livySessionId !== undefined) problems.push(`${n}: still has a livySessionId`);
         const mine = livy.filter((s) => s.name?.startsWith(`${ns}.${n}.`));
         if (mine.length) problems.push(`${n}: Livy sessions left ${JSON.stringify(mine)}`);
-        for (const kind of ["deployments", "services", "configmaps"] as const)
-          if (objs[kind].includes(`livy-${n}`)) problems.push(`${n}: ${kind} left`);
+        if (objs.deployments.includes(`livy-${n}`)) problems.push(`${n}: Deployment left`);
       }
       last = problems.join("\n");
       return last === "";

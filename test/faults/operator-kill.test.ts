@@ -23,7 +23,8 @@ import {
 /**
  * The operator SIGKILLed at a random point of each phase of the lifecycle (create, idle teardown, wake,
  * delete) and started again: afterwards every LivySession converges, with exactly one Livy session and one
- * Deployment/Service/ConfigMap per Ready session, none for an idle or deleted one, and no finalizer stuck.
+ * Deployment/Service/ConfigMap per Ready session, no Deployment for an idle one, nothing for a deleted one, and
+ * no finalizer stuck.
  * FAULTS_KILLS_PER_PHASE (CI: 5; `npm run soak`: 20), FAULTS_BATCH LivySessions per cycle, FAULTS_SEED to
  * replay the same kill points.
  */

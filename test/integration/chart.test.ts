@@ -1033,7 +1033,7 @@ describe("the Helm chart", () => {
           // sessionCredentials.enabled (default): the LivySession's credential Secret, the shared key's
           ["create", "secrets", "-n", sessionNs],
           ["patch", "secrets", "-n", sessionNs],
-          // ... and deletes it with the server (idle teardown, failure): without it the Secret outlived both
+          // ... and deletes it with the server (a failure; a parked one keeps it until its deletion)
           ["delete", "secrets", "-n", sessionNs],
           // networkPolicy.enabled (default)
           ["create", "networkpolicies.networking.k8s.io", "-n", sessionNs],

@@ -38,6 +38,9 @@ describe("operator lifecycle", () => {
     resourcePath(CORE.configMaps, ns, `livy-${name}`),
   ];
   const allOwnedGone = async (name: string) => (await Promise.all(owned(name).map(exists))).every((e) => !e);
+  /** Parked on its own server: the Deployment gone, its Service and ConfigMap kept for the wake. */
+  const parkedObjects = async (name: string) =>
+    JSON.stringify(await Promise.all(owned(name).map(exists))) === JSON.stringify([false, true, true]);
   const allOwnedExist = async (name: string) => (await Promise.all(owned(name).map(exists))).every((e) => e);
 
   beforeAll(async () => {
@@ -128,13 +131,13 @@ describe("operator lifecycle", () => {
     expect(idle.status?.livySessionId).toBeUndefined();
     expect(idle.status?.idleSince).toBeTruthy();
     expect(Date.parse(idle.status?.lastActivityTime ?? "")).toBeGreaterThanOrEqual(done - 1_500);
-    await until("owned objects removed", () => allOwnedGone("b"));
+    await until("the Deployment removed, its Service and ConfigMap kept", () => parkedObjects("b"));
     expect((await standinSession(id)).status).toBe(404);
     expect(metricValue(await op.metrics(), "livy_operator_idle_teardowns_total")).toBeGreaterThanOrEqual(1);
     // the resource stays, and stays idle: no server comes back without a demand
     await new Promise((r) => setTimeout(r, 1_500));
     expect((await getSession(ns, "b"))?.status?.phase).toBe("Idle");
-    expect(await allOwnedGone("b")).toBe(true);
+    expect(await parkedObjects("b")).toBe(true);
   });
 
   it("counts a statement in another Livy session on its server as activity: the teardown would end it too", async () => {
@@ -194,7 +197,7 @@ describe("operator lifecycle", () => {
     // and suspending a running session tears it down
     await applySession(ns, "c", { kind: "spark", suspend: true });
     await waitFor(ns, "c", phaseIs("Suspended"), "Suspended again");
-    await until("owned objects removed", () => allOwnedGone("c"));
+    await until("the Deployment removed, its Service and ConfigMap kept", () => parkedObjects("c"));
     expect((await standinSession(r.status?.livySessionId ?? -1)).status).toBe(404);
   });
 

@@ -117,7 +117,7 @@ describe("the per-session credential in decide()", () => {
 });
 
 describe("the credential's Secret goes with its server", () => {
-  it("is deleted with the server at the idle teardown, after the Deployment, Service and ConfigMap", () => {
+  it("stays with the Service and ConfigMap at the idle teardown: only the Deployment goes", () => {
     const spec = { idleTimeout: "10m" };
     const { plan } = step(
       world(resource(spec, { status: readyStatus(spec) }), {
@@ -126,6 +126,15 @@ describe("the credential's Secret goes with its server", () => {
         now: T0 + 10 * 60_000,
       }),
       { session: ok(livySession(7, "idle")), activity: ok({ busy: false, latestMs: 0 }) },
+    );
+    expect(plan.deleteOwned).toEqual(["deployment"]);
+  });
+
+  it("is deleted with the server when the server fails", () => {
+    const spec = { failurePolicy: "FailFast" };
+    const { plan } = step(
+      world(resource(spec, { status: readyStatus(spec) }), { credential: CRED, server: "available" }),
+      { session: ok(livySession(7, "dead")) },
     );
     expect(plan.deleteOwned).toEqual(["deployment", "service", "configMap", "credential"]);
   });

@@ -316,8 +316,31 @@ describe("decide: Ready, activity and idleness", () => {
     expect(st.serverURL).toBeUndefined();
     expect(st.livySessionId).toBeUndefined();
     expect(plan.deleteLivySession).toEqual({ url: SERVER_URL, id: 7, auth: undefined });
-    expect(plan.deleteOwned).toEqual(["deployment", "service", "configMap"]);
+    // one DELETE: the Service and ConfigMap hold no pod and stay for the wake (removeServer)
+    expect(plan.deleteOwned).toEqual(["deployment"]);
     expect(plan.metrics?.idleTeardown).toBe(true);
+  });
+
+  it("a wake applies only the Deployment: what the idle teardown kept is up to date", () => {
+    const idle = statusOf(readyAt(T0 + 10 * MIN).plan);
+    const ls = resource(
+      { idleTimeout: "10m" },
+      { status: idle, annotations: { "livy.dev/demanded-at": "2026-03-01T13:00:00Z" } },
+    );
+    const kept = serverOf(ls, "available");
+    kept.deployment = undefined;
+    const { plan } = step(world(ls, { owned: kept, now: T0 + 60 * MIN }));
+    expect(plan.apply?.map((a) => a.kind)).toEqual(["deployment"]);
+    expect(plan.deleteOwned).toBeUndefined();
+  });
+
+  it("a NetworkPolicy kept while parked goes at the wake when the operator no longer makes them", () => {
+    const ls = resource();
+    const withPolicy = serverOf(ls, "available", { ...SETTINGS, networkPolicy: true });
+    expect(withPolicy.networkPolicy).toBeDefined();
+    const { plan } = step(world(ls, { owned: withPolicy }));
+    expect(plan.deleteOwned).toEqual(["networkPolicy"]);
+    expect(plan.apply).toBeUndefined();
   });
 
   it("never idles out with idleTimeout 0", () => {
@@ -342,7 +365,10 @@ describe("decide: Ready, activity and idleness", () => {
     const ls = resource({ idleTimeout: "10m" }, { status: idle });
     const { plan } = step(world(ls, { owned: serverOf(ls, "available") }));
     expect(plan.status).toBeUndefined();
-    expect(plan.deleteOwned).toEqual(["deployment", "service", "configMap"]);
+    expect(plan.deleteOwned).toEqual(["deployment"]);
+    const kept = serverOf(ls, "available");
+    kept.deployment = undefined;
+    expect(step(world(ls, { owned: kept })).plan, "the Service and ConfigMap stay").toEqual({});
     expect(step(world(ls)).plan).toEqual({});
   });
 
@@ -379,7 +405,7 @@ describe("decide: Ready, activity and idleness", () => {
     expect(phase(st)).toBe("Suspended");
     expect(cond(st, "Idle")).toMatchObject({ status: "True", reason: "Suspended" });
     expect(plan.deleteLivySession?.id).toBe(7);
-    expect(plan.deleteOwned).toHaveLength(3);
+    expect(plan.deleteOwned).toEqual(["deployment"]);
   });
 
   it("a suspended session declared so deploys nothing", () => {

@@ -184,6 +184,38 @@ describe("decide: taking a warm server from a pool", () => {
     expect(plan.requeueAfterMs).toBe(0);
   });
 
+  it("parked on a pooled server taken over, all of the server goes: the next start is its own", () => {
+    const at = "2026-03-01T11:00:00Z";
+    const parked = resource(SPEC, {
+      status: {
+        ...readyStatus(SPEC),
+        server: SERVER,
+        serverUID: MEMBER_UID,
+        conditions: [
+          {
+            type: "Idle",
+            status: "True",
+            reason: "IdleTimeout",
+            message: "",
+            lastTransitionTime: at,
+            observedGeneration: 1,
+          },
+          {
+            type: "Ready",
+            status: "False",
+            reason: "IdleTimeout",
+            message: "",
+            lastTransitionTime: at,
+            observedGeneration: 1,
+          },
+        ],
+      },
+    });
+    const { plan } = step(world(parked, { owned: member().owned }));
+    expect(plan.status, "the record stays").toBeUndefined();
+    expect(plan.deleteOwned).toEqual(["deployment", "service", "configMap"]);
+  });
+
   it("deletes the pooled LivySession a hand-over left behind (a pass killed after the record)", () => {
     const record = step(withPool(world(resource(SPEC)), poolWith({ claimedBy: "uid-1" }))).plan;
     const after = resource(SPEC, { status: statusOf(record) });
