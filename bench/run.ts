@@ -2,7 +2,8 @@
 /**
  * npm run bench -- <name> [--option value ...]
  * Each benchmark prints its tables (Markdown) and writes bench/results/<name>.json and .md (or <out>.json
- * and .md with `--out <out>`, for a variant of a benchmark kept beside its main run).
+ * and .md with `--out <out>`, for a variant of a benchmark kept beside its main run), never over an earlier
+ * result: a name already taken gets the run's start time appended (report.ts writeResult).
  * Benchmarks report figures and goals met or missed; they never fail on a time (exit 1 only when a
  * benchmark could not run at all).
  */

@@ -1,6 +1,6 @@
 /** What every benchmark reports: the machine, its load while the benchmark ran, tables, goals, JSON. */
 import { execFile } from "node:child_process";
-import { mkdirSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, writeFileSync } from "node:fs";
 import { cpus, freemem, loadavg, release, totalmem } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -210,9 +210,15 @@ export function render(o: BenchOutput): string {
   return `${head.join("\n")}${body}${notes}\n`;
 }
 
-export function writeResult(o: BenchOutput): string {
-  const dir = join(BENCH_DIR, "results");
+/**
+ * Writes results/NAME.json and .md. A result file is a record (RESULTS.md quotes and links it): a run never
+ * overwrites one. When NAME is taken (a second run without --out, or with the same --out), the files are
+ * NAME-<start time, UTC> instead, and o.name says so.
+ */
+export function writeResult(o: BenchOutput, dir = join(BENCH_DIR, "results")): string {
   mkdirSync(dir, { recursive: true });
+  if (existsSync(join(dir, `${o.name}.json`)) || existsSync(join(dir, `${o.name}.md`)))
+    o.name = `${o.name}-${o.startedAt.replace(/[-:]/g, "").slice(0, 15)}`;
   const file = join(dir, `${o.name}.json`);
   writeFileSync(file, `${JSON.stringify(o, null, 2)}\n`);
   writeFileSync(join(dir, `${o.name}.md`), render(o));
