@@ -663,6 +663,22 @@ const MEMORY = "^[0-9]{1,9}([kKmMgGtTpP][bB]?|[bB])?$";
 const uriList = (what: string) =>
   describe(z.array(str({ min: 1, max: 4096, pattern: NO_WHITESPACE })).max(64), what).optional();
 
+/**
+ * Spark conf every Livy session gets under --default-session-conf and its own spec.session.conf (either
+ * overrides a key; precedence in src/operator/defaults.ts). Why each one (bench/RESULTS.md section 18):
+ *
+ * - spark.sql.codegen.cache.maxEntries: Spark keeps the classes it generates and compiles for a query's
+ *   plan in one cache per driver JVM, keyed by their source, 100 of them by default (a static conf: only
+ *   at session start). An interactive session runs many distinct queries, each step's a few to 35 classes
+ *   (the interactive benchmark's 8-step recipe: about 110), so at 100 the classes of the step before last are
+ *   gone: every re-run of a step (the data engineer's loop) compiled its 3-35 classes again with Janino
+ *   (0.03-1 s a step) and ran them cold through the JIT. At 1000 a re-run compiles none. Each entry holds
+ *   a small class (about 2 KB of bytecode in the benchmark, by Spark's CodegenMetrics): a few MB for 1000.
+ */
+export const SESSION_CONF_DEFAULTS: Readonly<Record<string, string>> = {
+  "spark.sql.codegen.cache.maxEntries": "1000",
+};
+
 export const sessionSchema = describe(
   z.object({
     conf: map(str({ max: 8192 }), {
@@ -674,7 +690,8 @@ export const sessionSchema = describe(
           message: "keys must be non-empty, at most 256 characters, without whitespace",
         },
       ],
-      description: "Spark configuration of the session (spark.* keys).",
+      description:
+        "Spark configuration of the session (spark.* keys). The operator adds spark.sql.codegen.cache.maxEntries=1000 (Spark's default 100 is too few for an interactive session: a re-run step would compile its generated code again) unless this map or the operator's --default-session-conf sets it.",
     }).optional(),
     driverMemory: str({
       max: 16,

@@ -37,7 +37,7 @@ import type { Session, Statement } from "../livy/protocol.ts";
 import { isSessionTerminal, isSessionUsable, isStatementDone } from "../livy/protocol.ts";
 import { backoffDelay, seededRandom } from "../util/backoff.ts";
 import { serverUrl } from "./config.ts";
-import { withServerDefaults, withSessionDefaults } from "./defaults.ts";
+import { withBuiltInSessionConf, withServerDefaults, withSessionDefaults } from "./defaults.ts";
 import {
   CREDENTIAL_HASH_ANNOTATION,
   desiredConfigMap,
@@ -758,7 +758,7 @@ class Step {
       this.plan.createLivySession = {
         url,
         auth,
-        body: { ...this.sessionBody(), name: this.livySessionName() },
+        body: { ...withBuiltInSessionConf(this.sessionBody()), name: this.livySessionName() },
         ...(recorded ? { recorded: true } : {}),
       };
       this.event("Normal", "SessionCreated", `Livy session ${this.livySessionName()} created at ${url}`);

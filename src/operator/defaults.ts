@@ -1,6 +1,7 @@
 import { z } from "zod";
 import {
   formatIssues,
+  SESSION_CONF_DEFAULTS,
   type ServerSpec,
   type SessionSpec,
   serverSchema,
@@ -140,6 +141,17 @@ export function withServerDefaults(
     podAnnotations: mergeMap(defaults.podAnnotations, s.podAnnotations),
     livyConf: mergeMap(defaults.livyConf, s.livyConf),
   });
+}
+
+/**
+ * The body of a Livy session's POST with the built-in Spark conf (SESSION_CONF_DEFAULTS) under its own
+ * conf, which already holds --default-session-conf, spec.session.conf and Kubernetes mode's derived keys:
+ * the lowest precedence. Applied to the POST only, never to the digest the Livy session's name carries
+ * (decide.ts), so that an operator upgrade with other built-in defaults does not replace running sessions;
+ * the next Livy session gets them.
+ */
+export function withBuiltInSessionConf<T extends { conf?: SessionConf | undefined }>(body: T): T {
+  return { ...body, conf: { ...SESSION_CONF_DEFAULTS, ...body.conf } };
 }
 
 /** A LivySession's spec.session with the operator's default Spark conf under its own conf. */

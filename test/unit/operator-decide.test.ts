@@ -5,6 +5,7 @@ import {
   FINALIZER,
   type LivySessionStatus,
   phaseOf,
+  SESSION_CONF_DEFAULTS,
   statusSchema,
 } from "../../src/api/index.ts";
 import {
@@ -117,6 +118,7 @@ describe("decide: creation to Ready", () => {
       auth: undefined,
       body: {
         driverMemory: "1g",
+        conf: SESSION_CONF_DEFAULTS,
         kind: "pyspark",
         name: expect.stringMatching(new RegExp(`^data\\.ws\\.${T0.toString(36)}\\.0\\.[0-9a-f]{8}$`)),
       },

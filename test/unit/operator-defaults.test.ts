@@ -1,14 +1,20 @@
 import { describe, expect, it } from "vitest";
-import { RESERVED_MOUNT_PATHS, RESERVED_VOLUMES, type ServerSpec } from "../../src/api/index.ts";
+import {
+  RESERVED_MOUNT_PATHS,
+  RESERVED_VOLUMES,
+  SESSION_CONF_DEFAULTS,
+  type ServerSpec,
+} from "../../src/api/index.ts";
 import { ConfigError, loadConfig } from "../../src/operator/config.ts";
 import {
   parseServerDefaults,
   parseSessionConfDefaults,
   type ServerDefaults,
+  withBuiltInSessionConf,
   withServerDefaults,
   withSessionDefaults,
 } from "../../src/operator/defaults.ts";
-import { desiredDeployment, type OwnerRef } from "../../src/operator/objects.ts";
+import { desiredDeployment, hashOf, type OwnerRef } from "../../src/operator/objects.ts";
 import { ok, resource, SERVER_URL, SETTINGS, step, world } from "./operator-world.ts";
 
 const owner: OwnerRef = {
@@ -121,6 +127,24 @@ describe("operator-wide defaults under a LivySession's spec.server (defaults.ts)
     expect(withSessionDefaults({}, own)).toBe(own);
   });
 
+  it("built-in session conf: under everything else, per key", () => {
+    expect(SESSION_CONF_DEFAULTS).toEqual({ "spark.sql.codegen.cache.maxEntries": "1000" });
+    const body: { kind: string; conf?: Record<string, string> } = { kind: "pyspark" };
+    expect(withBuiltInSessionConf(body)).toEqual({
+      kind: "pyspark",
+      conf: { "spark.sql.codegen.cache.maxEntries": "1000" },
+    });
+    expect(
+      withBuiltInSessionConf({
+        driverMemory: "2g",
+        conf: { "spark.sql.codegen.cache.maxEntries": "100", "spark.ui.enabled": "false" },
+      }),
+    ).toEqual({
+      driverMemory: "2g",
+      conf: { "spark.sql.codegen.cache.maxEntries": "100", "spark.ui.enabled": "false" },
+    });
+  });
+
   it("defaults are checked by spec.server's own schema, with its messages and the field named", () => {
     expect(parseServerDefaults(DEFAULTS)).toEqual({ ok: true, value: DEFAULTS });
     const bad = (v: unknown) => {
@@ -219,8 +243,26 @@ describe("decide() with operator-wide defaults", () => {
     const { plan } = step(world(ls, { server: "available", settings }), { session: ok(null) });
     expect(plan.createLivySession?.url).toBe(SERVER_URL);
     expect(plan.createLivySession?.body.conf).toEqual({
+      "spark.sql.codegen.cache.maxEntries": "1000",
       "spark.ui.enabled": "false",
       "spark.sql.shuffle.partitions": "4",
     });
+    // an operator default or the LivySession's own conf replaces a built-in one
+    const own = resource({ session: { conf: { "spark.sql.codegen.cache.maxEntries": "50" } } });
+    const p2 = step(world(own, { server: "available", settings }), { session: ok(null) }).plan;
+    expect(p2.createLivySession?.body.conf?.["spark.sql.codegen.cache.maxEntries"]).toBe("50");
+    const byOperator = { ...settings, defaultSessionConf: { "spark.sql.codegen.cache.maxEntries": "2000" } };
+    const p3 = step(world(ls, { server: "available", settings: byOperator }), { session: ok(null) }).plan;
+    expect(p3.createLivySession?.body.conf?.["spark.sql.codegen.cache.maxEntries"]).toBe("2000");
+  });
+
+  it("the built-in session conf is not in the digest the Livy session's name carries: an upgrade keeps sessions", () => {
+    const ls = resource({ session: { driverMemory: "1g" } });
+    const { plan } = step(world(ls, { server: "available" }), { session: ok(null) });
+    const body = plan.createLivySession?.body;
+    expect(body?.conf).toEqual(SESSION_CONF_DEFAULTS);
+    // the digest is of the body without them: the same as before they existed
+    const digest = body?.name?.split(".").pop();
+    expect(digest).toBe(hashOf({ driverMemory: "1g", kind: "pyspark" }).slice(0, 8));
   });
 });

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { parseLivySession, type SparkSpec } from "../../src/api/livysession.ts";
+import { parseLivySession, SESSION_CONF_DEFAULTS, type SparkSpec } from "../../src/api/livysession.ts";
 import {
   desiredConfigMap,
   desiredDeployment,
@@ -282,11 +282,11 @@ describe("decide() in kubernetes mode", () => {
       "spark.executor.memory": "512m",
       "spark.kubernetes.container.image": SETTINGS.defaultImage,
     });
-    // local mode: the body is spec.session as it is
+    // local mode: the body is spec.session with only the built-in conf (SESSION_CONF_DEFAULTS) under it
     const local = step(world(resource({ session: { driverMemory: "1g" } }), { server: "available" }), {
       session: ok(null),
     }).plan;
-    expect(local.createLivySession?.body).not.toHaveProperty("conf");
+    expect(local.createLivySession?.body.conf).toEqual(SESSION_CONF_DEFAULTS);
   });
 
   it("an executors edit replaces the Livy session only; a mode change restarts the server", () => {
