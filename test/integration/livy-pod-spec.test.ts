@@ -1,10 +1,12 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { SESSION_CONF_DEFAULTS } from "../../src/api/index.ts";
 import { CORE, resourcePath } from "../../src/kube/client.ts";
 import { testbed } from "../testbed/context.ts";
 import { REAL_NODE } from "../testbed/node.ts";
 import {
   applySession,
   createNamespace,
+  installCrd,
   isReady,
   kube,
   kubectl,
@@ -71,6 +73,8 @@ describe("the Livy pod's spec from spec.server and the operator's defaults", () 
   ];
 
   beforeAll(async () => {
+    // its own CRD: run alone (not after a file that installed it), the operator would exit on a missing CRD
+    await installCrd();
     ns = await createNamespace("podspec");
     realNs = await createNamespace("podspec-real", { realNode: true });
     await kubectl(
@@ -158,11 +162,16 @@ describe("the Livy pod's spec from spec.server and the operator's defaults", () 
       `${resourcePath(CORE.pods, ns)}?labelSelector=${encodeURIComponent("livy.dev/session=podspec")}`,
     );
     expect(pods.items[0]?.spec.priority).toBe(1000);
-    // the default Spark conf reached Livy under the session's own (the stand-in keeps the POST body)
+    // the operator's default Spark conf reached Livy under the session's own, over the built-in one (the
+    // stand-in keeps the POST body)
     const ls = await waitFor(ns, "podspec", isReady, "Ready");
     const sessionUrl = ls.status?.sessionURL ?? "";
     const session = (await (await fetch(sessionUrl)).json()) as { conf?: Record<string, string> };
-    expect(session.conf).toEqual({ "spark.ui.enabled": "false", "spark.sql.shuffle.partitions": "4" });
+    expect(session.conf).toEqual({
+      ...SESSION_CONF_DEFAULTS,
+      "spark.ui.enabled": "false",
+      "spark.sql.shuffle.partitions": "4",
+    });
   }, 180_000);
 
   it("the pod template the operator built runs on the real node: volumes mounted, env resolved", async () => {
