@@ -171,6 +171,18 @@ export class Informer<T extends KubeObject> {
     if (!cur || (cmp !== null && cmp > 0)) this.put(key, obj);
   }
 
+  /**
+   * After the caller deleted the object at `key`: the cached copy says it is being deleted (a
+   * deletionTimestamp) until the watch's DELETED event removes it, so a pass that comes before that event
+   * does not delete it again (an idle teardown is one DELETE; the status write it makes brings the next pass
+   * at once).
+   */
+  markDeleted(key: string, at: string = new Date().toISOString()): void {
+    const cur = this.cache.get(key);
+    if (!cur || cur.metadata?.deletionTimestamp) return;
+    this.put(key, { ...cur, metadata: { ...cur.metadata, deletionTimestamp: at } });
+  }
+
   private slim(obj: T): T {
     return (this.opts.transform ? this.opts.transform(obj) : slim(obj)) as T;
   }

@@ -155,6 +155,8 @@ export class Executor {
           kind === "credential" ? credentialSecretName(name) : serverName(name),
         );
         await this.d.kube.delete(path, { signal });
+        if (kind !== "credential")
+          this.cache(kind)?.markDeleted(`${current.metadata.namespace}/${serverName(name)}`);
       }
       if (plan.apply?.length) {
         act();

@@ -214,4 +214,35 @@ describe("Informer transform and index", () => {
     expect([...inf.values()].length).toBe(4);
     await inf.stop();
   });
+
+  it("marks an object the caller deleted as being deleted, until the watch's DELETED event removes it", async () => {
+    let deliver: (e: WatchEvent<KubeObject>) => void = () => {};
+    let watching = false;
+    const kube = {
+      async get<T>(): Promise<T> {
+        return { metadata: { resourceVersion: "10" }, items: [pod("p1", "a", "1")] } as T;
+      },
+      async watch<T>(_p: string, _q: Query, onEvent: (e: WatchEvent<T>) => void, signal: AbortSignal) {
+        deliver = (e) => onEvent(e as WatchEvent<T>);
+        watching = true;
+        await untilAborted(signal);
+      },
+    } as unknown as KubeClient;
+    const inf = new Informer<KubeObject>(kube, {
+      path: "/api/v1/pods",
+      indexBy: (o) => o.metadata?.labels?.owner,
+    });
+    inf.start();
+    await inf.waitForSync();
+    inf.markDeleted("ns/p1", "2026-11-28T15:00:00Z");
+    expect(inf.get("ns/p1")?.metadata?.deletionTimestamp).toBe("2026-11-28T15:00:00Z");
+    expect(inf.byIndex("a").map((o) => o.metadata?.name)).toEqual(["p1"]);
+    inf.markDeleted("ns/none");
+    expect(inf.get("ns/none")).toBeUndefined();
+    await until("the watch open", () => watching);
+    deliver({ type: "DELETED", object: pod("p1", "a", "12") });
+    expect(inf.get("ns/p1")).toBeUndefined();
+    expect(inf.byIndex("a")).toEqual([]);
+    await inf.stop();
+  });
 });
