@@ -62,6 +62,15 @@ export function compareResourceVersions(a?: string, b?: string): number | null {
  * this one restarts itself with backoff on every failure (reset, 403, 5xx, a watch that stalls silently),
  * relists on 410 Gone, and reports each restart. Handlers only see objects; they must only enqueue keys.
  */
+/**
+ * What a reconciler reads and writes of a cache: an Informer, or several over namespaces seen as one
+ * (controller.ts MultiCache). Typed apart so that a wrapper missing a method fails the typecheck.
+ */
+export type Cache<T extends KubeObject> = Pick<
+  Informer<T>,
+  "get" | "list" | "values" | "byIndex" | "setIfNewer" | "markDeleted" | "hasSynced"
+>;
+
 export class Informer<T extends KubeObject> {
   private readonly cache = new Map<string, T>();
   /** indexBy's value → keys of the objects with it. */

@@ -52,6 +52,9 @@ class MultiCache<T extends KubeObject> {
   setIfNewer(obj: T): void {
     this.partFor(`${obj.metadata?.namespace}/`)?.setIfNewer(obj);
   }
+  markDeleted(key: string, at?: string): void {
+    this.partFor(key)?.markDeleted(key, at);
+  }
   get hasSynced(): boolean {
     return this.parts.every((p) => p.hasSynced);
   }
@@ -170,7 +173,7 @@ export function createController(opts: {
     networkPolicies,
     serviceAccounts,
     roleBindings,
-  } as unknown as Caches;
+  } satisfies Caches as Caches;
 
   const keyOf = (o: KubeObject) => `${o.metadata?.namespace}/${o.metadata?.name}`;
   /** `namespace/<server id>` → the LivySession holding that pooled server (status.server). */

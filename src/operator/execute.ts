@@ -22,7 +22,7 @@ import {
   type ResourceType,
   resourcePath,
 } from "../kube/client.ts";
-import type { Informer } from "../kube/informer.ts";
+import type { Cache } from "../kube/informer.ts";
 import type { LivyAuth, LivyClient } from "../livy/client.ts";
 import { LivyHttpError, LivyUnreachableError, SessionGoneError } from "../livy/errors.ts";
 import type { EventRecorder } from "./events.ts";
@@ -80,7 +80,7 @@ export class Executor {
     this.d = deps;
   }
 
-  private cache(kind: OwnedKind | "credential"): Informer<KubeObject> | undefined {
+  private cache(kind: OwnedKind | "credential"): Cache<KubeObject> | undefined {
     return kind === "credential" ? undefined : ownedCache(this.d.caches, kind);
   }
 

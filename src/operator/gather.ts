@@ -5,7 +5,7 @@
  */
 import { credentialUid, type LivySession, type LivySessionPool, sessionCredential } from "../api/index.ts";
 import { CORE, type KubeClient, type KubeObject, resourcePath } from "../kube/client.ts";
-import type { Informer } from "../kube/informer.ts";
+import type { Cache } from "../kube/informer.ts";
 import type { LivyAuth, LivyClient } from "../livy/client.ts";
 import {
   LivyHttpError,
@@ -36,22 +36,22 @@ import { observePoolFor } from "./pool-gather.ts";
 
 export interface Caches {
   /** Indexed by the pool of pooled LivySessions (`namespace/pool`, pool.ts pooledBy). */
-  sessions: Informer<LivySession>;
+  sessions: Cache<LivySession>;
   /** LivySessionPools; absent: no pool is watched (nothing is handed over). */
-  pools?: Informer<LivySessionPool> | undefined;
+  pools?: Cache<LivySessionPool> | undefined;
   /** Only with --network-policy. */
-  networkPolicies?: Informer<KubeObject>;
-  deployments: Informer<KubeObject & DeploymentLike>;
-  services: Informer<KubeObject>;
-  configMaps: Informer<KubeObject>;
-  pods: Informer<KubeObject & PodLike>;
+  networkPolicies?: Cache<KubeObject>;
+  deployments: Cache<KubeObject & DeploymentLike>;
+  services: Cache<KubeObject>;
+  configMaps: Cache<KubeObject>;
+  pods: Cache<KubeObject & PodLike>;
   /** The drivers' ServiceAccounts and RoleBindings (Spark's kubernetes mode). */
-  serviceAccounts: Informer<KubeObject>;
-  roleBindings: Informer<KubeObject & { roleRef?: { name?: string } }>;
+  serviceAccounts: Cache<KubeObject>;
+  roleBindings: Cache<KubeObject & { roleRef?: { name?: string } }>;
 }
 
 /** The cache of each kind the operator makes per server (one home for the kind → cache map). */
-export function ownedCache(c: Caches, kind: OwnedKind): Informer<KubeObject> | undefined {
+export function ownedCache(c: Caches, kind: OwnedKind): Cache<KubeObject> | undefined {
   return {
     deployment: c.deployments,
     service: c.services,
