@@ -128,6 +128,32 @@ describe.skipIf(reason !== null)("Spark on Kubernetes on the real node", () => {
     );
   }
 
+  /**
+   * What a parked session keeps for its wake (decide.ts removeServer): its Service, ConfigMap and the
+   * driver's ServiceAccount and RoleBinding, named livy-<name>. Nothing else of it may be left: no Livy
+   * pod, no executor pod, nothing the Livy pod owned.
+   */
+  const KEPT_WHILE_PARKED = [
+    "configmaps",
+    "services",
+    "serviceaccounts",
+    "rolebindings.rbac.authorization.k8s.io",
+  ];
+  async function nothingRuns(name: string): Promise<void> {
+    const kept = KEPT_WHILE_PARKED.map((kind) => `${kind}/livy-${name}`).sort();
+    let left: string[] = [];
+    await until(
+      `nothing of ${name} running, only what it keeps for the wake`,
+      async () => {
+        left = (await leftovers(name)).sort();
+        return JSON.stringify(left) === JSON.stringify(kept);
+      },
+      5 * MIN,
+    ).catch((err: unknown) => {
+      throw new Error(`${String(err)}\nleft: ${left.join(", ")}; expected: ${kept.join(", ")}`);
+    });
+  }
+
   /** Runs a statement from the host through the API server's service proxy, as a user's client does. */
   async function runStatement(name: string, code: string, during?: () => Promise<void>) {
     const conn = await connectKube({ kubeconfig: cluster?.kubeconfig });
@@ -284,7 +310,7 @@ describe.skipIf(reason !== null)("Spark on Kubernetes on the real node", () => {
   );
 
   it(
-    "a statement on the executors longer than idleTimeout keeps the session Ready; then it idles out and nothing of it remains",
+    "a statement on the executors longer than idleTimeout keeps the session Ready; then it idles out: nothing of it runs, and deleted nothing of it remains",
     async () => {
       let started = 0;
       let shortened = false;
@@ -313,6 +339,9 @@ describe.skipIf(reason !== null)("Spark on Kubernetes on the real node", () => {
       expect(running, "executor pods Running while the statement ran").toBe(EXECUTORS.idle);
 
       await p.waitFor(ns, "idle", "idle", (s: LivySession) => isIdle(s), 5 * MIN);
+      await nothingRuns("idle");
+      // and what it kept goes with it
+      await p.kubectl(["delete", "livysession", "idle", "-n", ns, "--timeout=300s"]);
       await nothingLeft("idle");
     },
     30 * MIN,

@@ -2,6 +2,7 @@ import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { CORE, resourcePath } from "../../src/kube/client.ts";
+import { LIVYSESSIONS } from "../../src/operator/reconciler.ts";
 import { testbedUnavailable } from "../e2e/cluster.ts";
 import { testbed } from "../testbed/context.ts";
 import { debianBase, importImage, livyReleaseZip, livyServerImage } from "../testbed/images.ts";
@@ -56,7 +57,7 @@ describe("with --network-policy", () => {
     await kubectl(["delete", "namespace", ns, "--wait=false"]).catch(() => "");
   });
 
-  it("admits only the gateway and the operator to each Livy server, and removes the policy with the server", async () => {
+  it("admits only the gateway and the operator to each Livy server; the policy stays while parked and goes with the LivySession", async () => {
     await applySession(ns, "np", { kind: "pyspark", idleTimeout: "2s" });
     await waitFor(ns, "np", isReady, "Ready");
     const path = resourcePath(CORE.networkPolicies, ns, "livy-np");
@@ -80,7 +81,14 @@ describe("with --network-policy", () => {
       },
     ]);
     await waitFor(ns, "np", phaseIs("Idle"), "Idle", 20_000);
-    await until("NetworkPolicy removed with the server", async () => !(await exists(path)));
+    // parked: the Deployment goes, the policy (it selects no pod now) stays for the wake (decide.ts removeServer)
+    await until(
+      "the Deployment removed",
+      async () => !(await exists(resourcePath(CORE.deployments, ns, "livy-np"))),
+    );
+    expect(await exists(path)).toBe(true);
+    await (await kube()).delete(resourcePath(LIVYSESSIONS, ns, "np"));
+    await until("NetworkPolicy removed with the LivySession", async () => !(await exists(path)), 60_000);
   });
 });
 
