@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { LivySession } from "../../src/api/index.ts";
+import { type LivySession, SESSION_CONF_DEFAULTS } from "../../src/api/index.ts";
 import { CORE, KubeApiError, resourcePath } from "../../src/kube/client.ts";
 import {
   applySession,
@@ -99,7 +99,8 @@ describe("hostile LivySession specs through the operator", () => {
       name: string;
       conf: Record<string, string>;
     };
-    expect(livy.conf).toEqual(spec.session.conf);
+    // verbatim, under the conf the operator adds to every Livy session (SESSION_CONF_DEFAULTS)
+    expect(livy.conf).toEqual({ ...SESSION_CONF_DEFAULTS, ...spec.session.conf });
     expect(livy.name.startsWith(`${ns}.${name}.`)).toBe(true);
     expect(await errors()).toBe(0);
     await k.delete(
