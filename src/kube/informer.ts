@@ -58,11 +58,6 @@ export function compareResourceVersions(a?: string, b?: string): number | null {
 }
 
 /**
- * A list-watch cache that never gives up: client-node's informer stops for good on any error but 410, so
- * this one restarts itself with backoff on every failure (reset, 403, 5xx, a watch that stalls silently),
- * relists on 410 Gone, and reports each restart. Handlers only see objects; they must only enqueue keys.
- */
-/**
  * What a reconciler reads and writes of a cache: an Informer, or several over namespaces seen as one
  * (controller.ts MultiCache). Typed apart so that a wrapper missing a method fails the typecheck.
  */
@@ -71,6 +66,11 @@ export type Cache<T extends KubeObject> = Pick<
   "get" | "list" | "values" | "byIndex" | "setIfNewer" | "markDeleted" | "hasSynced"
 >;
 
+/**
+ * A list-watch cache that never gives up: client-node's informer stops for good on any error but 410, so
+ * this one restarts itself with backoff on every failure (reset, 403, 5xx, a watch that stalls silently),
+ * relists on 410 Gone, and reports each restart. Handlers only see objects; they must only enqueue keys.
+ */
 export class Informer<T extends KubeObject> {
   private readonly cache = new Map<string, T>();
   /** indexBy's value → keys of the objects with it. */
