@@ -690,8 +690,13 @@ export const sessionSchema = describe(
           message: "keys must be non-empty, at most 256 characters, without whitespace",
         },
       ],
-      description:
-        "Spark configuration of the session (spark.* keys). The operator adds spark.sql.codegen.cache.maxEntries=1000 (Spark's default 100 is too few for an interactive session: a re-run step would compile its generated code again) unless this map or the operator's --default-session-conf sets it.",
+      description: `Spark configuration of the session (spark.* keys). The operator adds ${Object.entries(
+        SESSION_CONF_DEFAULTS,
+      )
+        .map(([k, v]) => `${k}=${v}`)
+        .join(
+          ", ",
+        )} (Spark's default 100 is too few for an interactive session: a re-run step would compile its generated code again) unless this map or the operator's --default-session-conf sets it.`,
     }).optional(),
     driverMemory: str({
       max: 16,
