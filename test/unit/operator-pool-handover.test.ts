@@ -46,6 +46,28 @@ function member(): { status: LivySessionStatus; owned: OwnedObjects } {
   return { status, owned: serverOf(ls, "available") };
 }
 
+/** A LivySession parked (IdleTimeout) on the pooled server SERVER it took over; `annotations` on it. */
+function parkedOnPooled(annotations?: Record<string, string>) {
+  const at = "2026-03-01T11:00:00Z";
+  const parked = (type: string, status: "True" | "False") => ({
+    type,
+    status,
+    reason: "IdleTimeout",
+    message: "",
+    lastTransitionTime: at,
+    observedGeneration: 1,
+  });
+  return resource(SPEC, {
+    ...(annotations ? { annotations } : {}),
+    status: {
+      ...readyStatus(SPEC),
+      server: SERVER,
+      serverUID: MEMBER_UID,
+      conditions: [parked("Idle", "True"), parked("Ready", "False")],
+    },
+  });
+}
+
 function poolWith(opts: { claimedBy?: string; state?: "warm" | "starting" } = {}): PoolObservation {
   const m = member();
   return {
@@ -150,32 +172,7 @@ describe("decide: taking a warm server from a pool", () => {
   });
 
   it("a woken LivySession that held a pooled server starts its own when no pool serves it, looking again first", () => {
-    const parked = resource(SPEC, {
-      annotations: { "livy.dev/demanded-at": "now" },
-      status: {
-        ...readyStatus(SPEC),
-        server: SERVER,
-        serverUID: MEMBER_UID,
-        conditions: [
-          {
-            type: "Idle",
-            status: "True",
-            reason: "IdleTimeout",
-            message: "",
-            lastTransitionTime: "2026-03-01T11:00:00Z",
-            observedGeneration: 1,
-          },
-          {
-            type: "Ready",
-            status: "False",
-            reason: "IdleTimeout",
-            message: "",
-            lastTransitionTime: "2026-03-01T11:00:00Z",
-            observedGeneration: 1,
-          },
-        ],
-      },
-    });
+    const parked = parkedOnPooled({ "livy.dev/demanded-at": "now" });
     const { plan } = step(world(parked));
     const st = statusOf(plan);
     expect(st.server).toBeUndefined();
@@ -185,32 +182,7 @@ describe("decide: taking a warm server from a pool", () => {
   });
 
   it("parked on a pooled server taken over, all of the server goes: the next start is its own", () => {
-    const at = "2026-03-01T11:00:00Z";
-    const parked = resource(SPEC, {
-      status: {
-        ...readyStatus(SPEC),
-        server: SERVER,
-        serverUID: MEMBER_UID,
-        conditions: [
-          {
-            type: "Idle",
-            status: "True",
-            reason: "IdleTimeout",
-            message: "",
-            lastTransitionTime: at,
-            observedGeneration: 1,
-          },
-          {
-            type: "Ready",
-            status: "False",
-            reason: "IdleTimeout",
-            message: "",
-            lastTransitionTime: at,
-            observedGeneration: 1,
-          },
-        ],
-      },
-    });
+    const parked = parkedOnPooled();
     const { plan } = step(world(parked, { owned: member().owned }));
     expect(plan.status, "the record stays").toBeUndefined();
     expect(plan.deleteOwned).toEqual(["deployment", "service", "configMap"]);
