@@ -44,9 +44,15 @@ describe("generated CRD files", () => {
 
   // a Node start plus the generator: seconds, but over 20 s at load 55-75 (seen); the timeout bounds a hang
   it("`generate --check` agrees", () => {
-    expect(() =>
-      execFileSync(process.execPath, [join(ROOT, "scripts", "generate.ts"), "--check"], { stdio: "pipe" }),
-    ).not.toThrow();
+    // on failure, say why: what the generator printed (a stale file's name) or how the process ended
+    let failure = "";
+    try {
+      execFileSync(process.execPath, [join(ROOT, "scripts", "generate.ts"), "--check"], { stdio: "pipe" });
+    } catch (err) {
+      const e = err as { status?: number | null; signal?: string | null; stdout?: Buffer; stderr?: Buffer };
+      failure = `exit ${e.status} signal ${e.signal}\n${e.stdout?.toString() ?? ""}${e.stderr?.toString() ?? String(err)}`;
+    }
+    expect(failure).toBe("");
   }, 180_000);
 
   it("carries no empty rule list (the API server drops it: the CRD served would differ from the file)", () => {
