@@ -4,9 +4,14 @@
  * operator's API requests per session (counted inside the operator process from undici's diagnostics
  * channel, and kube-apiserver's apiserver_request_total for everything), reconcile errors, the operator's
  * peak RSS (VmHWM); then all idled out (idleTimeout 20s), then all deleted, checking that nothing leaked.
+ * `--through ready` ends the run when all are Ready (with a long `--idle-timeout`, all Ready at once: the
+ * operator's memory with every LivySession Ready), for 10,000 LivySessions, whose idle and deletion phases
+ * would double a run that already takes most of an hour on 2 cores.
  */
+import { execFile } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
+import { promisify } from "node:util";
 import type { LivySession } from "../src/api/index.ts";
 import { CORE, type KubeList, type KubeObject, resourcePath } from "../src/kube/client.ts";
 import { parseQuantity } from "../src/operator/pool.ts";
@@ -86,6 +91,8 @@ function sumWhere(c: Record<string, number>, prefix: string): number {
 export async function scale(args: Args): Promise<BenchBody> {
   const baseline = args.str("baseline", "");
   if (!baseline) return await scaleOnce(args);
+  if (args.str("through", "lifecycle") !== "lifecycle")
+    throw new Error("--baseline compares whole lifecycles: not with --through");
   log(`baseline first: the operator of ${baseline}`);
   const before = await scaleOnce(args, baseline);
   log("then HEAD's operator");
@@ -142,8 +149,34 @@ export async function scale(args: Args): Promise<BenchBody> {
   return after;
 }
 
+/** The extra Service range of a scale run: the test bed's own (a /21 per slot) holds 2048 Services. */
+const SCALE_SERVICE_CIDR = "10.96.0.0/16";
+
+/**
+ * Routes the extra Service range to the real node's veth, as the test bed routes its own (test/testbed/node.ts),
+ * so that no packet to one of its ClusterIPs can follow the default route off the machine; a route already
+ * there (another run's) is left alone. The route goes with the veth when the test bed goes down.
+ * Returns how to remove it.
+ */
+async function routeServiceCidrLocally(
+  bed: Awaited<ReturnType<typeof testbed>>,
+): Promise<() => Promise<void>> {
+  const ip = (...a: string[]) => promisify(execFile)("ip", a).then((r) => r.stdout);
+  if ((await ip("route", "show", SCALE_SERVICE_CIDR)).trim()) return async () => {};
+  const node = bed.state.node;
+  const via = node ? ["via", node.nodeIp, "dev", node.vethHost] : ["dev", "lo"];
+  await ip("route", "add", SCALE_SERVICE_CIDR, ...via);
+  log(`routed ${SCALE_SERVICE_CIDR} ${via.join(" ")}`);
+  return async () => {
+    await ip("route", "del", SCALE_SERVICE_CIDR).catch(() => "");
+  };
+}
+
 async function scaleOnce(args: Args, rev?: string): Promise<BenchBody> {
   const n = args.num("sessions", 1000);
+  const through = args.str("through", "lifecycle");
+  if (through !== "lifecycle" && through !== "ready")
+    throw new Error(`--through ${through}: lifecycle (create, Ready, idle, delete) or ready`);
   const applyConcurrency = args.num("apply-concurrency", 50);
   const concurrency = args.num("concurrency", 16);
   const idleTimeout = args.str("idle-timeout", "20s");
@@ -162,7 +195,7 @@ async function scaleOnce(args: Args, rev?: string): Promise<BenchBody> {
   const bed = await testbed();
   const controlPlaneFlags = await setControlPlaneLimits(bed, limits);
   await bed.standin.reset();
-  // The test bed's Service range is a /24 (about 250 ClusterIPs); one Service per LivySession needs more.
+  // The test bed's Service range is a /21 (2048 ClusterIPs); one Service per LivySession needs more.
   // An extra ServiceCIDR (Kubernetes 1.33+) widens it without restarting the API server.
   await bed.kube.apply(
     "/apis/networking.k8s.io/v1/servicecidrs/bench-scale",
@@ -170,10 +203,11 @@ async function scaleOnce(args: Args, rev?: string): Promise<BenchBody> {
       apiVersion: "networking.k8s.io/v1",
       kind: "ServiceCIDR",
       metadata: { name: "bench-scale" },
-      spec: { cidrs: ["10.96.0.0/16"] },
+      spec: { cidrs: [SCALE_SERVICE_CIDR] },
     },
     BENCH_FIELD_MANAGER,
   );
+  const unroute = await routeServiceCidrLocally(bed);
   // The test bed has one kwok node (2000 pods, 64 CPUs: 6400 of the 10m requests below). Above that, pods
   // would stay Pending and their LivySessions never Ready: add fake nodes (kwok manages every node with its
   // annotation) so that Kubernetes, not the node's capacity, is what the run meets.
@@ -334,67 +368,95 @@ async function scaleOnce(args: Args, rev?: string): Promise<BenchBody> {
     `all Ready: ${allReady} after ${lastReadyS.toFixed(1)} s; operator RSS peak ${memReady.peakRssMiB.toFixed(0)} MiB`,
   );
 
-  // 2. all idle out
-  const tIdleStart = performance.now();
-  const allIdle = await waitUntil(
-    "all idle",
-    () => names.every((x) => per.get(x)?.idle !== undefined),
-    readyTimeoutS * 1000,
-    100,
-  );
-  const idleTimes = names.map((x) => per.get(x)?.idle).filter((v): v is number => v !== undefined);
-  const lastIdleS = (Math.max(...idleTimes) - tApply) / 1000;
-  // what runs goes at an idle teardown; a parked LivySession keeps its Service and ConfigMap for the wake
-  // until it is deleted (decide.ts removeServer; before ba85eb3 they went too: an older --baseline removes them)
-  const serverGone = await waitUntil(
-    "servers removed after idle",
-    async () => {
-      const l = await leftovers(bed.kube, ns);
-      return l.deployments + l.pods === 0;
-    },
-    300_000,
-    1_000,
-  );
-  const afterIdle = await leftovers(bed.kube, ns);
-  const standinAfterIdle = await bed.standin.sessionCount();
-  const tIdleDone = performance.now();
-  const c2 = await op.requests();
-  const a2 = await apiserverTotal();
-  const m2 = reconcileTotals(await op.metrics());
-  log(
-    `all idle: ${allIdle} (${((tIdleDone - tIdleStart) / 1000).toFixed(1)} s); left ${JSON.stringify(afterIdle)}, stand-in sessions ${standinAfterIdle}`,
-  );
-
-  // 3. delete all
-  const tDelete = performance.now();
-  const deleteErrors = await boundedAll(names, applyConcurrency, async (name) => {
-    await bed.kube.delete(sessionPath(ns, name));
-  });
-  const allDeleted = await waitUntil("all deleted", () => sessions.size === 0, 300_000, 100);
-  const tDeleted = performance.now();
-  await waitUntil(
-    "garbage collected",
-    async () => {
-      const l = await leftovers(bed.kube, ns);
-      return l.deployments + l.services + l.configMaps + l.pods + l.livySessions === 0;
-    },
-    // garbage collection of 1000 LivySessions' Services and ConfigMaps (kept while parked)
-    300_000,
-    1_000,
-  );
-  const left = await leftovers(bed.kube, ns);
-  const rs = (
-    await bed.kube.get<KubeList<KubeObject>>(
-      resourcePath({ group: "apps", version: "v1", plural: "replicasets", namespaced: true }, ns),
-      {
-        query: { labelSelector: "livy.dev/session" },
+  // 2. all idle out, then 3. all deleted (not with --through ready)
+  const idleAndDelete = async () => {
+    // 2. all idle out
+    const tIdleStart = performance.now();
+    const allIdle = await waitUntil(
+      "all idle",
+      () => names.every((x) => per.get(x)?.idle !== undefined),
+      readyTimeoutS * 1000,
+      100,
+    );
+    const idleTimes = names.map((x) => per.get(x)?.idle).filter((v): v is number => v !== undefined);
+    const lastIdleS = (Math.max(...idleTimes) - tApply) / 1000;
+    // what runs goes at an idle teardown; a parked LivySession keeps its Service and ConfigMap for the wake
+    // until it is deleted (decide.ts removeServer; before ba85eb3 they went too: an older --baseline removes them)
+    const serverGone = await waitUntil(
+      "servers removed after idle",
+      async () => {
+        const l = await leftovers(bed.kube, ns);
+        return l.deployments + l.pods === 0;
       },
-    )
-  ).items.length;
-  const standinLeft = await bed.standin.sessionCount();
-  const c3 = await op.requests();
-  const a3 = await apiserverTotal();
-  const m3 = reconcileTotals(await op.metrics());
+      300_000,
+      1_000,
+    );
+    const afterIdle = await leftovers(bed.kube, ns);
+    const standinAfterIdle = await bed.standin.sessionCount();
+    const tIdleDone = performance.now();
+    const c2 = await op.requests();
+    const a2 = await apiserverTotal();
+    const m2 = reconcileTotals(await op.metrics());
+    log(
+      `all idle: ${allIdle} (${((tIdleDone - tIdleStart) / 1000).toFixed(1)} s); left ${JSON.stringify(afterIdle)}, stand-in sessions ${standinAfterIdle}`,
+    );
+
+    // 3. delete all
+    const tDelete = performance.now();
+    const deleteErrors = await boundedAll(names, applyConcurrency, async (name) => {
+      await bed.kube.delete(sessionPath(ns, name));
+    });
+    const allDeleted = await waitUntil("all deleted", () => sessions.size === 0, 300_000, 100);
+    const tDeleted = performance.now();
+    await waitUntil(
+      "garbage collected",
+      async () => {
+        const l = await leftovers(bed.kube, ns);
+        return l.deployments + l.services + l.configMaps + l.pods + l.livySessions === 0;
+      },
+      // garbage collection of 1000 LivySessions' Services and ConfigMaps (kept while parked)
+      300_000,
+      1_000,
+    );
+    const left = await leftovers(bed.kube, ns);
+    const rs = (
+      await bed.kube.get<KubeList<KubeObject>>(
+        resourcePath({ group: "apps", version: "v1", plural: "replicasets", namespaced: true }, ns),
+        {
+          query: { labelSelector: "livy.dev/session" },
+        },
+      )
+    ).items.length;
+    const standinLeft = await bed.standin.sessionCount();
+    const c3 = await op.requests();
+    const a3 = await apiserverTotal();
+    const m3 = reconcileTotals(await op.metrics());
+    return {
+      allIdle,
+      lastIdleS,
+      serverGone,
+      afterIdle,
+      standinAfterIdle,
+      idleS: (tIdleDone - tIdleStart) / 1000,
+      c2,
+      a2,
+      m2,
+      deleteErrors: deleteErrors.length,
+      allDeleted,
+      deleteS: (tDeleted - tDelete) / 1000,
+      removedAfterIdleS: (tIdleDone - tApply) / 1000,
+      left,
+      rs,
+      standinLeft,
+      c3,
+      a3,
+      m3,
+    };
+  };
+  const life = through === "lifecycle" ? await idleAndDelete() : null;
+  const c3 = life?.c3 ?? c1;
+  const a3 = life?.a3 ?? a1;
+  const m3 = life?.m3 ?? m1;
   const mem = op.memory();
   const cpuTotal = op.cpuSeconds() - cpu0;
   const comp3 = componentCpu(bed);
@@ -425,19 +487,42 @@ async function scaleOnce(args: Args, rev?: string): Promise<BenchBody> {
     if (file) prof = summarizeProfile(file);
   }
   await bed.kube.delete(`/api/v1/namespaces/${ns}`);
+  if (!life) {
+    // --through ready: the operator is gone, so nothing would remove the LivySessions' finalizers and the
+    // namespace would stay Terminating; garbage collection removes the rest (not waited for)
+    log(`removing ${n} LivySessions' finalizers so that the namespace goes`);
+    await boundedAll(names, applyConcurrency, async (name) => {
+      await bed.kube
+        .mergePatch(sessionPath(ns, name), { metadata: { finalizers: null } })
+        .catch(() => undefined);
+    });
+  }
   for (const name of extraNodes) await bed.kube.delete(`/api/v1/nodes/${name}`);
+  await unroute();
 
   const create = diffCounts(c0, c1);
   const createLatency = latencyBetween(c0, c1);
-  const idle = diffCounts(c1, c2);
-  const del = diffCounts(c2, c3);
+  const idle = life ? diffCounts(c1, life.c2) : {};
+  const del = life ? diffCounts(life.c2, c3) : {};
   const all = diffCounts(c0, c3);
   const kubeCreate = sumWhere(create, "kube ");
   const kubeAll = sumWhere(all, "kube ");
   const errs = m3.error - m0.error;
   const conflicts = m3.requeue - m0.requeue;
-  const leaked =
-    left.deployments + left.services + left.configMaps + left.pods + left.livySessions + rs + standinLeft;
+  const leaked = life
+    ? life.left.deployments +
+      life.left.services +
+      life.left.configMaps +
+      life.left.pods +
+      life.left.livySessions +
+      life.rs +
+      life.standinLeft
+    : Number.NaN;
+  // a pass's CPU, whatever N: what the operator spends per reconcile while all start (issue 14: no per-pass
+  // cost that grows with N)
+  const passes = diffTotals(m0, m1);
+  const cpuPerReconcileMs =
+    (cpuAtReady * 1000) / Math.max(1, passes.success + passes.error + passes.requeue + passes.requeue_after);
   const readyLimitS = 60;
   // issue 14: 150 MiB at 1000 LivySessions, 600 MiB at 10,000
   const rssLimit = n > 1000 ? 600 : 150;
@@ -458,20 +543,32 @@ async function scaleOnce(args: Args, rev?: string): Promise<BenchBody> {
       met: mem.peakRssMiB <= rssLimit,
       margin: marginBelow(mem.peakRssMiB, rssLimit, "MiB"),
     },
-    {
-      goal: "operator API requests per LivySession lifecycle",
-      target: `≤ ${requestsLimit}`,
-      measured: `${round(kubeAll / n, 2)} (create → Ready ${round(kubeCreate / n, 2)})`,
-      met: kubeAll / n <= requestsLimit,
-      margin: marginBelow(kubeAll / n, requestsLimit, ""),
-    },
-    {
-      goal: "nothing leaked",
-      target: "0 Deployments/Services/ConfigMaps/Pods/ReplicaSets, 0 LivySessions, 0 stand-in sessions",
-      measured: `${leaked} (${JSON.stringify({ ...left, replicaSets: rs, standinSessions: standinLeft })})`,
-      met: leaked === 0 && allDeleted,
-      margin: leaked === 0 ? "none left" : `${leaked} left`,
-    },
+    life
+      ? {
+          goal: "operator API requests per LivySession lifecycle",
+          target: `≤ ${requestsLimit}`,
+          measured: `${round(kubeAll / n, 2)} (create → Ready ${round(kubeCreate / n, 2)})`,
+          met: kubeAll / n <= requestsLimit,
+          margin: marginBelow(kubeAll / n, requestsLimit, ""),
+        }
+      : {
+          goal: "operator API requests per LivySession, create → Ready (--through ready: no idle, no deletion)",
+          target: `≤ ${requestsLimit} for the whole lifecycle`,
+          measured: `${round(kubeCreate / n, 2)}`,
+          met: kubeCreate / n <= requestsLimit,
+          margin: marginBelow(kubeCreate / n, requestsLimit, ""),
+        },
+    ...(life
+      ? [
+          {
+            goal: "nothing leaked",
+            target: "0 Deployments/Services/ConfigMaps/Pods/ReplicaSets, 0 LivySessions, 0 stand-in sessions",
+            measured: `${leaked} (${JSON.stringify({ ...life.left, replicaSets: life.rs, standinSessions: life.standinLeft })})`,
+            met: leaked === 0 && life.allDeleted,
+            margin: leaked === 0 ? "none left" : `${leaked} left`,
+          },
+        ]
+      : []),
     {
       goal: "reconcile errors",
       target: "0 other than resolved conflicts",
@@ -491,9 +588,13 @@ async function scaleOnce(args: Args, rev?: string): Promise<BenchBody> {
         ["50% Ready", s(percentile(readyTimes, 50) - tApply)],
         ["all Deployments available (Kubernetes: kcm, scheduler, kwok)", round(lastAvailS)],
         ["all Ready", round(lastReadyS)],
-        [`all idled out (idleTimeout ${idleTimeout})`, round(lastIdleS)],
-        ["all owned objects and pods removed after idle", s(tIdleDone - tApply)],
-        ["all deleted (finalizers done), from the delete", s(tDeleted - tDelete)],
+        ...(life
+          ? [
+              [`all idled out (idleTimeout ${idleTimeout})`, round(life.lastIdleS)],
+              ["all Deployments and pods removed after idle", round(life.removedAfterIdleS)],
+              ["all deleted (finalizers done), from the delete", round(life.deleteS)],
+            ]
+          : []),
       ],
     },
     {
@@ -520,6 +621,10 @@ async function scaleOnce(args: Args, rev?: string): Promise<BenchBody> {
           `${round(mem.peakRssMiB)} / ${round(mem.rssMiB)}`,
         ],
         ["operator RSS when all were Ready (MiB)", round(memReady.rssMiB)],
+        [
+          "operator CPU per reconcile pass, create → all Ready (ms; all CPU of the process / passes)",
+          round(cpuPerReconcileMs, 3),
+        ],
       ],
     },
     {
@@ -608,27 +713,33 @@ async function scaleOnce(args: Args, rev?: string): Promise<BenchBody> {
         p90: round(percentile(lag, 90)),
         p99: round(percentile(lag, 99)),
       },
-      allIdle,
-      lastIdleS: round(lastIdleS),
-      serversRemovedAfterIdle: serverGone,
-      afterIdle,
+      through,
+      operatorCpuPerReconcileMs: round(cpuPerReconcileMs, 3),
+      allIdle: life?.allIdle ?? null,
+      lastIdleS: life ? round(life.lastIdleS) : null,
+      serversRemovedAfterIdle: life?.serverGone ?? null,
+      afterIdle: life?.afterIdle ?? null,
       standinSessionsAtReady: standinAtReady,
-      standinSessionsAfterIdle: standinAfterIdle,
-      deleteErrors: deleteErrors.length,
-      allDeleted,
-      deleteSeconds: s(tDeleted - tDelete),
-      leftovers: { ...left, replicaSets: rs, standinSessions: standinLeft },
+      standinSessionsAfterIdle: life?.standinAfterIdle ?? null,
+      deleteErrors: life?.deleteErrors ?? null,
+      allDeleted: life?.allDeleted ?? null,
+      deleteSeconds: life ? round(life.deleteS) : null,
+      leftovers: life ? { ...life.left, replicaSets: life.rs, standinSessions: life.standinLeft } : null,
       operatorRequestLatencyCreateToReady: createLatency,
       operatorRequests: { createToReady: create, idleOut: idle, delete: del, total: all },
       operatorKubeRequestsPerSession: {
         createToReady: round(kubeCreate / n, 2),
-        lifecycle: round(kubeAll / n, 2),
+        lifecycle: life ? round(kubeAll / n, 2) : null,
       },
-      apiserverRequestsAllClients: { createToReady: a1 - a0, idleOut: a2 - a1, delete: a3 - a2 },
+      apiserverRequestsAllClients: {
+        createToReady: a1 - a0,
+        idleOut: life ? life.a2 - a1 : null,
+        delete: life ? a3 - life.a2 : null,
+      },
       reconcile: {
         createToReady: diffTotals(m0, m1),
         total: diffTotals(m0, m3),
-        afterIdle: m2,
+        afterIdle: life?.m2 ?? null,
         errorKinds,
       },
       livyRequestsPerSession: round(sumWhere(all, "livy ") / n, 2),
@@ -645,6 +756,11 @@ async function scaleOnce(args: Args, rev?: string): Promise<BenchBody> {
     notes: [
       "API requests are counted inside the operator process (a preloaded module subscribes to undici's diagnostics channel, bench/lib/count-requests.ts), so they are the operator's own; apiserver_request_total also counts kube-controller-manager, the scheduler, kwok and this benchmark.",
       "Each LivySession's Deployment gets 10m CPU / 32Mi requested (--default-resources): kwok's node offers 64 CPUs and 2000 pods; with the default 500m only 128 pods would fit.",
+      ...(life
+        ? []
+        : [
+            `--through ready: the run ended when all ${n} were Ready (idleTimeout ${idleTimeout}); no idle teardown and no deletion were measured, and the LivySessions' finalizers were removed after the operator stopped.`,
+          ]),
       `The Ready-time clock starts at the first apply; applying ${n} objects itself took ${fmt((tApplied - tApply) / 1000)} s.`,
       ...(extraNodes.length
         ? [
