@@ -4,6 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { testbed } from "../testbed/context.ts";
 import { FAKE_NODE, KWOK_TAINT } from "../testbed/controlplane.ts";
 import { REAL_NODE } from "../testbed/node.ts";
+import { MAX_SLOTS, networkFor } from "../testbed/slots.ts";
 import { createNamespace, kubectl, until } from "./harness.ts";
 
 const run = promisify(execFile);
@@ -160,6 +161,31 @@ describe("the test bed's real node", () => {
       const { stdout } = await run("ip", ["route", "get", ip]);
       expect(stdout).toContain(`via ${node().nodeIp} dev lvtb`);
     }
+  });
+
+  it("routes nothing off the test bed from the node: its link, pods and Service range only", async () => {
+    const n = node();
+    const slot = Number(n.hostIp.split(".")[2]);
+    const own = networkFor(slot);
+    expect(own.hostIp).toBe(n.hostIp);
+    const inNode = (args: string[]) => run("nsenter", ["-t", String(n.holderPid), "-n", "ip", ...args]);
+    const routes = (await inNode(["route", "show"])).stdout
+      .split("\n")
+      .map((l) => l.trim().split(" ")[0])
+      .filter(Boolean)
+      .sort();
+    expect(routes).toEqual([n.podCidr, n.serviceCidr, own.linkCidr].sort());
+    // the host forwards what it has no route for to its default route: a kwok pod's IP (a ClusterIP with
+    // kwok endpoints is DNATed to one on the node), another slot's Service range, or any other address must
+    // find no route on the node
+    const other = networkFor((slot + 1) % MAX_SLOTS);
+    for (const ip of [
+      "10.244.3.3",
+      other.kubernetesServiceIp,
+      other.podCidr.replace(/0\/24$/, "7"),
+      "192.0.2.1",
+    ])
+      await expect(inNode(["route", "get", ip]), ip).rejects.toThrow(/unreachable/i);
   });
 
   it("runs a new pod to Ready in seconds", async () => {

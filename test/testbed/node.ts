@@ -11,10 +11,13 @@
  * - The holder and the daemons run in the cgroup <cgroupRoot>/node of every hierarchy, the pods under the
  *   kubelet's cgroupRoot: `down` freezes the subtree, kills all of it (shims and containers included) and
  *   removes the cgroups; the namespaces, their mounts, the veth and its routes go with the last process.
- * - A veth joins the namespace to the host. The namespace has no default route: only 10.244.0.0/14 (the
- *   test beds' addresses) goes to the host, so nothing on the node can reach another machine. The host routes
- *   the slot's pod and Service ranges to the veth, so that a ClusterIP never follows the default route off
- *   the machine, even while kube-proxy is stopped.
+ * - A veth joins the namespace to the host. The namespace has no default route: besides the link and the pod
+ *   bridge, only the slot's Service range goes to the host (a ClusterIP needs a route before kube-proxy's
+ *   DNAT), so nothing on the node can reach another machine. It was 10.244.0.0/14 (every test bed's range):
+ *   the host forwards what it has no route for to its default route, so a packet to a kwok pod's IP (a
+ *   ClusterIP with kwok endpoints, DNATed here) or to an idle slot's range would have left the machine. The
+ *   host routes the slot's pod and Service ranges to the veth, so that a ClusterIP never follows the default
+ *   route off the machine, even while kube-proxy is stopped.
  */
 import { execFile } from "node:child_process";
 import { createHash } from "node:crypto";
@@ -49,8 +52,6 @@ import {
 const run = promisify(execFile);
 
 export const REAL_NODE = "real-node-0";
-/** Every address a test bed owns (kwok's pods, the nodes' pods, Services and links): see slots.ts. */
-export const TESTBED_SUPERNET = "10.244.0.0/14";
 
 export interface NodeState extends NodeNetwork {
   name: string;
@@ -315,8 +316,8 @@ export async function prepareNode(
     [
       `ip addr add ${net.nodeIp}/24 dev eth0`,
       "ip link set eth0 up",
-      // no default route: the node reaches the test beds' addresses and nothing else
-      `ip route add ${TESTBED_SUPERNET} via ${net.hostIp} dev eth0`,
+      // no default route: the node reaches the host's link, its pods and its ClusterIPs, nothing else
+      `ip route add ${net.serviceCidr} via ${net.hostIp} dev eth0`,
     ].join("\n"),
   ]);
   for (const cidr of [net.podCidr, net.serviceCidr])
