@@ -210,7 +210,6 @@ export class Gateway {
       );
     }
     setOp(route.livy.op);
-    const cfg = this.#d.config;
 
     // 1. who
     const user = frontProxy ? this.#frontProxyUser(req, frontProxy()) : await this.#tokenUser(req);

@@ -75,10 +75,7 @@ export interface StartedLivy {
 /** The longest a Livy container may take to answer /version (callers' hooks allow for it). */
 export const LIVY_CONTAINER_START_MS = 540_000;
 
-export async function startLivyContainer(
-  image: BuiltImage,
-  opts: { memory?: string } = {},
-): Promise<StartedLivy> {
+export async function startLivyContainer(image: BuiltImage): Promise<StartedLivy> {
   const owner = {
     apiVersion: "livy.dev/v1alpha1",
     kind: "LivySession",

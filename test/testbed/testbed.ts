@@ -118,7 +118,7 @@ function cliShims(stateDir: string): string {
 
 export async function up(stateDir = defaultStateDir(), opts: UpOptions = {}): Promise<TestbedState> {
   const existing = readState(stateDir);
-  if (existing && existing.processes.every((p) => isAlive(p.pid))) {
+  if (existing?.processes.every((p) => isAlive(p.pid))) {
     log(`already up (${stateDir})`);
     return existing;
   }
