@@ -20,7 +20,7 @@ import type { DeploymentLike, PodLike } from "./observe.ts";
 import { handedOverIndexOf, poolIndexOf } from "./pool-gather.ts";
 import { LIVYSESSIONPOOLS, PoolReconciler } from "./pool-reconciler.ts";
 import { WorkQueue } from "./queue.ts";
-import { type Caches, LIVYSESSIONS, Reconciler } from "./reconciler.ts";
+import { type Caches, LIVYSESSIONS, type ReconcileResult, Reconciler } from "./reconciler.ts";
 
 /** Work-queue keys of LivySessionPools: `pool:<namespace>/<name>` (LivySessions are `<namespace>/<name>`). */
 export const POOL_KEY = "pool:";
@@ -307,13 +307,13 @@ export function createController(opts: {
       const end = metrics.reconcileTime.startTimer(labels);
       metrics.activeWorkers.inc(labels);
       try {
-        const res = key.startsWith(POOL_KEY)
+        const res: ReconcileResult = key.startsWith(POOL_KEY)
           ? await poolReconciler.reconcile(key.slice(POOL_KEY.length), klog, passSignal)
           : await reconciler.reconcile(key, klog, passSignal);
         klog.debug({ requeueAfterMs: res.requeueAfterMs }, "reconciled");
         queue.forget(key);
         if (res.requeueAfterMs !== undefined) {
-          queue.addAfter(key, res.requeueAfterMs);
+          queue.addAfter(key, res.requeueAfterMs, res.routine ? "routine" : "progress");
           metrics.reconcileTotal.inc({ ...labels, result: "requeue_after" });
         } else {
           metrics.reconcileTotal.inc({ ...labels, result: "success" });

@@ -149,6 +149,8 @@ export interface Observation {
    * tightly (decide.ts startingPollMs). Absent: 1.
    */
   starting?: number | undefined;
+  /** LivySessions Ready (this one included when it is): sets how often each is polled (decide.ts servingPollMs). Absent: 1. */
+  serving?: number | undefined;
   /**
    * The LivySessionPool whose template this LivySession matches (docs/warm-pool.md), with its servers as
    * observed: a start takes a warm one instead of deploying its own. Absent: no pool serves it.
@@ -267,6 +269,8 @@ export interface Plan {
   events?: PlannedEvent[];
   /** undefined: nothing scheduled; 0: decide again at once (within the same pass). */
   requeueAfterMs?: number;
+  /** The requeue is a Ready session's poll (activity, idle deadline): it waits behind other work (queue.ts). */
+  routine?: boolean;
   memory?: Memory;
   metrics?: { demandToReadySeconds?: number; idleTeardown?: boolean };
   log?: LogLine[];

@@ -9,14 +9,25 @@ import { backoffDelay } from "../util/backoff.ts";
  *   no faster than a token bucket over all keys allows (client-go's default controller rate limiter: the
  *   slower of the two), so that after an outage the keys come back spread out, not in waves;
  * - `addAfter` schedules a key (timers such as the idle deadline), keeping only the earliest pending time;
- * - two lanes: a key added with `lane: "new"` (a LivySession the operator has not seen yet, or every key of
- *   an initial list after a restart) waits behind keys whose objects progressed (an owned Deployment became
- *   available, a timer or poll came due), but gets at least one pick in NEW_LANE_SHARE. With one FIFO, 1000
- *   LivySessions applied at once went Ready only after all 1000 first passes: a Deployment that became
- *   available queued behind every new key (Ready − available 195-432 s median at 1000, bench/RESULTS.md
- *   15.1). controller-runtime's priority queue makes the same choice for an initial list's adds. Hand-written
- *   because the semantics above (dirty/processing collapse, per-key backoff beside a shared bucket) are
- *   client-go's, which no npm package implements; this is a small addition to them.
+ * - three lanes, served in this order: "progress" (an owned object changed, a starting session's poll or a
+ *   timer came due), "new" (a LivySession the operator has not seen yet, or every key of an initial list
+ *   after a restart), "routine" (a Ready session's periodic poll). While a lane ahead holds keys, "new" still
+ *   gets one pick in NEW_LANE_SHARE and "routine" one in ROUTINE_LANE_SHARE, so neither starves.
+ *   - With one FIFO, 1000 LivySessions applied at once went Ready only after all 1000 first passes: a
+ *     Deployment that became available queued behind every new key (Ready − available 195-432 s median at
+ *     1000, bench/RESULTS.md 15.1). controller-runtime's priority queue makes the same choice for an initial
+ *     list's adds.
+ *   - With Ready sessions' polls in the progress lane and new keys taking one pick in four, 10,000 applied at
+ *     once on 2 cores failed by the hundreds (StartupTimeout): 3435 Ready sessions polled every 5 s asked for
+ *     687 passes a second of an operator doing 15 (each waiting on a loaded API server), and a start needs
+ *     more passes than the three in four left to progress, so the progress lane grew until a starting
+ *     session's next look came after its 10 min (bench/RESULTS.md 20.1). Now a poll of a Ready session
+ *     yields to both other lanes, and new keys join at one pick in 16 while starts are in progress: they
+ *     come in as fast as those already started finish, and no faster.
+ *   - A key queued as "routine" moves to the progress lane when something about it changes (its pod died, a
+ *     user asked for it): only the poll waits.
+ *   Hand-written because the semantics above (dirty/processing collapse, per-key backoff beside a shared
+ *   bucket) are client-go's, which no npm package implements; the lanes are a small addition to them.
  */
 export interface QueueHooks {
   onDepth?(depth: number): void;
@@ -33,11 +44,13 @@ export interface BackoffOptions {
   jitter: number;
 }
 
-/** Which lane a key joins: "new" for a first look at an object, "progress" for everything else. */
-export type Lane = "new" | "progress";
+/** Which lane a key joins: "new" for a first look at an object, "routine" for a Ready session's poll. */
+export type Lane = "new" | "progress" | "routine";
 
-/** When both lanes hold keys, one pick in this many goes to the "new" lane: creations never starve. */
-export const NEW_LANE_SHARE = 4;
+/** While a lane ahead holds keys, one pick in this many goes to the "new" lane: creations never starve. */
+export const NEW_LANE_SHARE = 16;
+/** While a lane ahead holds keys, one pick in this many goes to the "routine" lane: polls never starve. */
+export const ROUTINE_LANE_SHARE = 16;
 
 export interface RateLimitOptions {
   /** Retries per second, over all keys. */
@@ -45,16 +58,26 @@ export interface RateLimitOptions {
   burst: number;
 }
 
+/** A key's scheduled add (addAfter). */
+interface PendingAdd {
+  at: number;
+  lane: Lane;
+  timer: NodeJS.Timeout | undefined;
+}
+
 export class WorkQueue {
   private readonly queue: string[] = [];
   private readonly newLane: string[] = [];
-  /** Picks from the progress lane since the last pick from the new lane. */
-  private progressRun = 0;
+  /** Insertion-ordered, so that a key can leave it at once for the progress lane. */
+  private readonly routineLane = new Set<string>();
+  /** Picks since the last pick from the new lane, and from the routine lane. */
+  private sinceNew = 0;
+  private sinceRoutine = 0;
   private readonly dirty = new Set<string>();
   private readonly processing = new Set<string>();
   private readonly addedAt = new Map<string, number>();
   private readonly failures = new Map<string, number>();
-  private readonly timers = new Map<string, { at: number; timer: NodeJS.Timeout }>();
+  private readonly timers = new Map<string, PendingAdd>();
   private readonly waiters: Array<(key: string | undefined) => void> = [];
   private shuttingDown = false;
   private readonly hooks: QueueHooks;
@@ -82,15 +105,20 @@ export class WorkQueue {
   }
 
   get length(): number {
-    return this.queue.length + this.newLane.length;
+    return this.queue.length + this.newLane.length + this.routineLane.size;
   }
 
   /**
-   * Queues `key` unless it is queued already (its place and lane stay). A key added while a worker has it
-   * runs once more after that pass, in the progress lane.
+   * Queues `key` unless it is queued already (its place and lane stay, but a routine key added to another
+   * lane moves to the progress lane's end). A key added while a worker has it runs once more after that
+   * pass, in the progress lane.
    */
   add(key: string, lane: Lane = "progress"): void {
-    if (this.shuttingDown || this.dirty.has(key)) return;
+    if (this.shuttingDown) return;
+    if (this.dirty.has(key)) {
+      if (lane !== "routine" && this.routineLane.delete(key)) this.queue.push(key);
+      return;
+    }
     this.hooks.onAdd?.();
     this.dirty.add(key);
     if (this.processing.has(key)) return;
@@ -103,27 +131,40 @@ export class WorkQueue {
       waiter(key);
       return;
     }
-    (lane === "new" ? this.newLane : this.queue).push(key);
+    if (lane === "routine") this.routineLane.add(key);
+    else (lane === "new" ? this.newLane : this.queue).push(key);
     this.hooks.onDepth?.(this.length);
   }
 
-  /** Schedules `key` after `ms`; an earlier pending schedule wins, a later one replaces nothing. */
-  addAfter(key: string, ms: number): void {
+  /**
+   * Schedules `key` after `ms` into `lane`; an earlier pending schedule wins, a later one replaces nothing
+   * (but makes the pending one join the progress lane unless both are routine).
+   */
+  addAfter(key: string, ms: number, lane: Lane = "progress"): void {
     if (this.shuttingDown) return;
     if (ms <= 0) {
-      this.add(key);
+      this.add(key, lane);
       return;
     }
     const at = Date.now() + ms;
     const existing = this.timers.get(key);
-    if (existing && existing.at <= at) return;
+    if (existing && existing.at <= at) {
+      if (lane !== "routine") existing.lane = "progress";
+      return;
+    }
     if (existing) clearTimeout(existing.timer);
-    const timer = setTimeout(() => {
+    // replacing a pending progress schedule by an earlier routine one keeps the progress lane
+    const entry: PendingAdd = {
+      at,
+      lane: lane === "routine" && existing && existing.lane !== "routine" ? "progress" : lane,
+      timer: undefined,
+    };
+    entry.timer = setTimeout(() => {
       this.timers.delete(key);
-      this.add(key);
+      this.add(key, entry.lane);
     }, ms);
-    timer.unref();
-    this.timers.set(key, { at, timer });
+    entry.timer.unref();
+    this.timers.set(key, entry);
   }
 
   /** Requeues after a failure: the later of its key's backoff and the queue's rate limit; returns the delay. */
@@ -197,16 +238,26 @@ export class WorkQueue {
     for (const w of this.waiters.splice(0)) w(undefined);
   }
 
-  /** The progress lane first, but the new lane at least once in NEW_LANE_SHARE picks while both wait. */
+  /**
+   * Progress, then new, then routine; but a lane owed its share (one pick in NEW_LANE_SHARE or
+   * ROUTINE_LANE_SHARE since its last) goes first.
+   */
   private next(): string | undefined {
-    const takeNew =
-      this.newLane.length > 0 && (this.queue.length === 0 || this.progressRun >= NEW_LANE_SHARE - 1);
-    if (takeNew) {
-      this.progressRun = 0;
-      return this.newLane.shift();
-    }
-    const key = this.queue.shift();
-    if (key !== undefined) this.progressRun++;
+    const progress = this.queue.length > 0;
+    const fresh = this.newLane.length > 0;
+    const routine = this.routineLane.size > 0;
+    let lane: Lane;
+    if (fresh && (!progress || this.sinceNew >= NEW_LANE_SHARE - 1)) lane = "new";
+    else if (routine && ((!progress && !fresh) || this.sinceRoutine >= ROUTINE_LANE_SHARE - 1))
+      lane = "routine";
+    else if (progress) lane = "progress";
+    else return undefined;
+    this.sinceNew = lane === "new" ? 0 : this.sinceNew + 1;
+    this.sinceRoutine = lane === "routine" ? 0 : this.sinceRoutine + 1;
+    if (lane === "new") return this.newLane.shift();
+    if (lane === "progress") return this.queue.shift();
+    const key = this.routineLane.values().next().value;
+    if (key !== undefined) this.routineLane.delete(key);
     return key;
   }
 

@@ -15,6 +15,8 @@ export { LIVYSESSIONS };
 
 export interface ReconcileResult {
   requeueAfterMs?: number;
+  /** The requeue is a Ready session's poll: it joins the queue's routine lane. */
+  routine?: boolean;
 }
 
 export interface ReconcilerDeps {
@@ -44,6 +46,8 @@ export class Reconciler {
   private readonly memory = new Map<string, Memory>();
   /** LivySessions whose Livy session is starting or warming up (polled tightly; how tightly depends on how many). */
   private readonly starting = new Set<string>();
+  /** LivySessions Ready (polled all together at a bounded rate: decide.ts servingPollMs). */
+  private readonly serving = new Set<string>();
 
   constructor(deps: ReconcilerDeps) {
     this.caches = deps.caches;
@@ -61,6 +65,7 @@ export class Reconciler {
       }
       const observation = await this.gather.observe(obj, this.memory.get(key) ?? {}, refused, signal);
       observation.starting = this.starting.size + (this.starting.has(key) ? 0 : 1);
+      observation.serving = this.serving.size + (this.serving.has(key) ? 0 : 1);
       let decision = decide(observation);
       if ("observe" in decision) {
         observation.livy = await this.gather.livy(decision.observe, signal);
@@ -91,9 +96,13 @@ export class Reconciler {
         )
           this.starting.add(key);
         else this.starting.delete(key);
+        if (ready?.status === "True") this.serving.add(key);
+        else this.serving.delete(key);
       }
       if (plan.requeueAfterMs !== 0)
-        return plan.requeueAfterMs === undefined ? {} : { requeueAfterMs: plan.requeueAfterMs };
+        return plan.requeueAfterMs === undefined
+          ? {}
+          : { requeueAfterMs: plan.requeueAfterMs, ...(plan.routine ? { routine: true } : {}) };
     }
     return { requeueAfterMs: 0 };
   }
@@ -102,6 +111,7 @@ export class Reconciler {
   forget(key: string, obj?: LivySession): void {
     this.memory.delete(key);
     this.starting.delete(key);
+    this.serving.delete(key);
     if (obj?.spec?.auth)
       this.gather.secrets.invalidate(obj.metadata.namespace ?? "", obj.spec.auth.secretName);
   }

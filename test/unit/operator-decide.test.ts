@@ -10,8 +10,10 @@ import {
 } from "../../src/api/index.ts";
 import {
   decide,
+  SERVING_POLLS_PER_SECOND,
   STARTING_POLL_MS,
   STARTING_POLLS_PER_SECOND,
+  servingPollMs,
   startingPollMs,
 } from "../../src/operator/decide.ts";
 import type { OwnedObjects } from "../../src/operator/plan.ts";
@@ -306,6 +308,40 @@ describe("decide: Ready, activity and idleness", () => {
   it("schedules the next look at the idle deadline when it comes before the next poll", () => {
     const { plan } = readyAt(T0 + 10 * MIN - 2 * S);
     expect(plan.requeueAfterMs).toBe(2 * S);
+    expect(plan.routine).toBe(true);
+  });
+
+  it("polls a Ready session as routine work, spread when many are Ready", () => {
+    expect(readyAt(T0 + 5 * S).plan.routine).toBe(true);
+    // up to SERVING_POLLS_PER_SECOND × the interval Ready: each at the interval
+    expect(servingPollMs(1, 5_000)).toBe(5_000);
+    expect(servingPollMs(1_000, 5_000)).toBe(5_000);
+    // beyond: all of them together at most SERVING_POLLS_PER_SECOND
+    expect(servingPollMs(10_000, 5_000)).toBe((10_000 * 1_000) / SERVING_POLLS_PER_SECOND);
+    const many = step(
+      {
+        ...world(resource({ idleTimeout: "10m" }, { status: ready }), {
+          server: "available",
+          now: T0 + 5 * S,
+        }),
+        serving: 10_000,
+      },
+      { session: ok(livySession(7, "idle")), activity: ok({ busy: false, latestMs: 0 }) },
+    );
+    expect(many.plan.requeueAfterMs).toBe(50 * S);
+    expect(many.plan.routine).toBe(true);
+    // the idle deadline is still met on time
+    const due = step(
+      {
+        ...world(resource({ idleTimeout: "10m" }, { status: ready }), {
+          server: "available",
+          now: T0 + 10 * MIN - 2 * S,
+        }),
+        serving: 10_000,
+      },
+      { session: ok(livySession(7, "idle")), activity: ok({ busy: false, latestMs: 0 }) },
+    );
+    expect(due.plan.requeueAfterMs).toBe(2 * S);
   });
 
   it("tears down after idleTimeout: Livy session, then the record, then the server", () => {

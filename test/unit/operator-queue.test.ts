@@ -1,5 +1,5 @@
-import { describe, expect, it } from "vitest";
-import { NEW_LANE_SHARE, WorkQueue } from "../../src/operator/queue.ts";
+import { describe, expect, it, vi } from "vitest";
+import { NEW_LANE_SHARE, ROUTINE_LANE_SHARE, WorkQueue } from "../../src/operator/queue.ts";
 
 describe("WorkQueue", () => {
   it("collapses adds of a queued key into one entry", async () => {
@@ -28,44 +28,96 @@ describe("WorkQueue", () => {
     expect(q.length).toBe(0);
   });
 
-  it("serves progress before first looks, yet gives first looks one pick in NEW_LANE_SHARE", async () => {
-    const q = new WorkQueue();
-    for (let i = 0; i < 10; i++) q.add(`ns/new-${i}`, "new");
-    for (let i = 0; i < 10; i++) q.add(`ns/p-${i}`);
-    expect(q.length).toBe(20);
+  /** Takes every key in the order the queue hands them out, marking each done. */
+  const drain = async (q: WorkQueue) => {
     const order: string[] = [];
-    for (let i = 0; i < 20; i++) {
+    while (q.length > 0) {
       const k = (await q.get()) as string;
       order.push(k);
       q.done(k);
     }
-    // three progress keys, then a new one, while both lanes wait; then the rest of the new lane in order
-    expect(NEW_LANE_SHARE).toBe(4);
-    expect(order.slice(0, 8)).toEqual([
-      "ns/p-0",
-      "ns/p-1",
-      "ns/p-2",
+    return order;
+  };
+
+  it("serves progress before first looks, yet gives first looks one pick in NEW_LANE_SHARE", async () => {
+    const q = new WorkQueue();
+    const share = NEW_LANE_SHARE;
+    expect(share).toBe(16);
+    for (let i = 0; i < 10; i++) q.add(`ns/new-${i}`, "new");
+    for (let i = 0; i < 2 * share; i++) q.add(`ns/p-${i}`);
+    const order = await drain(q);
+    // share − 1 progress keys, then a new one, while both lanes wait; then the rest of the new lane in order
+    const p = (from: number, to: number) => Array.from({ length: to - from }, (_, i) => `ns/p-${from + i}`);
+    expect(order.slice(0, 2 * share)).toEqual([
+      ...p(0, share - 1),
       "ns/new-0",
-      "ns/p-3",
-      "ns/p-4",
-      "ns/p-5",
+      ...p(share - 1, 2 * share - 2),
       "ns/new-1",
     ]);
-    expect(order.filter((k) => k.startsWith("ns/p-"))).toEqual(
-      Array.from({ length: 10 }, (_, i) => `ns/p-${i}`),
-    );
-    expect(order.filter((k) => k.startsWith("ns/new-"))).toEqual(
-      Array.from({ length: 10 }, (_, i) => `ns/new-${i}`),
-    );
-    expect(order.slice(13)).toEqual([
-      "ns/new-3",
-      "ns/new-4",
-      "ns/new-5",
-      "ns/new-6",
-      "ns/new-7",
-      "ns/new-8",
-      "ns/new-9",
+    expect(order.slice(2 * share)).toEqual([
+      "ns/p-30",
+      "ns/p-31",
+      ...Array.from({ length: 8 }, (_, i) => `ns/new-${i + 2}`),
     ]);
+  });
+
+  it("serves a Ready session's poll (routine) after progress and first looks, yet one pick in ROUTINE_LANE_SHARE", async () => {
+    const q = new WorkQueue();
+    expect(ROUTINE_LANE_SHARE).toBe(16);
+    for (let i = 0; i < 3; i++) q.add(`ns/r-${i}`, "routine");
+    for (let i = 0; i < 3; i++) q.add(`ns/new-${i}`, "new");
+    for (let i = 0; i < 20; i++) q.add(`ns/p-${i}`);
+    const order = await drain(q);
+    // the 16th pick is owed to both lanes behind progress: the new lane first, the routine lane next
+    expect(order.slice(14, 18)).toEqual(["ns/p-14", "ns/new-0", "ns/r-0", "ns/p-15"]);
+    expect(order.slice(18)).toEqual([
+      "ns/p-16",
+      "ns/p-17",
+      "ns/p-18",
+      "ns/p-19",
+      "ns/new-1",
+      "ns/new-2",
+      "ns/r-1",
+      "ns/r-2",
+    ]);
+  });
+
+  it("moves a routine key to the progress lane when something about it changes; a routine add leaves a queued key where it is", async () => {
+    const q = new WorkQueue();
+    q.add("ns/ready-a", "routine");
+    q.add("ns/ready-b", "routine");
+    q.add("ns/p");
+    q.add("ns/ready-b"); // its pod died: not behind the other polls
+    q.add("ns/p", "routine");
+    q.add("ns/new", "new");
+    q.add("ns/new", "routine");
+    expect(q.length).toBe(4);
+    expect(await drain(q)).toEqual(["ns/p", "ns/ready-b", "ns/new", "ns/ready-a"]);
+  });
+
+  it("schedules into a lane: a due routine poll waits behind progress; an earlier or later progress schedule makes it progress", async () => {
+    vi.useFakeTimers();
+    try {
+      const q = new WorkQueue();
+      q.addAfter("ns/poll", 100, "routine");
+      q.addAfter("ns/both-early", 50, "progress");
+      q.addAfter("ns/both-early", 100, "routine"); // later: the pending progress add stays progress
+      q.addAfter("ns/both-late", 100, "progress");
+      q.addAfter("ns/both-late", 50, "routine"); // earlier, replacing a pending progress add: progress
+      q.addAfter("ns/routine-then-progress", 50, "routine");
+      q.addAfter("ns/routine-then-progress", 100, "progress"); // later, but not routine: the pending one joins progress
+      q.add("ns/p");
+      vi.advanceTimersByTime(150);
+      expect(await drain(q)).toEqual([
+        "ns/p",
+        "ns/both-early",
+        "ns/both-late",
+        "ns/routine-then-progress",
+        "ns/poll",
+      ]);
+    } finally {
+      vi.useRealTimers();
+    }
   });
 
   it("a key queued as new keeps its place when it progresses meanwhile; one added while processed comes back as progress", async () => {
