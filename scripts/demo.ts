@@ -29,7 +29,7 @@ import { Product, RELEASE_NS } from "../test/e2e/product.ts";
 import { KWOK_NAMESPACE_ANNOTATIONS } from "../test/testbed/controlplane.ts";
 import { projectImages } from "../test/testbed/images.ts";
 import { REPO_ROOT } from "../test/testbed/paths.ts";
-import { freePort } from "../test/testbed/process.ts";
+import { freePort, untilCrdEstablished } from "../test/testbed/process.ts";
 import {
   defaultStateDir,
   envLines,
@@ -218,7 +218,7 @@ async function hostDemo(tb: TestbedState): Promise<void> {
       "name",
     ).trim();
   kubectl("apply", "--server-side", "--force-conflicts", "-f", join(REPO_ROOT, "crds"));
-  kubectl("wait", "--for=condition=Established", "crd/livysessions.livy.dev");
+  await untilCrdEstablished(async (args) => kubectl(...args), "livysessions.livy.dev");
   execFileSync("kubectl", ["apply", "-f", "-"], {
     env,
     // the demo's Livy server pods go to the kwok node (Livy itself runs on the host)

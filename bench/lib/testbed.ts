@@ -9,6 +9,7 @@ import { join } from "node:path";
 import { promisify } from "node:util";
 import { GROUP, PLURAL } from "../../src/api/index.ts";
 import { KubeClient, loadKubeConfig } from "../../src/kube/client.ts";
+import { untilCrdEstablished } from "../../test/testbed/process.ts";
 import { readState, restartProcess, type TestbedState, up } from "../../test/testbed/testbed.ts";
 import { REPO_ROOT } from "./report.ts";
 
@@ -87,7 +88,7 @@ export async function testbed(opts: { needLivy?: boolean } = {}): Promise<Bed> {
   const kubectl = async (args: string[]) =>
     (await run("kubectl", args, { env, maxBuffer: 256 << 20 })).stdout;
   await kubectl(["apply", "--server-side", "--force-conflicts", "-f", join(REPO_ROOT, "crds")]);
-  await kubectl(["wait", "--for=condition=Established", "--timeout=60s", `crd/${PLURAL}.${GROUP}`]);
+  await untilCrdEstablished(kubectl, `${PLURAL}.${GROUP}`);
   const kube = await KubeClient.create(loadKubeConfig(state.kubeconfig), { connections: 64 });
   bed = { state, kube, kubectl, standin: new Standin(state.standinUrl) };
   return bed;

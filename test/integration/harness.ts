@@ -9,7 +9,7 @@ import { LIVYSESSIONS } from "../../src/operator/reconciler.ts";
 import { testbed } from "../testbed/context.ts";
 import { KWOK_NAMESPACE_ANNOTATIONS } from "../testbed/controlplane.ts";
 import { REPO_ROOT } from "../testbed/paths.ts";
-import { freePort, until } from "../testbed/process.ts";
+import { freePort, until, untilCrdEstablished } from "../testbed/process.ts";
 
 const run = promisify(execFile);
 
@@ -38,20 +38,7 @@ export { until };
 /** Applies the generated CRD and waits until the API server serves it. */
 export async function installCrd(): Promise<void> {
   await kubectl(["apply", "--server-side", "--force-conflicts", "-f", join(REPO_ROOT, "crds")]);
-  // polled rather than `kubectl wait`, which fails instead of waiting while the new CRD has no conditions yet
-  await until(
-    "the LivySession CRD Established",
-    async () =>
-      (
-        await kubectl([
-          "get",
-          `crd/${PLURAL}.${GROUP}`,
-          "-o",
-          'jsonpath={.status.conditions[?(@.type=="Established")].status}',
-        ])
-      ).trim() === "True",
-    60_000,
-  );
+  await untilCrdEstablished(kubectl, `${PLURAL}.${GROUP}`);
 }
 
 /**

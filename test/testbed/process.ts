@@ -148,3 +148,28 @@ export async function tail(file: string, lines = 30): Promise<string> {
     return `(no log at ${file})`;
   }
 }
+
+/**
+ * Waits until the API server serves the CRD `name` (its Established condition True). Polled rather than with
+ * `kubectl wait --for=condition=Established`, which fails at once ("accessor error: <nil>") instead of waiting
+ * while a CRD just created has no conditions yet: a scale benchmark failed so, and `make demo` used it too.
+ */
+export async function untilCrdEstablished(
+  kubectl: (args: string[]) => Promise<string>,
+  name: string,
+  timeoutMs = 60_000,
+): Promise<void> {
+  await until(
+    `the CRD ${name} Established`,
+    async () =>
+      (
+        await kubectl([
+          "get",
+          `crd/${name}`,
+          "-o",
+          'jsonpath={.status.conditions[?(@.type=="Established")].status}',
+        ])
+      ).trim() === "True",
+    timeoutMs,
+  );
+}
