@@ -215,14 +215,19 @@ describe.each(targets)("Livy contract: $name", ({ name, url, start, sessionStart
       });
       expect(posted.status).toBe(201);
       const id = (posted.body as { id: number }).id;
+      const deadline = Date.now() + 120_000;
       for (;;) {
         const s = (await wire(baseUrl, `/sessions/${created.id}/statements/${id}`)).body as {
           state: string;
           output: unknown;
         };
-        // execution_count and Scala's resN count statements: the rest must be identical
-        if (s.state === "available")
+        // execution_count and Scala's resN count statements: the rest must be identical. Real Livy can
+        // report `available` a moment before it sets the output (a fresh-clone CI read `output: null` so;
+        // the client waits for it too, src/livy/statement.ts): only an output ends the wait
+        if (s.state === "available" && s.output)
           return JSON.stringify({ ...(s.output as object), execution_count: 0 }).replace(/res\d+/g, "resN");
+        if (Date.now() > deadline)
+          throw new Error(`statement ${id} not done within 120 s: ${JSON.stringify(s)}`);
         await new Promise((r) => setTimeout(r, 100));
       }
     };
