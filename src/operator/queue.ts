@@ -22,8 +22,9 @@ import { backoffDelay } from "../util/backoff.ts";
  *     687 passes a second of an operator doing 15 (each waiting on a loaded API server), and a start needs
  *     more passes than the three in four left to progress, so the progress lane grew until a starting
  *     session's next look came after its 10 min (bench/RESULTS.md 20.1). Now a poll of a Ready session
- *     yields to both other lanes, and new keys join at one pick in 16 while starts are in progress: they
- *     come in as fast as those already started finish, and no faster.
+ *     yields to both other lanes, and new keys get one pick in 16 while progress waits (every pick when
+ *     none does). This does not bound the starts in progress: starts waiting on Kubernetes need no passes,
+ *     so a slow cluster still lets new ones in (bench/RESULTS.md 20.2; a cap is not built).
  *   - A key queued as "routine" moves to the progress lane when something about it changes (its pod died, a
  *     user asked for it): only the poll waits.
  *   Hand-written because the semantics above (dirty/processing collapse, per-key backoff beside a shared
